@@ -1,0 +1,41 @@
+/*
+ * The event bus: hands published events to subscribers on a delivery thread of
+ * its own, so that a slow subscriber delays other events, never the engine.
+ *
+ * The engine publishes a round's events (already numbered by the store's commit)
+ * in one call; the delivery thread passes each, in publication order, to every
+ * subscriber whose filter (one job id, or all) matches.
+ *
+ * Threads and locks: `lock` guards the pending queue and the subscriber list;
+ * callbacks run on the delivery thread with the lock released. unsubscribe waits
+ * until the subscription's callback is not running (unless called from that
+ * callback, where it only marks it).
+ */
+#ifndef SPE_EVENTS_BUS_H
+#define SPE_EVENTS_BUS_H
+
+#include "spe.h"
+
+#include <jansson.h>
+
+struct event_bus;
+struct bus_sub;
+
+int spe__bus_new(struct event_bus **out);
+
+/* Queue n events for delivery; steals the references. Any thread. Never blocks
+ * on subscribers. Returns 0 or SPE_ENOMEM (then the references are dropped). */
+int spe__bus_publish(struct event_bus *bus, json_t **events, unsigned n);
+
+/* Subscribe to one job's events (job_id, copied) or to all (NULL). */
+int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn fn, void *ctx,
+                       struct bus_sub **out);
+void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
+
+/* Wait until every event published before the call has been delivered. */
+void spe__bus_flush(struct event_bus *bus);
+
+/* Deliver what is pending, stop the thread, drop all subscriptions. NULL no-op. */
+void spe__bus_free(struct event_bus *bus);
+
+#endif

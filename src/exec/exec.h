@@ -1,0 +1,59 @@
+/*
+ * What every executor (commands now; C functions in processes or threads later)
+ * takes to run one attempt of a task, and what it reports back.
+ */
+#ifndef SPE_EXEC_EXEC_H
+#define SPE_EXEC_EXEC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One attempt of one task. Everything is borrowed: it need only stay valid for
+ * the duration of the start call (the executor copies what it keeps). */
+struct task_launch {
+  const char *job_id;     /* SPE_JOB_ID */
+  const char *job_name;   /* SPE_JOB_NAME */
+  const char *task_name;  /* SPE_TASK */
+  uint32_t attempt;       /* SPE_ATTEMPT, 1 for the first */
+
+  const char *cmd;        /* for /bin/sh -c, or NULL */
+  char *const *argv;      /* run directly (PATH searched), or NULL; exactly one of
+                             cmd and argv is set */
+  const char *cwd;        /* working directory or NULL (the process's) */
+  char *const *env_job;   /* extra "K=V" strings, NULL-terminated, or NULL */
+  char *const *env_task;  /* more of them, applied after env_job, or NULL */
+
+  const char *input;      /* the input object as JSON text: the task's stdin */
+  size_t input_len;
+
+  uint64_t timeout_ms;    /* 0 = none */
+  size_t max_result_bytes;/* stdout beyond this fails the attempt */
+};
+
+/* How an attempt ended. Produced by the executor, handed to the engine, which
+ * takes ownership of the references in it. */
+struct task_outcome {
+  int succeeded;      /* 1: `result` is set; 0: `error` is set */
+  json_t *result;     /* success: the result (SPEC §2: stdout as JSON, or as a
+                         string with one trailing newline removed) */
+  json_t *error;      /* failure: an object with at least "kind" (one of "exit",
+                         "crashed", "timeout", "error", "cancelled") and
+                         "message"; "exit" adds "exit_code", "crashed" adds
+                         "signal"; both add "stderr" (the last 4 KiB) when the
+                         task wrote any */
+  int64_t started_ms; /* wall-clock time of the spawn */
+  int64_t finished_ms;/* wall-clock time the task was seen to end */
+};
+
+/* The stderr kept in an error: the last this many bytes. */
+#define SPE_STDERR_KEEP 4096
+/* The default cap on a command's stdout (the result). */
+#define SPE_DEFAULT_MAX_RESULT (16u * 1024 * 1024)
+
+/* Build a failure outcome's error object: {"kind": kind, "message": message}.
+ * Returns a new reference (NULL only when out of memory). */
+json_t *spe__error_new(const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

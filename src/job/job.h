@@ -1,0 +1,95 @@
+/*
+ * The job model: a job description (SPEC §1) parsed, validated and turned into a
+ * compact, immutable graph the engine runs.
+ *
+ * A job_def is built once on submit and never changes; the engine keeps its
+ * per-run state (status, attempts, results) in its own arrays indexed like
+ * `tasks`. Edges are stored twice in CSR form (successors and predecessors),
+ * 4 bytes per edge each way, so that readiness counting and ancestor walks cost
+ * O(edges) and the model stays small for 100,000-task jobs.
+ *
+ * Ownership: a job_def owns everything it points to (strings, arrays, the
+ * jansson `arg` values) and is freed whole by spe__job_free().
+ */
+#ifndef SPE_JOB_JOB_H
+#define SPE_JOB_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum task_body {
+  TASK_CMD,  /* `cmd`: a string run by /bin/sh -c */
+  TASK_ARGV, /* `argv`: run directly, no shell */
+  TASK_EXEC  /* `exec`: a C function registered by the embedding program */
+};
+
+struct task_def {
+  char *name;           /* unique within the job, non-empty */
+  enum task_body body;  /* which of cmd, argv, exec */
+  char *cmd;            /* TASK_CMD: the command line; TASK_EXEC: the function name */
+  char **argv;          /* TASK_ARGV: NULL-terminated, argv[0] non-NULL; else NULL */
+  json_t *arg;          /* `arg` (any JSON) or NULL; owned reference */
+  char *cwd;            /* task `cwd` or NULL (then the job's, then the process's) */
+  char **env;           /* task `env` as NULL-terminated "KEY=VALUE" strings, or NULL */
+  char *description;    /* or NULL */
+  uint64_t timeout_ms;  /* 0 = infinity */
+  uint32_t retries;     /* extra attempts after a failed one */
+};
+
+struct job_def {
+  char *name;         /* non-empty */
+  char *description;  /* or NULL */
+  char *cwd;          /* job `cwd` or NULL */
+  char **env;         /* job `env` as NULL-terminated "KEY=VALUE" strings, or NULL */
+
+  uint32_t ntasks;          /* >= 1 */
+  struct task_def *tasks;   /* in file order */
+
+  /* Edges in CSR form: the successors of task i (the tasks it enables) are
+   * succ[succ_off[i] .. succ_off[i+1]), its predecessors (the tasks that enable
+   * it) pred[pred_off[i] .. pred_off[i+1]). Both offset arrays have ntasks + 1
+   * entries; both edge arrays have nedges. Duplicate entries in one `enables`
+   * list are kept once. */
+  uint32_t nedges;
+  uint32_t *succ_off, *succ;
+  uint32_t *pred_off, *pred;
+
+  /* `priority`: task indexes in priority order (duplicates kept once). */
+  uint32_t npriority;
+  uint32_t *priority;
+
+  /* The start rank of every task: tasks named in `priority` get 0..npriority-1
+   * in that order, the others npriority + their position among the non-priority
+   * tasks in file order. Among ready tasks, the lowest rank starts first. */
+  uint32_t *rank;
+
+  /* The description as canonical JSON: compact, keys sorted. Two descriptions
+   * that mean the same thing have the same text (used to recognise a job to
+   * resume, and stored so that a job can be rebuilt on recovery). */
+  char *canonical;
+  size_t canonical_len;
+};
+
+/* Parse and validate a job description held in memory (the bytes of a job
+ * file). On success returns 0 and *out is a new job_def. On failure returns
+ * SPE_EJOB (invalid job, including JSON syntax errors with line and column, and
+ * an empty text) or SPE_ENOMEM, and sets *msg (if msg is not NULL) to one line
+ * naming the problem, e.g.
+ *     task "t1": enables unknown task "t9"
+ *     duplicate task name "t0"
+ *     dependency cycle: t1 -> t2 -> t1
+ * The whole of SPEC §1 is checked, including cycles (through the planner). */
+int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char **msg);
+
+/* The same for a description already parsed by jansson; `doc` is borrowed. */
+int spe__job_parse_json(json_t *doc, struct job_def **out, char **msg);
+
+/* Free a job_def and everything it owns. NULL is a no-op. */
+void spe__job_free(struct job_def *def);
+
+/* Index of the task called `name`, or -1. O(tasks): for tools and tests, not for
+ * the engine's hot paths. */
+int64_t spe__job_find_task(const struct job_def *def, const char *name);
+
+#endif

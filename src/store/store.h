@@ -1,0 +1,94 @@
+/*
+ * The state store interface: a table of operations, one implementation per URL
+ * scheme ("memory:" now, "sqlite:" and "postgresql:" behind the same table later).
+ * SQL and every other backend detail stay inside the backend's file.
+ *
+ * The engine is the only writer. It gathers every change of one scheduling round
+ * into a store_batch and commits it with one call: one transaction, one fsync
+ * (group commit). Only after the commit returns does the engine publish the
+ * round's events or start anything that depends on the changes (SPEC §5, the
+ * durability rule).
+ *
+ * Threads: a store is used by one thread at a time (the engine's).
+ */
+#ifndef SPE_STORE_STORE_H
+#define SPE_STORE_STORE_H
+
+#include "base/log.h"
+#include "base/status.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A job as stored. All pointers are borrowed from the engine for the call. */
+struct job_rec {
+  const char *id;
+  const char *name;
+  const char *canonical;   /* the description, canonical JSON */
+  size_t canonical_len;
+  enum job_status status;
+  int64_t submitted_ms, started_ms, finished_ms; /* 0 = not yet */
+};
+
+/* A task's state as stored; borrowed like job_rec. */
+struct task_rec {
+  const char *job_id;
+  uint32_t index;          /* position in the job's `tasks` */
+  enum task_status status;
+  uint32_t attempts;       /* attempts started so far */
+  json_t *result;          /* succeeded: the result, else NULL */
+  json_t *error;           /* failed: the error object, else NULL */
+  int64_t started_ms, finished_ms;
+  int32_t blocked_by;      /* not_run: index of the failed task, else -1 */
+};
+
+/* Everything one round changes. The engine owns the arrays. */
+struct store_batch {
+  struct job_rec *jobs;    /* new jobs and jobs whose status or times changed */
+  uint32_t njobs, capjobs;
+  struct task_rec *tasks;  /* tasks whose state changed */
+  uint32_t ntasks, captasks;
+  json_t **events;         /* events to log, in order; the commit gives each its
+                              "seq" (the store's next numbers, rising by one) */
+  uint32_t nevents, capevents;
+};
+
+struct store;
+
+struct store_ops {
+  const char *scheme; /* "memory", "sqlite" */
+  /* Open the store at `where` (the URL after "scheme:"). */
+  int (*open)(struct store **out, const char *where, const struct logger *lg, char **msg);
+  /* Write the batch in one transaction and number its events. On failure
+   * nothing of the batch is kept, the events' seq is unset, and the code says
+   * why (SPE_ESTORE). */
+  int (*commit)(struct store *st, struct store_batch *b, char **msg);
+  void (*close)(struct store *st);
+};
+
+struct store {
+  const struct store_ops *ops;
+};
+
+/* Open the store a URL names: "memory:" or "sqlite:PATH". SPE_EURL for an unknown
+ * scheme, with the message naming it. */
+int spe__store_open(struct store **out, const char *url, const struct logger *lg,
+                    char **msg);
+static inline int spe__store_commit(struct store *st, struct store_batch *b, char **msg) {
+  return st->ops->commit(st, b, msg);
+}
+/* NULL is a no-op. */
+void spe__store_close(struct store *st);
+
+/* Batch helpers: append (growing the arrays), and empty the batch (dropping the
+ * event references). The append functions return 0 or SPE_ENOMEM. */
+int spe__batch_job(struct store_batch *b, const struct job_rec *r);
+int spe__batch_task(struct store_batch *b, const struct task_rec *r);
+int spe__batch_event(struct store_batch *b, json_t *ev /* stolen */);
+void spe__batch_clear(struct store_batch *b);
+void spe__batch_free(struct store_batch *b);
+
+extern const struct store_ops spe__store_memory_ops;
+
+#endif
