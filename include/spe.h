@@ -177,7 +177,8 @@ typedef void (*spe_event_fn)(void *ctx, const json_t *event);
 /* Subscribe to one job's events (job_id) or to every job's (job_id NULL).
  * Events published after the call are delivered. *out is released with
  * spe_unsubscribe(); once that returns, the callback is not running and will not
- * be called again. Subscriptions left open are released by spe_close(). */
+ * be called again. It must be called before spe_close(), or not at all:
+ * subscriptions left open are released by spe_close(). */
 SPE_EXPORT int spe_subscribe(spe_executor *ex, const char *job_id, spe_event_fn fn,
                              void *ctx, spe_subscription **out);
 SPE_EXPORT void spe_unsubscribe(spe_subscription *sub);

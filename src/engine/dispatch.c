@@ -1,0 +1,456 @@
+/*
+ * What happens to tasks: jobs start and are cancelled, ready tasks are picked
+ * and spawned, outcomes are applied (success frees successors, failure retries
+ * or marks everything downstream not_run), jobs finish. Engine thread only.
+ */
+#include "engine/engine_impl.h"
+
+#include "base/clock.h"
+#include "base/msg.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char empty_input[] = "{}";
+
+/* ---- job runs ---- */
+
+struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
+  struct job_run *job = calloc(1, sizeof *job);
+  if (job == NULL) return NULL;
+  job->tasks = calloc(def->ntasks, sizeof *job->tasks);
+  if (job->tasks == NULL) {
+    free(job);
+    return NULL;
+  }
+  job->def = def;
+  job->order = order;
+  job->status = job->visible = JOB_SUBMITTED;
+  job->remaining = def->ntasks;
+  for (uint32_t t = 0; t < def->ntasks; t++) {
+    job->tasks[t].status = TASK_PENDING;
+    job->tasks[t].blocked_by = -1;
+    job->tasks[t].waiting = def->pred_off[t + 1] - def->pred_off[t];
+  }
+  return job;
+}
+
+void spe__job_run_free(struct job_run *job) {
+  if (job == NULL) return;
+  for (uint32_t t = 0; t < job->def->ntasks; t++) {
+    json_decref(job->tasks[t].result);
+    json_decref(job->tasks[t].error);
+  }
+  free(job->tasks);
+  spe__job_free(job->def);
+  free(job);
+}
+
+static void push_ready(struct engine *eng, struct job_run *job, uint32_t t) {
+  if (spe__ready_push(&eng->ready, job, t, job->def->rank[t], job->order) != 0)
+    spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
+             job->def->tasks[t].name);
+}
+
+/* ---- job life cycle ---- */
+
+static void finish_job_if_done(struct engine *eng, struct job_run *job) {
+  if (job->remaining > 0 || spe__job_finished(job->status)) return;
+  job->status = job->cancelling ? JOB_CANCELLED : job->failed ? JOB_FAILED : JOB_SUCCEEDED;
+  job->finished_ms = spe__now_ms();
+  spe__record_job(eng, job);
+  json_t *ev = spe__event_new(job, "job_finished");
+  json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));
+  json_object_set_new(ev, "tasks", spe__tasks_json(job));
+  spe__record_event(eng, ev);
+  job->next_finished = eng->finished;
+  eng->finished = job;
+  spe__log(&eng->cfg.log, SPE_LOG_DEBUG, "job %s \"%s\" %s", job->id, job->def->name,
+           spe__job_status_name(job->status));
+}
+
+void spe__engine_job_start(struct engine *eng, struct job_run *job) {
+  job->status = JOB_RUNNING;
+  job->started_ms = spe__now_ms();
+  spe__record_job(eng, job);
+  spe__record_event(eng, spe__event_new(job, "job_started"));
+  for (uint32_t t = 0; t < job->def->ntasks; t++)
+    if (job->tasks[t].waiting == 0) push_ready(eng, job, t);
+}
+
+static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, int32_t by) {
+  struct task_state *ts = &job->tasks[t];
+  ts->status = TASK_NOT_RUN;
+  ts->blocked_by = by;
+  job->remaining--;
+  spe__record_task(eng, job, t);
+  json_t *ev = spe__event_new(job, "task_not_run");
+  json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
+  if (by >= 0) json_object_set_new(ev, "blocked_by", json_string(job->def->tasks[by].name));
+  spe__record_event(eng, ev);
+}
+
+/* Everything downstream of failed task f that has not run becomes not_run. Each
+ * task is visited once: O(downstream edges). */
+static void block_downstream(struct engine *eng, struct job_run *job, uint32_t f) {
+  const struct job_def *def = job->def;
+  uint32_t cap = 16, len = 0;
+  uint32_t *stack = malloc(cap * sizeof *stack);
+  if (stack == NULL) return;
+  stack[len++] = f;
+  while (len > 0) {
+    uint32_t u = stack[--len];
+    for (uint32_t e = def->succ_off[u]; e < def->succ_off[u + 1]; e++) {
+      uint32_t s = def->succ[e];
+      if (job->tasks[s].status != TASK_PENDING) continue;
+      mark_not_run(eng, job, s, (int32_t)f);
+      if (len == cap) {
+        uint32_t *bigger = realloc(stack, (cap *= 2) * sizeof *stack);
+        if (bigger == NULL) break;
+        stack = bigger;
+      }
+      stack[len++] = s;
+    }
+  }
+  free(stack);
+}
+
+void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
+  if (job->cancelling) return;
+  job->cancelling = 1;
+  spe__record_event(eng, spe__event_new(job, "job_cancelled"));
+  if (job->status == JOB_SUBMITTED) job->status = JOB_RUNNING; /* so that it can finish */
+  /* Tasks not started (including those waiting out a retry) will never run. */
+  for (uint32_t t = 0; t < job->def->ntasks; t++)
+    if (job->tasks[t].status == TASK_PENDING) mark_not_run(eng, job, t, -1);
+  int signalled = 0;
+  for (struct attempt *a = eng->attempts; a; a = a->next) {
+    if (a->job != job || a->cancelled) continue;
+    a->cancelled = 1;
+    if (a->run) spe__cmd_signal(eng->cmd, a->run, SIGTERM, "cancelled");
+    signalled = 1;
+  }
+  if (signalled && !spe__timer_active(&eng->grace_timer)) {
+    spe__timer_start(&eng->loop, &eng->grace_timer, eng->cfg.grace_ms,
+                     spe__engine_grace_expired, eng);
+  }
+  finish_job_if_done(eng, job);
+}
+
+/* The grace period after SIGTERM is over: SIGKILL what is still there. */
+void spe__engine_grace_expired(struct loop *lp, struct timer *t) {
+  struct engine *eng = t->data;
+  (void)lp;
+  for (struct attempt *a = eng->attempts; a; a = a->next)
+    if ((a->cancelled || a->interrupted) && a->run)
+      spe__cmd_signal(eng->cmd, a->run, SIGKILL, a->cancelled ? "cancelled" : NULL);
+}
+
+void spe__engine_stop_tasks(struct engine *eng) {
+  /* Tasks waiting out a backoff stay pending: a later run starts them. */
+  while (eng->retries) {
+    struct retry_timer *r = eng->retries;
+    eng->retries = r->next;
+    spe__timer_stop(&eng->loop, &r->timer);
+    free(r);
+  }
+  int signalled = 0;
+  for (struct attempt *a = eng->attempts; a; a = a->next) {
+    if (a->cancelled) continue;
+    a->interrupted = 1;
+    if (a->run) {
+      spe__cmd_signal(eng->cmd, a->run, SIGTERM, NULL);
+      signalled = 1;
+    }
+  }
+  if (signalled) {
+    spe__log(&eng->cfg.log, SPE_LOG_INFO,
+             "stopping: sent SIGTERM to %u running task(s), SIGKILL in %d ms", eng->running,
+             eng->cfg.grace_ms);
+    spe__timer_start(&eng->loop, &eng->grace_timer, eng->cfg.grace_ms,
+                     spe__engine_grace_expired, eng);
+  }
+}
+
+/* ---- picking and spawning ---- */
+
+static void attempt_unlink(struct engine *eng, struct attempt *a) {
+  if (a->prev) a->prev->next = a->next;
+  else eng->attempts = a->next;
+  if (a->next) a->next->prev = a->prev;
+}
+
+void spe__engine_pick(struct engine *eng) {
+  struct ready_entry e;
+  while (eng->running < eng->cfg.workers && spe__ready_pop(&eng->ready, &e)) {
+    struct job_run *job = e.job;
+    struct task_state *ts = &job->tasks[e.task];
+    /* Entries of cancelled jobs stay in the heap and are skipped here. */
+    if (job->status != JOB_RUNNING || job->cancelling || ts->status != TASK_PENDING) continue;
+    if (eng->to_spawn.len == eng->to_spawn.cap) {
+      uint32_t cap = eng->to_spawn.cap ? eng->to_spawn.cap * 2 : 64;
+      struct attempt **items = realloc(eng->to_spawn.items, cap * sizeof *items);
+      if (items == NULL) goto nomem;
+      eng->to_spawn.items = items;
+      eng->to_spawn.cap = cap;
+    }
+    struct attempt *a = calloc(1, sizeof *a);
+    if (a == NULL) goto nomem;
+    a->job = job;
+    a->task = e.task;
+    a->next = eng->attempts;
+    if (eng->attempts) eng->attempts->prev = a;
+    eng->attempts = a;
+    eng->to_spawn.items[eng->to_spawn.len++] = a;
+
+    ts->status = TASK_RUNNING;
+    ts->attempts++;
+    ts->started_ms = spe__now_ms();
+    json_decref(ts->error);
+    ts->error = NULL;
+    eng->running++;
+    job->running++;
+    spe__record_task(eng, job, e.task);
+    json_t *ev = spe__event_new(job, "task_started");
+    json_object_set_new(ev, "task", json_string(job->def->tasks[e.task].name));
+    json_object_set_new(ev, "attempt", json_integer(ts->attempts));
+    spe__record_event(eng, ev);
+  }
+  return;
+nomem:
+  push_ready(eng, e.job, e.task);
+  spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The input of task t: an object mapping every ancestor's name to its result.
+ * The results are shared (referenced), not copied; the text is built once, for
+ * the attempt's stdin. Returns malloc'd text, or NULL when out of memory. */
+static char *build_input(struct job_run *job, uint32_t t, size_t *len) {
+  const struct job_def *def = job->def;
+  if (++job->walk == 0) { /* the walk counter wrapped: forget old marks */
+    for (uint32_t i = 0; i < def->ntasks; i++) job->tasks[i].mark = 0;
+    job->walk = 1;
+  }
+  uint32_t cap = 16, n = 0, head = 0;
+  uint32_t *found = malloc(cap * sizeof *found);
+  if (found == NULL) return NULL;
+  /* Breadth-first over predecessors; `found` doubles as the queue. */
+  for (uint32_t cur = t;;) {
+    for (uint32_t e = def->pred_off[cur]; e < def->pred_off[cur + 1]; e++) {
+      uint32_t p = def->pred[e];
+      if (job->tasks[p].mark == job->walk) continue;
+      job->tasks[p].mark = job->walk;
+      if (n == cap) {
+        uint32_t *bigger = realloc(found, (cap *= 2) * sizeof *found);
+        if (bigger == NULL) {
+          free(found);
+          return NULL;
+        }
+        found = bigger;
+      }
+      found[n++] = p;
+    }
+    if (head == n) break;
+    cur = found[head++];
+  }
+  qsort(found, n, sizeof *found, cmp_u32); /* keys in file order */
+  json_t *obj = json_object();
+  for (uint32_t i = 0; obj && i < n; i++) {
+    json_t *r = job->tasks[found[i]].result;
+    json_object_set(obj, def->tasks[found[i]].name, r ? r : json_null());
+  }
+  free(found);
+  char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+  json_decref(obj);
+  if (text) *len = strlen(text);
+  return text;
+}
+
+static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out);
+
+static void spawn_one(struct engine *eng, struct attempt *a) {
+  struct job_run *job = a->job;
+  const struct task_def *td = &job->def->tasks[a->task];
+  struct task_outcome failed = {0};
+  if (td->body == TASK_EXEC) {
+    failed.error = spe__error_new("error", "no function \"%s\" is registered", td->cmd);
+    goto fail;
+  }
+  size_t input_len = sizeof empty_input - 1;
+  char *input = job->def->pred_off[a->task] == job->def->pred_off[a->task + 1]
+                    ? (char *)empty_input
+                    : build_input(job, a->task, &input_len);
+  if (input == NULL) {
+    failed.error = spe__error_new("error", "out of memory building the task's input");
+    goto fail;
+  }
+  struct task_launch launch = {
+      .job_id = job->id,
+      .job_name = job->def->name,
+      .task_name = td->name,
+      .attempt = job->tasks[a->task].attempts,
+      .cmd = td->body == TASK_CMD ? td->cmd : NULL,
+      .argv = td->body == TASK_ARGV ? td->argv : NULL,
+      .cwd = td->cwd ? td->cwd : job->def->cwd,
+      .env_job = job->def->env,
+      .env_task = td->env,
+      .input = input,
+      .input_len = input_len,
+      .timeout_ms = td->timeout_ms,
+      .max_result_bytes = eng->cfg.max_result_bytes,
+  };
+  int rc = spe__cmd_start(eng->cmd, &launch, a, &a->run, &failed);
+  if (input != empty_input) free(input);
+  if (rc == 0) return;
+fail:
+  if (failed.error == NULL) failed.error = spe__error_new("error", "cannot start the task");
+  failed.started_ms = failed.finished_ms = spe__now_ms();
+  apply_outcome(eng, a, &failed);
+}
+
+void spe__engine_spawn_picked(struct engine *eng) {
+  for (uint32_t i = 0; i < eng->to_spawn.len; i++) spawn_one(eng, eng->to_spawn.items[i]);
+  eng->to_spawn.len = 0;
+}
+
+void spe__engine_drop_picked(struct engine *eng) {
+  /* The round that picked these did not commit: put them back as they were. */
+  for (uint32_t i = 0; i < eng->to_spawn.len; i++) {
+    struct attempt *a = eng->to_spawn.items[i];
+    struct task_state *ts = &a->job->tasks[a->task];
+    ts->status = TASK_PENDING;
+    ts->attempts--;
+    eng->running--;
+    a->job->running--;
+    attempt_unlink(eng, a);
+    free(a);
+  }
+  eng->to_spawn.len = 0;
+}
+
+/* ---- outcomes ---- */
+
+static void retry_fire(struct loop *lp, struct timer *t) {
+  struct retry_timer *r = (struct retry_timer *)t;
+  struct engine *eng = r->eng;
+  (void)lp;
+  if (r->prev) r->prev->next = r->next;
+  else eng->retries = r->next;
+  if (r->next) r->next->prev = r->prev;
+  if (r->job->tasks[r->task].status == TASK_PENDING && !r->job->cancelling)
+    push_ready(eng, r->job, r->task);
+  free(r);
+}
+
+static int schedule_retry(struct engine *eng, struct job_run *job, uint32_t t, int64_t *delay) {
+  struct retry_timer *r = calloc(1, sizeof *r);
+  if (r == NULL) return -1;
+  uint32_t n = job->tasks[t].attempts; /* the attempt that just failed */
+  int64_t d = eng->cfg.backoff_base_ms;
+  for (uint32_t i = 1; i < n && d < eng->cfg.backoff_max_ms; i++) d *= 2;
+  if (d > eng->cfg.backoff_max_ms) d = eng->cfg.backoff_max_ms;
+  *delay = d;
+  r->eng = eng;
+  r->job = job;
+  r->task = t;
+  spe__timer_init(&r->timer);
+  if (spe__timer_start(&eng->loop, &r->timer, d, retry_fire, r) != 0) {
+    free(r);
+    return -1;
+  }
+  r->next = eng->retries;
+  if (eng->retries) eng->retries->prev = r;
+  eng->retries = r;
+  return 0;
+}
+
+static json_t *terminated_event(struct job_run *job, uint32_t t, const char *status) {
+  json_t *ev = spe__event_new(job, "task_terminated");
+  json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
+  json_object_set_new(ev, "attempt", json_integer(job->tasks[t].attempts));
+  json_object_set_new(ev, "status", json_string(status));
+  return ev;
+}
+
+static void apply_failure(struct engine *eng, struct attempt *a, struct task_outcome *out) {
+  struct job_run *job = a->job;
+  uint32_t t = a->task;
+  struct task_state *ts = &job->tasks[t];
+  const struct task_def *td = &job->def->tasks[t];
+  json_t *ev = terminated_event(job, t, "failed");
+  json_object_set(ev, "error", out->error);
+  int64_t delay = 0;
+  if (!a->cancelled && !job->cancelling && ts->attempts <= td->retries &&
+      schedule_retry(eng, job, t, &delay) == 0) {
+    /* Not failed yet: the task waits for its next attempt as pending. */
+    json_object_set_new(ev, "retry_in_ms", json_integer(delay));
+    ts->status = TASK_PENDING;
+    json_decref(out->error);
+    spe__record_task(eng, job, t);
+    spe__record_event(eng, ev);
+    return;
+  }
+  ts->status = TASK_FAILED;
+  ts->error = out->error;
+  ts->finished_ms = out->finished_ms;
+  job->failed++;
+  job->remaining--;
+  spe__record_task(eng, job, t);
+  spe__record_event(eng, ev);
+  block_downstream(eng, job, t);
+}
+
+static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out) {
+  struct job_run *job = a->job;
+  uint32_t t = a->task;
+  struct task_state *ts = &job->tasks[t];
+  attempt_unlink(eng, a);
+  eng->running--;
+  job->running--;
+
+  if (a->interrupted && !a->cancelled) {
+    /* Stopped by a shutdown: the attempt does not count; a later run starts
+     * the task again. */
+    ts->status = TASK_PENDING;
+    ts->attempts--;
+    json_decref(out->result);
+    json_decref(out->error);
+    spe__record_task(eng, job, t);
+    spe__record_event(eng, terminated_event(job, t, "interrupted"));
+  } else if (out->succeeded && !a->cancelled) {
+    ts->status = TASK_SUCCEEDED;
+    ts->result = out->result ? out->result : json_null();
+    ts->finished_ms = out->finished_ms;
+    job->remaining--;
+    spe__record_task(eng, job, t);
+    json_t *ev = terminated_event(job, t, "succeeded");
+    json_object_set(ev, "result", ts->result);
+    spe__record_event(eng, ev);
+    const struct job_def *def = job->def;
+    for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++) {
+      uint32_t s = def->succ[e];
+      if (--job->tasks[s].waiting == 0 && job->tasks[s].status == TASK_PENDING)
+        push_ready(eng, job, s);
+    }
+  } else {
+    if (out->succeeded || a->cancelled) {
+      /* A cancelled attempt fails as cancelled, however it ended. */
+      json_decref(out->result);
+      json_decref(out->error);
+      out->error = spe__error_new("cancelled", "the job was cancelled");
+    }
+    apply_failure(eng, a, out);
+  }
+  free(a);
+  finish_job_if_done(eng, job);
+}
+
+void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
+  apply_outcome(ctx, task_ctx, out);
+}

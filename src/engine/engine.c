@@ -1,0 +1,384 @@
+/*
+ * The engine thread and its rounds, and the calls other threads make into it.
+ * The design is described in engine_impl.h.
+ */
+#include "engine/engine_impl.h"
+
+#include "base/clock.h"
+#include "base/msg.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- commands (engine thread) ---- */
+
+static void answer(struct engine *eng, struct command *c, int rc) {
+  c->rc = rc;
+  /* Answers wait for the round's commit: a submitted or started job must be
+   * durable before its caller hears about it. */
+  c->next = eng->replies;
+  eng->replies = c;
+}
+
+static struct job_run *find_job(struct engine *eng, struct command *c) {
+  struct job_run *job = spe__strmap_get(&eng->jobs, c->id);
+  if (job == NULL) spe__msg_set(&c->msg, "no job with id \"%s\"", c->id);
+  return job;
+}
+
+static void do_submit(struct engine *eng, struct command *c) {
+  struct job_run *job = spe__job_run_new(c->def, eng->job_order++);
+  if (job == NULL) {
+    spe__job_free(c->def);
+    c->def = NULL;
+    answer(eng, c, SPE_ENOMEM);
+    return;
+  }
+  c->def = NULL;
+  spe__ulid_new(job->id);
+  memcpy(c->id, job->id, sizeof job->id);
+  job->submitted_ms = spe__now_ms();
+  pthread_mutex_lock(&eng->lock);
+  int rc = spe__strmap_put(&eng->jobs, job->id, job);
+  pthread_mutex_unlock(&eng->lock);
+  if (rc != 0) {
+    spe__job_run_free(job);
+    answer(eng, c, rc);
+    return;
+  }
+  spe__record_job(eng, job);
+  json_t *ev = spe__event_new(job, "job_submitted");
+  json_object_set_new(ev, "name", json_string(job->def->name));
+  json_object_set_new(ev, "tasks", json_integer(job->def->ntasks));
+  spe__record_event(eng, ev);
+  spe__log(&eng->cfg.log, SPE_LOG_DEBUG, "job %s \"%s\" submitted (%u tasks)", job->id,
+           job->def->name, job->def->ntasks);
+  answer(eng, c, 0);
+}
+
+static void do_command(struct engine *eng, struct command *c) {
+  if (c->type == CMD_SUBMIT) {
+    do_submit(eng, c);
+    return;
+  }
+  struct job_run *job = find_job(eng, c);
+  if (job == NULL) {
+    answer(eng, c, SPE_ENOJOB);
+    return;
+  }
+  switch (c->type) {
+    case CMD_START:
+      if (job->status != JOB_SUBMITTED) {
+        spe__msg_set(&c->msg, "job %s is %s, not submitted", job->id,
+                     spe__job_status_name(job->status));
+        answer(eng, c, SPE_ESTATE);
+        return;
+      }
+      spe__engine_job_start(eng, job);
+      answer(eng, c, 0);
+      return;
+    case CMD_CANCEL:
+      if (spe__job_finished(job->status)) {
+        spe__msg_set(&c->msg, "job %s has already finished (%s)", job->id,
+                     spe__job_status_name(job->status));
+        answer(eng, c, SPE_ESTATE);
+        return;
+      }
+      spe__engine_job_cancel(eng, job);
+      answer(eng, c, 0);
+      return;
+    case CMD_GET:
+      c->json = spe__job_json(job);
+      answer(eng, c, c->json ? 0 : SPE_ENOMEM);
+      return;
+    case CMD_SUBMIT:
+      break;
+  }
+}
+
+/* Take the whole queue at once; answer each command. */
+static void run_commands(struct engine *eng) {
+  pthread_mutex_lock(&eng->lock);
+  struct command *c = eng->cmd_head;
+  eng->cmd_head = eng->cmd_tail = NULL;
+  pthread_mutex_unlock(&eng->lock);
+  while (c != NULL) {
+    struct command *next = c->next;
+    do_command(eng, c);
+    c = next;
+  }
+}
+
+/* ---- the round ---- */
+
+static int has_work(struct engine *eng) {
+  if (eng->batch.njobs || eng->batch.ntasks || eng->batch.nevents || eng->replies) return 1;
+  if (eng->stop_seen || eng->ready.len == 0) return 0;
+  return eng->running < eng->cfg.workers;
+}
+
+/* Make the round durable, then let the world see it. */
+static void commit_round(struct engine *eng) {
+  struct store_batch *b = &eng->batch;
+  if (b->njobs || b->ntasks || b->nevents) {
+    char *msg = NULL;
+    int rc = eng->fatal ? eng->fatal : spe__store_commit(eng->store, b, &msg);
+    if (rc != 0) {
+      if (!eng->fatal)
+        spe__log(&eng->cfg.log, SPE_LOG_ERROR, "state store commit failed: %s; stopping",
+                 msg ? msg : spe_strerror(rc));
+      free(msg);
+      /* Nothing of this round is durable, so nothing of it may be seen or
+       * started: drop the events and the picked tasks, fail the answers, and
+       * stop. The store keeps the last consistent state for the next run. */
+      spe__engine_drop_picked(eng);
+      eng->finished = NULL;
+      for (struct command *c = eng->replies; c; c = c->next)
+        if (c->rc == 0) c->rc = SPE_ESTORE;
+      pthread_mutex_lock(&eng->lock);
+      eng->fatal = SPE_ESTORE;
+      eng->stopping = 1;
+      pthread_cond_broadcast(&eng->finished_cond);
+      pthread_mutex_unlock(&eng->lock);
+      spe__batch_clear(b);
+    } else {
+      /* Publish the events in order; the bus takes the references. */
+      if (b->nevents) spe__bus_publish(eng->bus, b->events, b->nevents);
+      b->nevents = 0;
+      spe__batch_clear(b);
+    }
+  }
+
+  pthread_mutex_lock(&eng->lock);
+  for (struct job_run *j = eng->finished; j; j = j->next_finished) j->visible = j->status;
+  if (eng->finished) pthread_cond_broadcast(&eng->finished_cond);
+  for (struct command *c = eng->replies; c; c = c->next) c->done = 1;
+  if (eng->replies) pthread_cond_broadcast(&eng->reply_cond);
+  pthread_mutex_unlock(&eng->lock);
+  eng->finished = NULL;
+  eng->replies = NULL;
+}
+
+static int stop_requested(struct engine *eng) {
+  pthread_mutex_lock(&eng->lock);
+  int s = eng->stopping;
+  pthread_mutex_unlock(&eng->lock);
+  return s;
+}
+
+static void *engine_main(void *arg) {
+  struct engine *eng = arg;
+  for (;;) {
+    int rc = spe__loop_poll(&eng->loop, has_work(eng) ? 0 : -1);
+    if (rc < 0) {
+      spe__log(&eng->cfg.log, SPE_LOG_ERROR, "event loop failed: %s", strerror(errno));
+      pthread_mutex_lock(&eng->lock);
+      eng->fatal = SPE_ESYS;
+      eng->stopping = 1;
+      pthread_mutex_unlock(&eng->lock);
+    }
+    if (!eng->stop_seen && stop_requested(eng)) {
+      eng->stop_seen = 1;
+      spe__engine_stop_tasks(eng);
+    }
+    run_commands(eng);
+    if (!eng->stop_seen) spe__engine_pick(eng);
+    commit_round(eng);
+    if (!eng->stop_seen) spe__engine_spawn_picked(eng);
+    if (eng->stop_seen && eng->running == 0 && !has_work(eng)) break;
+  }
+
+  /* Answer whatever arrived after the stop. */
+  pthread_mutex_lock(&eng->lock);
+  eng->exited = 1;
+  for (struct command *c = eng->cmd_head; c; c = c->next) {
+    if (c->type == CMD_SUBMIT) {
+      spe__job_free(c->def);
+      c->def = NULL;
+    }
+    c->rc = SPE_ECLOSED;
+    c->done = 1;
+  }
+  eng->cmd_head = eng->cmd_tail = NULL;
+  pthread_cond_broadcast(&eng->reply_cond);
+  pthread_cond_broadcast(&eng->finished_cond);
+  pthread_mutex_unlock(&eng->lock);
+  return NULL;
+}
+
+/* ---- calls from other threads ---- */
+
+static int submit_command(struct engine *eng, struct command *c, char **msg) {
+  pthread_mutex_lock(&eng->lock);
+  if (eng->stopping || eng->exited) {
+    int rc = eng->fatal ? eng->fatal : SPE_ECLOSED;
+    pthread_mutex_unlock(&eng->lock);
+    if (c->def) spe__job_free(c->def);
+    spe__msg_set(msg, "%s", rc == SPE_ECLOSED ? "the executor is shutting down"
+                                              : "the engine stopped after a failure");
+    return rc;
+  }
+  c->next = NULL;
+  c->done = 0;
+  if (eng->cmd_tail) eng->cmd_tail->next = c;
+  else eng->cmd_head = c;
+  eng->cmd_tail = c;
+  spe__loop_wake(&eng->loop);
+  while (!c->done) pthread_cond_wait(&eng->reply_cond, &eng->lock);
+  pthread_mutex_unlock(&eng->lock);
+  if (c->rc != 0 && c->msg == NULL) spe__msg_set(&c->msg, "%s", spe_strerror(c->rc));
+  spe__msg_give(msg, c->rc != 0 ? c->msg : NULL);
+  if (c->rc == 0) free(c->msg);
+  return c->rc;
+}
+
+static int id_command(struct engine *eng, enum command_type type, const char *id,
+                      json_t **json, char **msg) {
+  struct command c = {.type = type};
+  if (id == NULL || strlen(id) > SPE_ULID_LEN) {
+    spe__msg_set(msg, "no job with id \"%s\"", id ? id : "(null)");
+    return id ? SPE_ENOJOB : SPE_EINVAL;
+  }
+  strcpy(c.id, id);
+  int rc = submit_command(eng, &c, msg);
+  if (json) *json = c.json;
+  else json_decref(c.json);
+  return rc;
+}
+
+int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg) {
+  struct command c = {.type = CMD_SUBMIT, .def = def};
+  int rc = submit_command(eng, &c, msg);
+  if (rc == 0) memcpy(id, c.id, SPE_ULID_LEN + 1);
+  return rc;
+}
+
+int spe__engine_start(struct engine *eng, const char *id, char **msg) {
+  return id_command(eng, CMD_START, id, NULL, msg);
+}
+
+int spe__engine_cancel(struct engine *eng, const char *id, char **msg) {
+  return id_command(eng, CMD_CANCEL, id, NULL, msg);
+}
+
+int spe__engine_get(struct engine *eng, const char *id, json_t **out, char **msg) {
+  *out = NULL;
+  return id_command(eng, CMD_GET, id, out, msg);
+}
+
+int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  if (timeout_ms >= 0) {
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+  }
+  int rc = 0;
+  pthread_mutex_lock(&eng->lock);
+  struct job_run *job = spe__strmap_get(&eng->jobs, id);
+  if (job == NULL) rc = SPE_ENOJOB;
+  while (rc == 0 && !spe__job_finished(job->visible)) {
+    if (eng->stopping || eng->exited) {
+      rc = eng->fatal ? eng->fatal : SPE_ECLOSED;
+      break;
+    }
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&eng->finished_cond, &eng->lock);
+    } else if (pthread_cond_timedwait(&eng->finished_cond, &eng->lock, &deadline) ==
+               ETIMEDOUT) {
+      if (!spe__job_finished(job->visible)) rc = SPE_ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&eng->lock);
+  return rc;
+}
+
+void spe__engine_shutdown(struct engine *eng) {
+  pthread_mutex_lock(&eng->lock);
+  eng->stopping = 1;
+  pthread_cond_broadcast(&eng->finished_cond);
+  pthread_mutex_unlock(&eng->lock);
+  spe__loop_wake(&eng->loop);
+}
+
+/* ---- life cycle ---- */
+
+static int init_cond_monotonic(pthread_cond_t *c) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  int rc = pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+  return rc;
+}
+
+int spe__engine_new(struct engine **out, const struct engine_config *cfg,
+                    struct store *st, struct event_bus *bus, char **msg) {
+  *out = NULL;
+  struct engine *eng = calloc(1, sizeof *eng);
+  if (eng == NULL) return SPE_ENOMEM;
+  eng->cfg = *cfg;
+  eng->store = st;
+  eng->bus = bus;
+  spe__ready_init(&eng->ready);
+  spe__strmap_init(&eng->jobs);
+  spe__timer_init(&eng->grace_timer);
+  pthread_mutex_init(&eng->lock, NULL);
+  pthread_cond_init(&eng->reply_cond, NULL);
+  init_cond_monotonic(&eng->finished_cond);
+  int rc = spe__loop_init(&eng->loop);
+  if (rc != 0) {
+    spe__msg_set(msg, "cannot create the event loop: %s", strerror(errno));
+    goto fail;
+  }
+  rc = spe__cmd_exec_new(&eng->cmd, &eng->loop, &eng->cfg.log, spe__engine_on_done, eng);
+  if (rc != 0) {
+    spe__msg_set(msg, "cannot create the command executor: %s", spe_strerror(rc));
+    goto fail;
+  }
+  /* The engine thread takes no signals: they belong to the application. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  rc = pthread_create(&eng->thread, NULL, engine_main, eng);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    spe__msg_set(msg, "cannot start the engine thread: %s", strerror(rc));
+    rc = SPE_ESYS;
+    goto fail;
+  }
+  *out = eng;
+  return 0;
+fail:
+  spe__cmd_exec_free(eng->cmd);
+  if (eng->loop.epfd > 0) spe__loop_close(&eng->loop);
+  spe__strmap_free(&eng->jobs);
+  free(eng);
+  return rc;
+}
+
+void spe__engine_free(struct engine *eng) {
+  if (eng == NULL) return;
+  spe__engine_shutdown(eng);
+  pthread_join(eng->thread, NULL);
+  spe__cmd_exec_free(eng->cmd);
+  spe__loop_close(&eng->loop);
+  for (size_t i = 0; i < eng->jobs.cap; i++)
+    if (eng->jobs.slots[i].key) spe__job_run_free(eng->jobs.slots[i].value);
+  spe__strmap_free(&eng->jobs);
+  spe__ready_free(&eng->ready);
+  spe__batch_free(&eng->batch);
+  free(eng->to_spawn.items);
+  pthread_mutex_destroy(&eng->lock);
+  pthread_cond_destroy(&eng->reply_cond);
+  pthread_cond_destroy(&eng->finished_cond);
+  free(eng);
+}

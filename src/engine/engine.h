@@ -1,0 +1,49 @@
+/*
+ * The engine: the one owner of every job's and task's state. The public API
+ * (src/api) calls these functions from any thread; they hand their work to the
+ * engine thread through a command queue and wait for its answer.
+ */
+#ifndef SPE_ENGINE_ENGINE_H
+#define SPE_ENGINE_ENGINE_H
+
+#include "base/log.h"
+#include "events/bus.h"
+#include "job/job.h"
+#include "store/store.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct engine;
+
+struct engine_config {
+  uint32_t workers;          /* tasks running at once; UINT32_MAX = unbound */
+  size_t max_result_bytes;   /* cap on a command's stdout */
+  int backoff_base_ms;       /* retry backoff: base * 2^(attempt-1) ... */
+  int backoff_max_ms;        /* ... at most this */
+  int grace_ms;              /* SIGTERM → SIGKILL delay on cancel and shutdown */
+  struct logger log;
+};
+
+/* Start the engine thread on an open store and bus (both borrowed: they must
+ * outlive the engine). */
+int spe__engine_new(struct engine **out, const struct engine_config *cfg,
+                    struct store *st, struct event_bus *bus, char **msg);
+
+/* Store a new submitted job; takes ownership of def (even on failure). Returns
+ * once the job is committed. */
+int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg);
+int spe__engine_start(struct engine *eng, const char *id, char **msg);
+int spe__engine_cancel(struct engine *eng, const char *id, char **msg);
+/* The job in SPEC §3 shape; *out is a new reference. */
+int spe__engine_get(struct engine *eng, const char *id, json_t **out, char **msg);
+/* 0 when the job has finished, SPE_ETIMEDOUT, SPE_ENOJOB, SPE_ECLOSED, or
+ * SPE_ESTORE when the store failed and the engine stopped. */
+int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms);
+
+/* Begin an orderly stop; returns at once. */
+void spe__engine_shutdown(struct engine *eng);
+/* Stop, wait for the engine thread, free. NULL is a no-op. */
+void spe__engine_free(struct engine *eng);
+
+#endif

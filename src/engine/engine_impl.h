@@ -1,0 +1,166 @@
+/*
+ * The engine's private state, shared by the files of src/engine/.
+ *
+ * DESIGN
+ * One thread (the engine thread) owns every job_run and task_state: it alone
+ * reads and writes them, so they need no lock. Other threads reach the engine
+ * through `commands` (guarded by `lock`), and wake it through the loop's eventfd.
+ *
+ * The thread runs rounds (engine.c). In a round it
+ *   1. polls the loop: finished commands come back through the command
+ *      executor's callback, retry timers and the grace timer fire;
+ *   2. takes the queued API commands and applies them;
+ *   3. picks ready tasks up to the free workers (dispatch.c);
+ *   4. commits everything the round changed to the store in ONE transaction;
+ *   5. only then publishes the round's events, answers the commands waiting for
+ *      durability, and spawns the picked tasks.
+ * While a commit or a spawn is in progress, finished tasks pile up in the kernel
+ * (pidfds become readable) and the next round takes them all at once: group
+ * commit comes from the shape of the loop.
+ *
+ * Readiness is counted: each task keeps the number of upstream tasks that have
+ * not yet succeeded; a success decrements its successors' counts. A failure walks
+ * its downstream tasks once to mark them not_run. So scheduling a task costs
+ * O(its edges), never a scan of the job.
+ *
+ * Lock order: `lock` is a leaf lock (nothing else is taken while holding it).
+ * Under `lock`: the command queue, `jobs` (inserted into only by the engine
+ * thread, which may read it without the lock), every job_run's `visible`
+ * status, `stopping`, `fatal`, `exited`.
+ */
+#ifndef SPE_ENGINE_ENGINE_IMPL_H
+#define SPE_ENGINE_ENGINE_IMPL_H
+
+#include "base/strmap.h"
+#include "base/ulid.h"
+#include "engine/engine.h"
+#include "engine/ready_queue.h"
+#include "exec/cmd.h"
+#include "loop/loop.h"
+
+#include <pthread.h>
+
+/* The run state of one task. Persistent fields (mirrored in the store) first,
+ * then bookkeeping. */
+struct task_state {
+  json_t *result;          /* succeeded: the result */
+  json_t *error;           /* failed: the error of the last attempt */
+  int64_t started_ms;      /* last attempt's start, 0 = never */
+  int64_t finished_ms;     /* 0 = not finished */
+  uint32_t attempts;       /* attempts started */
+  int32_t blocked_by;      /* not_run: the failed task, else -1 */
+  uint8_t status;          /* enum task_status */
+
+  uint32_t waiting;        /* upstream tasks not yet succeeded */
+  uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
+};
+
+/* One attempt in flight: from the pick to its outcome. */
+struct attempt {
+  struct attempt *prev, *next; /* eng->attempts */
+  struct job_run *job;
+  uint32_t task;
+  int cancelled;               /* cancelled: report kind "cancelled" */
+  int interrupted;             /* shutdown: put the task back to pending */
+  struct cmd_run *run;         /* once spawned */
+};
+
+struct job_run {
+  char id[SPE_ULID_LEN + 1];
+  struct job_def *def;     /* owned */
+  uint32_t order;          /* submission order within this engine */
+  enum job_status status;  /* engine thread */
+  enum job_status visible; /* under eng->lock: the committed status, for waiters */
+  int64_t submitted_ms, started_ms, finished_ms;
+  uint32_t remaining;      /* tasks not yet succeeded, failed or not_run */
+  uint32_t running;        /* tasks running now */
+  uint32_t failed;         /* tasks failed */
+  uint32_t walk;           /* the last ancestor-walk number */
+  int cancelling;          /* cancel requested: finishes as cancelled */
+  struct task_state *tasks;/* def->ntasks of them */
+  struct job_run *next_finished; /* this round's finished jobs */
+};
+
+enum command_type { CMD_SUBMIT, CMD_START, CMD_CANCEL, CMD_GET };
+
+/* An API call waiting for the engine thread. Lives on the caller's stack; the
+ * caller waits on eng->reply_cond until `done`. */
+struct command {
+  struct command *next;
+  enum command_type type;
+  char id[SPE_ULID_LEN + 1];
+  struct job_def *def;     /* CMD_SUBMIT: handed over to the engine */
+  int rc;
+  char *msg;               /* failure message for the caller */
+  json_t *json;            /* CMD_GET: the answer */
+  int done;                /* under lock */
+};
+
+/* A task waiting out its retry backoff. */
+struct retry_timer {
+  struct timer timer;
+  struct retry_timer *prev, *next; /* eng->retries */
+  struct engine *eng;
+  struct job_run *job;
+  uint32_t task;
+};
+
+struct engine {
+  struct engine_config cfg;
+  struct loop loop;
+  struct store *store;     /* borrowed */
+  struct event_bus *bus;   /* borrowed */
+  struct cmd_exec *cmd;
+  pthread_t thread;
+
+  /* Engine thread only. */
+  struct ready_queue ready;
+  struct store_batch batch;        /* this round's changes */
+  uint32_t running;                /* tasks running, all jobs */
+  uint32_t job_order;              /* next job's submission order */
+  struct launch_list {             /* attempts picked this round, spawned after commit */
+    struct attempt **items;
+    uint32_t len, cap;
+  } to_spawn;
+  struct attempt *attempts;        /* every attempt picked and not yet ended */
+  struct retry_timer *retries;     /* every task waiting out a backoff */
+  struct command *replies;         /* commands answered once the round commits */
+  struct job_run *finished;        /* jobs that finished this round */
+  struct timer grace_timer;        /* SIGKILL after SIGTERM on cancel/shutdown */
+  int stop_seen;                   /* the engine thread has begun stopping */
+
+  /* Shared, under `lock`. */
+  pthread_mutex_t lock;
+  pthread_cond_t reply_cond;       /* a command was answered */
+  pthread_cond_t finished_cond;    /* a job finished, or the engine stops */
+  struct command *cmd_head, *cmd_tail;
+  struct strmap jobs;              /* id → job_run (written by the engine thread) */
+  int stopping;                    /* shutdown requested */
+  int fatal;                       /* 0, or the error that stopped the engine */
+  int exited;                      /* the engine thread has left its loop */
+};
+
+/* dispatch.c */
+void spe__engine_job_start(struct engine *eng, struct job_run *job);
+void spe__engine_job_cancel(struct engine *eng, struct job_run *job);
+void spe__engine_pick(struct engine *eng);
+void spe__engine_spawn_picked(struct engine *eng);
+void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out);
+void spe__engine_stop_tasks(struct engine *eng);
+void spe__engine_drop_picked(struct engine *eng);
+void spe__engine_grace_expired(struct loop *lp, struct timer *t);
+struct job_run *spe__job_run_new(struct job_def *def, uint32_t order);
+void spe__job_run_free(struct job_run *job);
+
+/* record.c: the round's changes (store batch + events). */
+void spe__record_job(struct engine *eng, struct job_run *job);
+void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t);
+void spe__record_event(struct engine *eng, json_t *ev);
+json_t *spe__event_new(const struct job_run *job, const char *type);
+
+/* snapshot.c: the SPEC §3 view. */
+json_t *spe__job_json(const struct job_run *job);
+json_t *spe__tasks_json(const struct job_run *job);
+json_t *spe__task_json(const struct job_run *job, uint32_t t);
+
+#endif

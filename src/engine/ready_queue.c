@@ -1,0 +1,53 @@
+#include "engine/ready_queue.h"
+
+#include "spe.h"
+
+#include <stdlib.h>
+
+void spe__ready_init(struct ready_queue *q) {
+  q->heap = NULL;
+  q->len = q->cap = 0;
+}
+
+void spe__ready_free(struct ready_queue *q) {
+  free(q->heap);
+  spe__ready_init(q);
+}
+
+int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
+                    uint32_t rank, uint32_t job_order) {
+  if (q->len == q->cap) {
+    uint32_t cap = q->cap ? q->cap * 2 : 256;
+    struct ready_entry *h = realloc(q->heap, cap * sizeof *h);
+    if (h == NULL) return SPE_ENOMEM;
+    q->heap = h;
+    q->cap = cap;
+  }
+  struct ready_entry e = {((uint64_t)rank << 32) | job_order, job, task};
+  uint32_t i = q->len++;
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (q->heap[parent].key <= e.key) break;
+    q->heap[i] = q->heap[parent];
+    i = parent;
+  }
+  q->heap[i] = e;
+  return 0;
+}
+
+int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
+  if (q->len == 0) return 0;
+  *out = q->heap[0];
+  struct ready_entry last = q->heap[--q->len];
+  uint32_t i = 0;
+  for (;;) {
+    uint32_t child = 2 * i + 1;
+    if (child >= q->len) break;
+    if (child + 1 < q->len && q->heap[child + 1].key < q->heap[child].key) child++;
+    if (last.key <= q->heap[child].key) break;
+    q->heap[i] = q->heap[child];
+    i = child;
+  }
+  if (q->len > 0) q->heap[i] = last;
+  return 1;
+}

@@ -1,0 +1,30 @@
+/* The ready queue: tasks whose upstream tasks have all succeeded, waiting for a
+ * worker. A binary min-heap on (rank within the job, job order): among ready
+ * tasks, those named in `priority` start first, then the others in file order;
+ * between jobs, the lower rank first, then the job submitted first. */
+#ifndef SPE_ENGINE_READY_QUEUE_H
+#define SPE_ENGINE_READY_QUEUE_H
+
+#include <stdint.h>
+
+struct job_run;
+
+struct ready_entry {
+  uint64_t key;         /* rank << 32 | job order */
+  struct job_run *job;
+  uint32_t task;
+};
+
+struct ready_queue {
+  struct ready_entry *heap;
+  uint32_t len, cap;
+};
+
+void spe__ready_init(struct ready_queue *q);
+void spe__ready_free(struct ready_queue *q);
+int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
+                    uint32_t rank, uint32_t job_order);
+/* Remove the first entry into *out; 0 when the queue is empty. */
+int spe__ready_pop(struct ready_queue *q, struct ready_entry *out);
+
+#endif

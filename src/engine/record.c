@@ -1,0 +1,48 @@
+/* The round's changes: store records and events, gathered in the engine's batch
+ * and committed together at the end of the round. */
+#include "engine/engine_impl.h"
+
+#include "base/clock.h"
+
+void spe__record_job(struct engine *eng, struct job_run *job) {
+  struct job_rec r = {
+      .id = job->id,
+      .name = job->def->name,
+      .canonical = job->def->canonical,
+      .canonical_len = job->def->canonical_len,
+      .status = job->status,
+      .submitted_ms = job->submitted_ms,
+      .started_ms = job->started_ms,
+      .finished_ms = job->finished_ms,
+  };
+  if (spe__batch_job(&eng->batch, &r) != 0)
+    spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
+}
+
+void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
+  const struct task_state *ts = &job->tasks[t];
+  struct task_rec r = {
+      .job_id = job->id,
+      .index = t,
+      .status = ts->status,
+      .attempts = ts->attempts,
+      .result = ts->result,
+      .error = ts->error,
+      .started_ms = ts->started_ms,
+      .finished_ms = ts->finished_ms,
+      .blocked_by = ts->blocked_by,
+  };
+  if (spe__batch_task(&eng->batch, &r) != 0)
+    spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
+}
+
+void spe__record_event(struct engine *eng, json_t *ev) {
+  if (ev == NULL || spe__batch_event(&eng->batch, ev) != 0)
+    spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording an event");
+}
+
+json_t *spe__event_new(const struct job_run *job, const char *type) {
+  /* "seq" comes first and is filled in by the store's commit. */
+  return json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)spe__now_ms(), "job",
+                   job->id, "type", type);
+}
