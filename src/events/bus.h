@@ -24,18 +24,30 @@ struct bus_sub;
 int spe__bus_new(struct event_bus **out);
 
 /* Queue n events for delivery; steals the references. Any thread. Never blocks
- * on subscribers. Returns 0 or SPE_ENOMEM (then the references are dropped). */
+ * on subscribers. Returns 0 or SPE_ENOMEM (then the references are dropped).
+ * Each event is a JSON object; its "job" string names the job it belongs to (an
+ * event without one goes to all-jobs subscribers only). Events are read by the
+ * delivery thread and the subscribers afterwards: do not modify them once
+ * published. One lock acquisition and at most one signal per call. */
 int spe__bus_publish(struct event_bus *bus, json_t **events, unsigned n);
 
-/* Subscribe to one job's events (job_id, copied) or to all (NULL). */
+/* Subscribe to one job's events (job_id, copied) or to all (NULL). The
+ * subscription receives exactly the events published after the call. Returns 0,
+ * SPE_EINVAL (fn NULL) or SPE_ENOMEM. May be called from a callback. */
 int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn fn, void *ctx,
                        struct bus_sub **out);
+/* Once this returns, fn is not running and is never called again for `sub`;
+ * waits for a callback in progress on the delivery thread. From inside a
+ * callback (its own or another's) it returns at once. NULL is a no-op. */
 void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
 
-/* Wait until every event published before the call has been delivered. */
+/* Wait until every event published before the call has been delivered (every
+ * callback for it has returned). From inside a callback it returns at once: the
+ * delivery thread cannot wait for itself. */
 void spe__bus_flush(struct event_bus *bus);
 
-/* Deliver what is pending, stop the thread, drop all subscriptions. NULL no-op. */
+/* Deliver what is pending, stop the thread, drop all subscriptions. NULL no-op.
+ * Not from a callback, and no publish may follow or race with it. */
 void spe__bus_free(struct event_bus *bus);
 
 #endif
