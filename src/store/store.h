@@ -81,8 +81,10 @@ static inline int spe__store_commit(struct store *st, struct store_batch *b, cha
 /* NULL is a no-op. */
 void spe__store_close(struct store *st);
 
-/* Batch helpers: append (growing the arrays), and empty the batch (dropping the
- * event references). The append functions return 0 or SPE_ENOMEM. */
+/* Batch helpers: append (growing the arrays geometrically), and empty the batch
+ * (dropping the event references, keeping the arrays' capacity). The append
+ * functions return 0 or SPE_ENOMEM; spe__batch_event steals `ev` even when it
+ * fails. spe__batch_free also releases the arrays and zeroes the batch. */
 int spe__batch_job(struct store_batch *b, const struct job_rec *r);
 int spe__batch_task(struct store_batch *b, const struct task_rec *r);
 int spe__batch_event(struct store_batch *b, json_t *ev /* stolen */);
