@@ -462,6 +462,19 @@ static void test_free_delivers_pending_events(void **state) {
   assert_int_equal(g.rec.count, 1000);
   for (int i = 0; i < 1000; i++) assert_int_equal(g.rec.ns[i], i);
   free(g.rec.ns);
+
+  /* Free right after publishing, most often before the delivery thread has
+   * even woken up. */
+  for (int round = 0; round < 20; round++) {
+    bus = bus_new_ok();
+    struct recorder r = {0};
+    assert_int_equal(spe__bus_subscribe(bus, NULL, record, &r, &s), 0);
+    for (int i = 0; i < 100; i++) evs[i] = ev_new("J", i);
+    assert_int_equal(spe__bus_publish(bus, evs, 100), 0);
+    spe__bus_free(bus);
+    assert_int_equal(r.count, 100);
+    free(r.ns);
+  }
 }
 
 struct mask_seen {
