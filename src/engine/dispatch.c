@@ -417,12 +417,12 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
   if (a->interrupted && !a->cancelled) {
     /* Stopped by a shutdown: the attempt does not count; a later run starts
      * the task again. */
+    spe__record_event(eng, terminated_event(job, t, "interrupted"));
     ts->status = TASK_PENDING;
     ts->attempts--;
     json_decref(out->result);
     json_decref(out->error);
     spe__record_task(eng, job, t);
-    spe__record_event(eng, terminated_event(job, t, "interrupted"));
   } else if (out->succeeded && !a->cancelled) {
     ts->status = TASK_SUCCEEDED;
     ts->result = out->result ? out->result : json_null();
