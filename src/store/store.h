@@ -41,7 +41,23 @@ struct task_rec {
   json_t *error;           /* failed: the error object, else NULL */
   int64_t started_ms, finished_ms;
   int32_t blocked_by;      /* not_run: index of the failed task, else -1 */
+  uint32_t lost;           /* attempts cut short by a crash of the executor
+                              (counted by recovery against the attempt limit) */
 };
+
+/* A job read back from the store (recovery, or a lookup of a job not in
+ * memory). Everything it points to belongs to the store and is valid only for
+ * the duration of the callback it is passed to; json_incref what you keep. */
+struct stored_job {
+  struct job_rec job;
+  struct task_rec *tasks;  /* the tasks ever recorded, in index order; a task
+                              never recorded is pending with no attempts */
+  uint32_t ntasks;
+};
+
+/* Called once per job read back. A non-zero return stops the reading and is
+ * returned by the load call. */
+typedef int (*stored_job_fn)(void *ctx, const struct stored_job *job);
 
 /* Everything one round changes. The engine owns the arrays. */
 struct store_batch {
@@ -64,6 +80,11 @@ struct store_ops {
    * nothing of the batch is kept, the events' seq is unset, and the code says
    * why (SPE_ESTORE). */
   int (*commit)(struct store *st, struct store_batch *b, char **msg);
+  /* Recovery: every job whose status is submitted or running, oldest first
+   * (submission order). The memory store has none. */
+  int (*load_unfinished)(struct store *st, stored_job_fn fn, void *ctx, char **msg);
+  /* One job by id, whatever its status; SPE_ENOJOB if the store has none. */
+  int (*load_job)(struct store *st, const char *id, stored_job_fn fn, void *ctx, char **msg);
   void (*close)(struct store *st);
 };
 

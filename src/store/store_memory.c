@@ -39,11 +39,25 @@ static int memory_commit(struct store *st, struct store_batch *b, char **msg) {
   return 0;
 }
 
+/* Nothing is kept, so there is nothing to recover... */
+static int memory_load_unfinished(struct store *st, stored_job_fn fn, void *ctx, char **msg) {
+  return 0;
+}
+
+/* ...and no job to read back: the engine answers for the jobs it holds. */
+static int memory_load_job(struct store *st, const char *id, stored_job_fn fn, void *ctx,
+                           char **msg) {
+  spe__msg_set(msg, "no job with id \"%s\"", id);
+  return SPE_ENOJOB;
+}
+
 static void memory_close(struct store *st) { free(st); }
 
 const struct store_ops spe__store_memory_ops = {
     .scheme = "memory",
     .open = memory_open,
     .commit = memory_commit,
+    .load_unfinished = memory_load_unfinished,
+    .load_job = memory_load_job,
     .close = memory_close,
 };
