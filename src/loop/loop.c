@@ -63,6 +63,7 @@ void spe__loop_close(struct loop *lp) {
   run_deferred(lp);
   free(lp->deferred);
   lp->deferred = NULL;
+  lp->capdeferred = 0; /* else a later spe__loop_defer() would write through NULL */
   lp->nheap = lp->capheap = 0;
 }
 

@@ -1,0 +1,38 @@
+/* The error object of a failed attempt: {"kind": ..., "message": ...}. */
+#include "exec/exec.h"
+#include "exec/utf8.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+json_t *spe__error_new(const char *kind, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *text = NULL;
+  int n = vasprintf(&text, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+
+  json_t *err = json_object();
+  /* A message may quote a file name or program name that is not UTF-8: keep it
+   * readable rather than failing to build the error. */
+  json_t *msg = spe__json_string_lossy(text, (size_t)n);
+  free(text);
+  if (err == NULL || msg == NULL) {
+    json_decref(err);
+    json_decref(msg);
+    return NULL;
+  }
+  /* json_object_set_new() takes the value's reference even when it fails. */
+  if (json_object_set_new(err, "kind", json_string(kind)) < 0) {
+    json_decref(msg);
+    json_decref(err);
+    return NULL;
+  }
+  if (json_object_set_new(err, "message", msg) < 0) {
+    json_decref(err);
+    return NULL;
+  }
+  return err;
+}
