@@ -398,6 +398,18 @@ static void test_stderr_tail(void **state) {
   slot_clear(&s);
 }
 
+/* A flood on stderr is read as it comes (no deadlock) and only its tail kept. */
+static void test_stderr_flood(void **state) {
+  struct fx *f = *state;
+  struct slot s = {0};
+  run_cmd(f, "head -c 20000000 /dev/zero | tr '\\0' e >&2; echo end >&2; exit 4", &s);
+  assert_string_equal(err_field(&s, "kind"), "exit");
+  const char *tail = err_field(&s, "stderr");
+  assert_int_equal(strlen(tail), SPE_STDERR_KEEP);
+  assert_string_equal(tail + SPE_STDERR_KEEP - 5, "eend\n");
+  slot_clear(&s);
+}
+
 static void test_crashed(void **state) {
   struct fx *f = *state;
   static const struct {
@@ -705,6 +717,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_cwd, setup, teardown),
       cmocka_unit_test_setup_teardown(test_exit_code, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stderr_tail, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stderr_flood, setup, teardown),
       cmocka_unit_test_setup_teardown(test_crashed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timeout_kills_group, setup, teardown),
       cmocka_unit_test_setup_teardown(test_background_child, setup, teardown),

@@ -9,6 +9,11 @@
  * whatever is left of its process group is killed, its buffered output read, the
  * child reaped, and the outcome reported. A timeout kills the whole group at
  * once. Nothing here blocks the loop, and no zombie is left behind.
+ * docs/commands.md describes all of it for users.
+ *
+ * The embedding program must not reap children it did not start (no
+ * waitpid(-1), no SIGCHLD set to SIG_IGN): an attempt's unreaped process is
+ * what keeps its process group id from being reused before the group is killed.
  *
  * Threads: everything runs on the loop's thread.
  */
@@ -34,8 +39,13 @@ int spe__cmd_exec_new(struct cmd_exec **out, struct loop *lp, const struct logge
 
 /* Start an attempt. On success returns 0 and *run identifies it (for signals).
  * If the command cannot be started at all (no such program or directory, too
- * many processes...), returns a negative code and fills `failed` with an outcome
- * of kind "error" naming the problem; the done callback is not called then. */
+ * many processes...), returns a negative code, sets *run to NULL, and fills
+ * `failed` (if not NULL) with an outcome of kind "error" naming the problem
+ * (its `error` is NULL only when even that could not be allocated); the done
+ * callback is not called then. The done callback of a started attempt is
+ * always called later, from spe__loop_poll(), never from inside this call.
+ * An `argv` program without a slash is searched in the PATH of this process,
+ * not in a PATH given through env_job or env_task. */
 int spe__cmd_start(struct cmd_exec *ex, const struct task_launch *launch, void *task_ctx,
                    struct cmd_run **run, struct task_outcome *failed);
 
@@ -49,7 +59,9 @@ void spe__cmd_signal(struct cmd_exec *ex, struct cmd_run *run, int sig, const ch
 uint32_t spe__cmd_running(const struct cmd_exec *ex);
 
 /* Kill every running attempt's process group with SIGKILL, reap them without
- * reporting, and free the executor. NULL is a no-op. */
+ * reporting, and free the executor. NULL is a no-op. Call it while the loop is
+ * still open, and not from inside one of the loop's callbacks (an event of the
+ * current batch could still point at a freed attempt). */
 void spe__cmd_exec_free(struct cmd_exec *ex);
 
 #endif

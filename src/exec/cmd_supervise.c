@@ -31,16 +31,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* glibc 2.36 has P_PIDFD as an enumerator only; older headers lack it. */
+/* glibc 2.36 declares P_PIDFD as an enumerator of idtype_t, not as a macro;
+ * older headers lack it. Defining the macro covers both (it only shadows the
+ * enumerator, with the same value). */
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
 
 /* How much a read takes from a pipe at once: a whole default pipe buffer. */
 #define READ_CHUNK 65536
+/* At most this much is read from one pipe per event, so that a task writing
+ * as fast as we read cannot keep the loop from everything else (epoll is
+ * level-triggered: the rest is read on the next round). */
+#define READ_BUDGET (1u << 20)
 /* After the task's process ended, at most this much stderr is read: only an
  * escaped process (one that left the group) can still be writing then, and
- * only the last 4 KiB are kept anyway. */
+ * only the last 4 KiB are kept anyway. Stdout is read to the end or to the
+ * result cap, whichever comes first. */
 #define STDERR_DRAIN_MAX (1u << 20)
 
 __attribute__((format(printf, 3, 4)))
@@ -64,16 +71,19 @@ static void close_pipe(struct cmd_run *run, struct io_watch *w, int *fd) {
   *fd = -1;
 }
 
-/* Read stdout until it would block. Past the cap the group is killed at once
- * and reading stops: the attempt has failed, and more bytes would only cost
- * memory. */
-static void drain_stdout(struct cmd_run *run) {
+/* Read stdout until it would block, or `max` bytes. Past the cap the group is
+ * killed at once and reading stops: the attempt has failed, and more bytes
+ * would only cost memory. */
+static void drain_stdout(struct cmd_run *run, size_t max) {
   char buf[READ_CHUNK];
+  size_t got = 0;
   while (run->out_fd >= 0) {
+    if (got >= max) return;
     ssize_t n = read(run->out_fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) break; /* EOF or a read error: nothing more will come */
+    got += (size_t)n;
     if ((size_t)n > run->max_out - run->out.len) {
       force(run, "error", "stdout passed the %zu-byte result limit", run->max_out);
       kill_group(run, SIGKILL);
@@ -88,10 +98,12 @@ static void drain_stdout(struct cmd_run *run) {
   close_pipe(run, &run->out_w, &run->out_fd);
 }
 
+/* Read stderr into the ring until it would block, or `max` bytes. */
 static void drain_stderr(struct cmd_run *run, size_t max) {
   char buf[READ_CHUNK];
   size_t got = 0;
-  while (run->err_fd >= 0 && got < max) {
+  while (run->err_fd >= 0) {
+    if (got >= max) return;
     ssize_t n = read(run->err_fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
@@ -99,15 +111,15 @@ static void drain_stderr(struct cmd_run *run, size_t max) {
     spe__ring_append(&run->err, buf, (size_t)n);
     got += (size_t)n;
   }
-  if (got < max) close_pipe(run, &run->err_w, &run->err_fd);
+  close_pipe(run, &run->err_w, &run->err_fd);
 }
 
 static void on_stdout(struct loop *lp, struct io_watch *w, uint32_t events) {
-  drain_stdout(w->data);
+  drain_stdout(w->data, READ_BUDGET);
 }
 
 static void on_stderr(struct loop *lp, struct io_watch *w, uint32_t events) {
-  drain_stderr(w->data, SIZE_MAX);
+  drain_stderr(w->data, READ_BUDGET);
 }
 
 static void on_timeout(struct loop *lp, struct timer *t) {
@@ -153,7 +165,7 @@ static void process_ended(struct cmd_run *run) {
   /* The task's own process has ended; whatever it left running in its group
    * goes now, while the zombie still pins the group id. */
   kill_group(run, SIGKILL);
-  if (run->out_fd >= 0) drain_stdout(run);
+  if (run->out_fd >= 0) drain_stdout(run, SIZE_MAX);
   if (run->err_fd >= 0) drain_stderr(run, STDERR_DRAIN_MAX);
   siginfo_t info;
   int e = reap(run, &info);
