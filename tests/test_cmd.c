@@ -435,7 +435,7 @@ static void test_crashed(void **state) {
 static void test_timeout_kills_group(void **state) {
   struct fx *f = *state;
   char cmd[PATH_MAX + 64], pidfile[PATH_MAX];
-  snprintf(pidfile, sizeof pidfile, "%s/cmd-timeout.pid", tmp_dir());
+  snprintf(pidfile, sizeof pidfile, "%s/cmd-timeout-%d.pid", tmp_dir(), (int)getpid());
   snprintf(cmd, sizeof cmd, "sleep 30 & echo $! > '%s'; wait", pidfile);
   struct task_launch l = launch_cmd(cmd);
   l.timeout_ms = 200;
@@ -455,7 +455,7 @@ static void test_timeout_kills_group(void **state) {
 static void test_background_child(void **state) {
   struct fx *f = *state;
   char cmd[PATH_MAX + 64], pidfile[PATH_MAX];
-  snprintf(pidfile, sizeof pidfile, "%s/cmd-bg.pid", tmp_dir());
+  snprintf(pidfile, sizeof pidfile, "%s/cmd-bg-%d.pid", tmp_dir(), (int)getpid());
   snprintf(cmd, sizeof cmd, "sleep 30 & echo $! > '%s'; echo done", pidfile);
   struct slot s = {0};
   int64_t t0 = spe__mono_ms();
