@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -460,12 +462,26 @@ static void shutdown_interrupts_running_tasks(void **state) {
   o.grace_ms = 300;
   h_open_opts(&h, &o);
   char id[SPE_ID_SIZE];
-  /* The task ignores SIGTERM, so it takes the SIGKILL after the grace time. */
-  char *text = h_unquote("{'name':'j','tasks':[{'name':'stubborn',"
-                         "'cmd':'trap \\\"\\\" TERM; sleep 30 & wait; wait'}]}");
+  /* The task ignores SIGTERM, so it takes the SIGKILL after the grace time. It
+   * says it is ready (its trap is set) through a FIFO the test reads. */
+  char dir[] = "/tmp/spe-shutdown-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char fifo[64], text[256];
+  snprintf(fifo, sizeof fifo, "%s/ready", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  snprintf(text, sizeof text,
+           "{\"name\":\"j\",\"tasks\":[{\"name\":\"stubborn\","
+           "\"cmd\":\"trap '' TERM; echo ready > %s; exec sleep 30\"}]}",
+           fifo);
   h_submit_start(&h, text, id);
-  free(text);
-  assert_int_equal(h_await_events(&h, id, "task_started", 1, 5000), 1);
+  FILE *f = fopen(fifo, "r"); /* blocks until the task opens it */
+  assert_non_null(f);
+  char line[16] = "";
+  assert_non_null(fgets(line, sizeof line, f));
+  fclose(f);
+  assert_string_equal(line, "ready\n");
+  unlink(fifo);
+  rmdir(dir);
   int64_t t0 = mono_ms();
   assert_int_equal(spe_shutdown(h.ex), 0);
   assert_int_equal(spe_wait(h.ex, id, 10000), SPE_ECLOSED);
