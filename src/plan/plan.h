@@ -27,7 +27,7 @@ struct plan {
  * graph has a cycle, returns SPE_EJOB and, if cycle is not NULL, sets *cycle to a
  * malloc'd array of *cycle_len node indexes a0, a1, ..., ak with an edge from each
  * to the next and ak == a0 (a self-loop gives [a, a]). SPE_ENOMEM when out of
- * memory. */
+ * memory; SPE_EINVAL when an edge names a node >= n or the offsets decrease. */
 int spe__plan_build(uint32_t n, const uint32_t *off, const uint32_t *succ,
                     struct plan *out, uint32_t **cycle, uint32_t *cycle_len);
 
