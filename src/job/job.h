@@ -9,7 +9,8 @@
  * O(edges) and the model stays small for 100,000-task jobs.
  *
  * Ownership: a job_def owns everything it points to (strings, arrays, the
- * jansson `arg` values) and is freed whole by spe__job_free().
+ * jansson `arg` values) and is freed whole by spe__job_free(). It holds no
+ * reference to the jansson document it was parsed from.
  */
 #ifndef SPE_JOB_JOB_H
 #define SPE_JOB_JOB_H
@@ -24,9 +25,9 @@ enum task_body {
   TASK_EXEC  /* `exec`: a C function registered by the embedding program */
 };
 
+/* Fields are ordered so that the struct has no padding (72 bytes). */
 struct task_def {
   char *name;           /* unique within the job, non-empty */
-  enum task_body body;  /* which of cmd, argv, exec */
   char *cmd;            /* TASK_CMD: the command line; TASK_EXEC: the function name */
   char **argv;          /* TASK_ARGV: NULL-terminated, argv[0] non-NULL; else NULL */
   json_t *arg;          /* `arg` (any JSON) or NULL; owned reference */
@@ -34,6 +35,7 @@ struct task_def {
   char **env;           /* task `env` as NULL-terminated "KEY=VALUE" strings, or NULL */
   char *description;    /* or NULL */
   uint64_t timeout_ms;  /* 0 = infinity */
+  enum task_body body;  /* which of cmd, argv, exec */
   uint32_t retries;     /* extra attempts after a failed one */
 };
 
@@ -69,6 +71,13 @@ struct job_def {
    * resume, and stored so that a job can be rebuilt on recovery). */
   char *canonical;
   size_t canonical_len;
+
+  /* Private to src/job. A parsed job_def keeps every string and string array
+   * above (names, commands, argv, env, cwd, descriptions; not `canonical`) in
+   * this one block store, which saves a malloc and its overhead per string.
+   * NULL in a job_def built by hand, whose strings spe__job_free() then frees
+   * one by one. */
+  struct job_strings *strings;
 };
 
 /* Parse and validate a job description held in memory (the bytes of a job
@@ -82,7 +91,9 @@ struct job_def {
  * The whole of SPEC §1 is checked, including cycles (through the planner). */
 int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char **msg);
 
-/* The same for a description already parsed by jansson; `doc` is borrowed. */
+/* The same for a description already parsed by jansson; `doc` is borrowed and
+ * not referenced afterwards (`arg` values are copied), so the caller may change
+ * or free it. */
 int spe__job_parse_json(json_t *doc, struct job_def **out, char **msg);
 
 /* Free a job_def and everything it owns. NULL is a no-op. */

@@ -1,0 +1,140 @@
+/*
+ * One task of a job description (SPEC §1): its name first, so that every later
+ * message can name the task, then unknown fields (a typo must not silently
+ * change a job), then the body and the optional fields. `enables` is only
+ * checked for shape here; its names are resolved once every task is known
+ * (job_graph.c).
+ */
+#include "job/job_internal.h"
+
+#include <string.h>
+
+#include "spe.h"
+
+static const char *const task_fields[] = {"name", "cmd",  "argv", "exec",
+                                          "enables", "timeout", "retries", "arg",
+                                          "cwd", "env", "description", NULL};
+
+static int parse_name(struct job_parse *p, uint32_t i, json_t *task) {
+  json_t *v = json_object_get(task, "name");
+  if (v == NULL) return spe__job_error(p, i, "missing \"name\"");
+  if (!json_is_string(v) || json_string_length(v) == 0)
+    return spe__job_error(p, i, "\"name\" must be a non-empty string");
+  if (spe__job_has_nul(v))
+    return spe__job_error(p, i, "\"name\" must not contain a NUL character");
+  struct task_def *t = &p->def->tasks[i];
+  t->name = spe__job_strings_dup(p->def->strings, json_string_value(v), json_string_length(v));
+  if (t->name == NULL) return spe__job_nomem(p);
+  if (spe__job_names_add(&p->names, i) >= 0) {
+    struct job_quoted q;
+    return spe__job_error(p, JOB_LEVEL, "duplicate task name %s",
+                          spe__job_quote(&q, t->name, strlen(t->name)));
+  }
+  return 0;
+}
+
+static int parse_argv(struct job_parse *p, uint32_t i, json_t *v) {
+  size_t n = json_is_array(v) ? json_array_size(v) : 0;
+  if (n == 0) return spe__job_error(p, i, "\"argv\" must be a non-empty array of strings");
+  char **argv = spe__job_strings_alloc(p->def->strings, (n + 1) * sizeof *argv);
+  if (argv == NULL) return spe__job_nomem(p);
+  for (size_t k = 0; k < n; k++) {
+    json_t *s = json_array_get(v, k);
+    if (!json_is_string(s))
+      return spe__job_error(p, i, "\"argv\" must be a non-empty array of strings");
+    if (k == 0 && json_string_length(s) == 0)
+      return spe__job_error(p, i, "\"argv\"[0], the program, must not be empty");
+    if (spe__job_has_nul(s))
+      return spe__job_error(p, i, "\"argv\"[%zu] must not contain a NUL character", k);
+    argv[k] = spe__job_strings_dup(p->def->strings, json_string_value(s), json_string_length(s));
+    if (argv[k] == NULL) return spe__job_nomem(p);
+  }
+  argv[n] = NULL;
+  p->def->tasks[i].argv = argv;
+  return 0;
+}
+
+static int parse_body(struct job_parse *p, uint32_t i, json_t *task) {
+  json_t *cmd = json_object_get(task, "cmd");
+  json_t *argv = json_object_get(task, "argv");
+  json_t *exec = json_object_get(task, "exec");
+  if ((cmd != NULL) + (argv != NULL) + (exec != NULL) != 1)
+    return spe__job_error(p, i, "needs exactly one of \"cmd\", \"argv\", \"exec\"");
+  struct task_def *t = &p->def->tasks[i];
+  if (argv != NULL) {
+    t->body = TASK_ARGV;
+    return parse_argv(p, i, argv);
+  }
+  t->body = cmd != NULL ? TASK_CMD : TASK_EXEC;
+  return spe__job_get_string(p, i, task, cmd != NULL ? "cmd" : "exec", 1, &t->cmd);
+}
+
+static int parse_enables(struct job_parse *p, uint32_t i, json_t *task) {
+  json_t *v = json_object_get(task, "enables");
+  if (v == NULL) return 0;
+  if (!json_is_array(v)) return spe__job_error(p, i, "\"enables\" must be an array of task names");
+  size_t k;
+  json_t *s;
+  json_array_foreach(v, k, s) {
+    if (!json_is_string(s))
+      return spe__job_error(p, i, "\"enables\" must be an array of task names");
+    if (spe__job_has_nul(s))
+      return spe__job_error(p, i, "\"enables\"[%zu] must not contain a NUL character", k);
+  }
+  p->enables[i] = v;
+  return 0;
+}
+
+static int parse_timeout(struct job_parse *p, uint32_t i, json_t *task) {
+  json_t *v = json_object_get(task, "timeout");
+  struct task_def *t = &p->def->tasks[i];
+  t->timeout_ms = 0;
+  if (v == NULL) return 0;
+  if (json_is_integer(v) && json_integer_value(v) > 0) {
+    t->timeout_ms = (uint64_t)json_integer_value(v);
+    return 0;
+  }
+  if (json_is_string(v) && json_string_length(v) == strlen("infinity") &&
+      memcmp(json_string_value(v), "infinity", strlen("infinity")) == 0)
+    return 0;
+  return spe__job_error(p, i,
+                        "\"timeout\" must be a positive integer (milliseconds) or \"infinity\"");
+}
+
+static int parse_retries(struct job_parse *p, uint32_t i, json_t *task) {
+  json_t *v = json_object_get(task, "retries");
+  if (v == NULL) return 0;
+  if (!json_is_integer(v) || json_integer_value(v) < 0)
+    return spe__job_error(p, i, "\"retries\" must be a non-negative integer");
+  if (json_integer_value(v) > UINT32_MAX)
+    return spe__job_error(p, i, "\"retries\" is too large (at most %u)", UINT32_MAX);
+  p->def->tasks[i].retries = (uint32_t)json_integer_value(v);
+  return 0;
+}
+
+static int parse_arg(struct job_parse *p, uint32_t i, json_t *task) {
+  json_t *v = json_object_get(task, "arg");
+  if (v == NULL) return 0;
+  /* A document we parsed ourselves dies at the end of the parse, so sharing the
+   * subtree is safe; a caller's document may change later, so copy it. */
+  v = p->copy_args ? json_deep_copy(v) : json_incref(v);
+  if (v == NULL) return spe__job_nomem(p);
+  p->def->tasks[i].arg = v;
+  return 0;
+}
+
+int spe__job_parse_task(struct job_parse *p, uint32_t i, json_t *task) {
+  if (!json_is_object(task)) return spe__job_error(p, i, "a task must be a JSON object");
+  struct task_def *t = &p->def->tasks[i];
+  int rc;
+  if ((rc = parse_name(p, i, task)) < 0) return rc;
+  if ((rc = spe__job_check_fields(p, i, task, task_fields)) < 0) return rc;
+  if ((rc = parse_body(p, i, task)) < 0) return rc;
+  if ((rc = parse_enables(p, i, task)) < 0) return rc;
+  if ((rc = parse_timeout(p, i, task)) < 0) return rc;
+  if ((rc = parse_retries(p, i, task)) < 0) return rc;
+  if ((rc = parse_arg(p, i, task)) < 0) return rc;
+  if ((rc = spe__job_get_string(p, i, task, "cwd", 1, &t->cwd)) < 0) return rc;
+  if ((rc = spe__job_get_env(p, i, task, &t->env)) < 0) return rc;
+  return spe__job_get_string(p, i, task, "description", 0, &t->description);
+}
