@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "job/job.h"
+#include "job/job_internal.h"
 #include "spe.h"
 
 static char *read_file(const char *path, size_t *len) {
@@ -375,6 +376,105 @@ static void test_validate_levels(void **state) {
   free(msg);
 }
 
+static uint32_t rnd(uint64_t *s) {
+  *s = *s * 6364136223846793005u + 1442695040888963407u;
+  return (uint32_t)(*s >> 33);
+}
+
+/* Random text from pieces that exercise every escaping rule: plain ASCII,
+ * quotes, backslashes, every control character, DEL, NUL, multi-byte UTF-8. */
+static json_t *random_string(uint64_t *seed, int as_key, json_t *obj, json_t *value) {
+  static const char *const pieces[] = {"a", "b", "ab", "Z", "/", " ", "\"", "\\", "\x7f",
+                                       "\xc3\xa9", "\xe6\xbc\xa2", "\xf0\x9f\x98\x80", "~"};
+  char buf[64];
+  size_t len = 0, n = rnd(seed) % 6;
+  for (size_t k = 0; k < n; k++) {
+    uint32_t r = rnd(seed) % 16;
+    if (r < 13) {
+      size_t plen = strlen(pieces[r]);
+      memcpy(buf + len, pieces[r], plen);
+      len += plen;
+    } else {
+      buf[len++] = (char)(rnd(seed) % 0x20); /* a control character, NUL included */
+    }
+  }
+  if (as_key) {
+    json_object_setn_new_nocheck(obj, buf, len, value);
+    return NULL;
+  }
+  return json_stringn(buf, len);
+}
+
+static json_t *random_json(uint64_t *seed, int depth) {
+  static const double reals[] = {0.1, -2.5, 1.0, 1e300, 123456.789, -0.0, 5e-324};
+  uint32_t kind = rnd(seed) % (depth > 3 ? 6 : 8);
+  switch (kind) {
+    case 0: return json_null();
+    case 1: return json_boolean(rnd(seed) % 2);
+    case 2: return json_integer((json_int_t)rnd(seed) * (rnd(seed) % 2 ? -1 : 1) *
+                                (json_int_t)(rnd(seed) % 2 ? 1 : 4000000000));
+    case 3: return json_real(reals[rnd(seed) % 7]);
+    case 4:
+    case 5: return random_string(seed, 0, NULL, NULL);
+    case 6: {
+      json_t *a = json_array();
+      for (uint32_t k = rnd(seed) % 5; k > 0; k--) json_array_append_new(a, random_json(seed, depth + 1));
+      return a;
+    }
+    default: {
+      json_t *o = json_object();
+      for (uint32_t k = rnd(seed) % 20; k > 0; k--) random_string(seed, 1, o, random_json(seed, depth + 1));
+      return o;
+    }
+  }
+}
+
+/* The canonical writer gives json_dumps's text, byte for byte. */
+static void test_canonical_matches_jansson(void **state) {
+  uint64_t seed = 1;
+  for (int round = 0; round < 2000; round++) {
+    json_t *doc = random_json(&seed, 0);
+    char *want = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    char *got = NULL;
+    size_t len = 0;
+    assert_int_equal(spe__job_canonical_text(doc, 0, &got, &len, NULL), 0);
+    assert_non_null(want);
+    if (strlen(want) != len || memcmp(got, want, len) != 0)
+      print_error("round %d:\n  json_dumps: %s\n  canonical:  %s\n", round, want, got);
+    assert_int_equal(strlen(want), len);
+    assert_memory_equal(got, want, len);
+    free(got);
+    free(want);
+    json_decref(doc);
+  }
+}
+
+/* What only the API can build: a string that is not UTF-8, a document nested
+ * deeper than any parser allows. */
+static void test_canonical_refusals(void **state) {
+  json_t *doc = json_pack("{s:s, s:[{s:s, s:s}]}", "name", "j", "tasks", "name", "f", "exec", "fn");
+  json_t *t = json_array_get(json_object_get(doc, "tasks"), 0);
+  json_object_set_new(t, "description", json_stringn_nocheck("\xff\xfe", 2));
+  struct job_def *def;
+  char *msg = NULL;
+  assert_int_equal(spe__job_parse_json(doc, &def, &msg), SPE_EJOB);
+  assert_string_equal(msg, "the job description holds a string that is not valid UTF-8");
+  free(msg);
+
+  json_t *deep = json_array(), *at = deep;
+  for (int k = 0; k < 3000; k++) {
+    json_t *inner = json_array();
+    json_array_append_new(at, inner);
+    at = inner;
+  }
+  json_object_set_new(t, "description", json_string("fine"));
+  json_object_set_new(t, "arg", deep);
+  assert_int_equal(spe__job_parse_json(doc, &def, &msg), SPE_EJOB);
+  assert_string_equal(msg, "the job description is nested too deeply");
+  free(msg);
+  json_decref(doc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_invalid_jobs),     cmocka_unit_test(test_valid_jobs),
@@ -382,6 +482,8 @@ int main(void) {
       cmocka_unit_test(test_canonical_form),   cmocka_unit_test(test_parse_json_copies),
       cmocka_unit_test(test_key_with_nul),     cmocka_unit_test(test_many_tasks),
       cmocka_unit_test(test_free_hand_built),  cmocka_unit_test(test_validate_levels),
+      cmocka_unit_test(test_canonical_matches_jansson),
+      cmocka_unit_test(test_canonical_refusals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

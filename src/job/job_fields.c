@@ -9,31 +9,34 @@ int spe__job_has_nul(const json_t *string) {
   return memchr(json_string_value(string), '\0', json_string_length(string)) != NULL;
 }
 
-static int is_known(const char *key, size_t len, const char *const *known) {
-  for (; *known != NULL; known++) {
-    if (strlen(*known) == len && memcmp(*known, key, len) == 0) return 1;
-  }
-  return 0;
-}
-
-int spe__job_check_fields(struct job_parse *p, int64_t task, json_t *obj,
-                          const char *const *known) {
+void spe__job_members(json_t *obj, const char *const *names, size_t n, struct job_members *m) {
+  for (size_t k = 0; k < n; k++) m->values[k] = NULL;
+  m->unknown = NULL;
+  m->unknown_len = 0;
   const char *key;
   size_t len;
   json_t *value;
   json_object_keylen_foreach(obj, key, len, value) {
-    if (!is_known(key, len, known)) {
-      struct job_quoted q;
-      return spe__job_error(p, task, "unknown field %s", spe__job_quote(&q, key, len));
+    size_t k = 0;
+    while (k < n && !(strlen(names[k]) == len && memcmp(names[k], key, len) == 0)) k++;
+    if (k < n) {
+      m->values[k] = value;
+    } else if (m->unknown == NULL) {
+      m->unknown = key;
+      m->unknown_len = len;
     }
   }
-  return 0;
 }
 
-int spe__job_get_string(struct job_parse *p, int64_t task, json_t *obj,
-                        const char *field, int nonempty, char **out) {
+int spe__job_unknown_field(struct job_parse *p, int64_t task, const struct job_members *m) {
+  struct job_quoted q;
+  return spe__job_error(p, task, "unknown field %s",
+                        spe__job_quote(&q, m->unknown, m->unknown_len));
+}
+
+int spe__job_get_string(struct job_parse *p, int64_t task, const char *field, json_t *v,
+                        int nonempty, char **out) {
   *out = NULL;
-  json_t *v = json_object_get(obj, field);
   if (v == NULL) return 0;
   if (!json_is_string(v) || (nonempty && json_string_length(v) == 0))
     return spe__job_error(p, task, "\"%s\" must be a %sstring", field,
@@ -69,9 +72,8 @@ static int env_entry(struct job_parse *p, int64_t task, const char *key, size_t 
   return 0;
 }
 
-int spe__job_get_env(struct job_parse *p, int64_t task, json_t *obj, char ***out) {
+int spe__job_get_env(struct job_parse *p, int64_t task, json_t *env, char ***out) {
   *out = NULL;
-  json_t *env = json_object_get(obj, "env");
   if (env == NULL) return 0;
   if (!json_is_object(env))
     return spe__job_error(p, task, "\"env\" must be an object of strings");

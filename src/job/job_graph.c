@@ -23,23 +23,75 @@ static uint32_t *new_stamps(uint32_t n) {
   return stamp;
 }
 
-/* Resolve task i's `enables` into succ[*len ...), skipping duplicates. */
-static int resolve_enables(struct job_parse *p, uint32_t i, uint32_t *stamp, uint32_t *succ,
-                           size_t *len) {
-  json_t *list = p->enables[i];
-  size_t k;
-  json_t *s;
-  json_array_foreach(list, k, s) {
-    int64_t t = spe__job_names_find(&p->names, json_string_value(s), json_string_length(s));
-    if (t < 0) {
-      struct job_quoted q;
-      return spe__job_error(p, i, "enables unknown task %s",
-                            spe__job_quote(&q, json_string_value(s), json_string_length(s)));
-    }
-    if (stamp[t] == i) continue;
-    stamp[t] = i;
-    succ[(*len)++] = (uint32_t)t;
+/* Resolving `enables`: a pipeline of lookups. Each name is hashed and its slot
+ * prefetched AHEAD lookups before it is resolved, and the name in the slot is
+ * prefetched halfway, so that the two cache misses of a lookup overlap with
+ * other lookups instead of adding up. Lookups are resolved in file order, so
+ * edges and the first unknown name come out as a plain loop would give them. */
+enum { AHEAD = 16 };
+
+struct lookup {
+  json_t *name;  /* a string of an `enables` list */
+  uint32_t hash;
+  uint32_t from; /* the task whose list it is */
+};
+
+struct resolver {
+  struct job_parse *p;
+  uint32_t *stamp;   /* stamp[t] == i: task i already enables t */
+  uint32_t *succ;    /* the successor array being filled */
+  size_t len;        /* edges so far */
+  uint32_t next_off; /* the next task whose succ_off is to be set */
+  size_t produced, resolved;
+  struct lookup ring[AHEAD];
+};
+
+static int resolve_next(struct resolver *r) {
+  struct lookup *l = &r->ring[r->resolved++ % AHEAD];
+  struct job_def *def = r->p->def;
+  const char *s = json_string_value(l->name);
+  size_t slen = json_string_length(l->name);
+  int64_t t = spe__job_names_find(&r->p->names, s, slen, l->hash);
+  if (t < 0) {
+    struct job_quoted q;
+    return spe__job_error(r->p, l->from, "enables unknown task %s", spe__job_quote(&q, s, slen));
   }
+  while (r->next_off <= l->from) def->succ_off[r->next_off++] = (uint32_t)r->len;
+  if (r->stamp[t] == l->from) return 0;
+  r->stamp[t] = l->from;
+  r->succ[r->len++] = (uint32_t)t;
+  return 0;
+}
+
+static int push_lookup(struct resolver *r, json_t *name, uint32_t from) {
+  const struct job_names *ix = &r->p->names;
+  struct lookup *l = &r->ring[r->produced++ % AHEAD];
+  l->name = name;
+  l->from = from;
+  l->hash = spe__job_names_hash(json_string_value(name), json_string_length(name));
+  spe__job_names_prefetch_slot(ix, l->hash);
+  if (r->produced - r->resolved > AHEAD / 2)
+    spe__job_names_prefetch_name(ix, r->ring[(r->produced - 1 - AHEAD / 2) % AHEAD].hash);
+  return r->produced - r->resolved == AHEAD ? resolve_next(r) : 0;
+}
+
+static int resolve_all(struct resolver *r) {
+  struct job_def *def = r->p->def;
+  for (uint32_t i = 0; i < def->ntasks; i++) {
+    json_t *list = r->p->enables[i];
+    if (list == NULL) continue;
+    size_t k;
+    json_t *name;
+    json_array_foreach(list, k, name) {
+      int rc = push_lookup(r, name, i);
+      if (rc < 0) return rc;
+    }
+  }
+  while (r->resolved < r->produced) {
+    int rc = resolve_next(r);
+    if (rc < 0) return rc;
+  }
+  while (r->next_off <= def->ntasks) def->succ_off[r->next_off++] = (uint32_t)r->len;
   return 0;
 }
 
@@ -78,15 +130,11 @@ int spe__job_build_edges(struct job_parse *p) {
     free(stamp);
     return spe__job_nomem(p);
   }
-  size_t len = 0;
-  int rc = 0;
-  for (uint32_t i = 0; i < n && rc == 0; i++) {
-    def->succ_off[i] = (uint32_t)len;
-    if (p->enables[i] != NULL) rc = resolve_enables(p, i, stamp, def->succ, &len);
-  }
+  struct resolver r = {.p = p, .stamp = stamp, .succ = def->succ};
+  int rc = resolve_all(&r);
   free(stamp);
   if (rc < 0) return rc;
-  def->succ_off[n] = (uint32_t)len;
+  size_t len = r.len;
   def->nedges = (uint32_t)len;
   if (len < bound) { /* duplicates were dropped: give the slack back */
     uint32_t *shrunk = realloc(def->succ, (len + 1) * sizeof *def->succ);
@@ -100,7 +148,9 @@ static int resolve_priority(struct job_parse *p, uint32_t *stamp) {
   size_t k;
   json_t *s;
   json_array_foreach(p->priority, k, s) {
-    int64_t t = spe__job_names_find(&p->names, json_string_value(s), json_string_length(s));
+    const char *name = json_string_value(s);
+    size_t len = json_string_length(s);
+    int64_t t = spe__job_names_find(&p->names, name, len, spe__job_names_hash(name, len));
     if (t < 0) {
       struct job_quoted q;
       return spe__job_error(p, JOB_LEVEL, "\"priority\" names unknown task %s",

@@ -41,22 +41,32 @@ void spe__job_strings_free(struct job_strings *js);
 /* ---- Task name index (job_names.c) --------------------------------------- */
 
 /* An open-addressing hash table from task name to task index, built during the
- * parse and dropped at its end. It holds no strings: slots keep a task index and
- * the name's hash, and names are compared in `tasks`. */
+ * parse and dropped at its end. Names are borrowed (they live in the string
+ * store). */
+struct job_name_slot {
+  const char *name;
+  uint32_t hash; /* spe__job_names_hash(name); 0 = empty slot */
+  uint32_t task;
+};
 struct job_names {
-  const struct task_def *tasks; /* names are read here */
-  uint32_t *slot_task;          /* task index + 1, 0 = empty slot */
-  uint32_t *slot_hash;          /* low 32 bits of the name's hash */
-  uint32_t mask;                /* capacity - 1; capacity is a power of two */
+  struct job_name_slot *slots;
+  uint32_t mask; /* capacity - 1; capacity is a power of two */
 };
 
 /* An index for up to n names. SPE_ENOMEM when out of memory. */
-int spe__job_names_init(struct job_names *ix, const struct task_def *tasks, uint32_t n);
-/* Add task i under tasks[i].name. Returns -1 when added, else the index of the
- * task that already has this name (nothing is added then). */
-int64_t spe__job_names_add(struct job_names *ix, uint32_t i);
-/* The index of the task called s[0 .. len), or -1. */
-int64_t spe__job_names_find(const struct job_names *ix, const char *s, size_t len);
+int spe__job_names_init(struct job_names *ix, uint32_t n);
+/* The hash of s[0 .. len) that lookups take; never 0. */
+uint32_t spe__job_names_hash(const char *s, size_t len);
+/* Add `name` (borrowed) for `task`. Returns -1 when added, else the task that
+ * already has this name (nothing is added then). */
+int64_t spe__job_names_add(struct job_names *ix, const char *name, uint32_t task);
+/* The task called s[0 .. len), or -1; `hash` is spe__job_names_hash(s, len). */
+int64_t spe__job_names_find(const struct job_names *ix, const char *s, size_t len,
+                            uint32_t hash);
+/* Hints that a lookup of `hash` is coming: first the slot, later the name in
+ * it (which reads the slot, so issue it once the slot has had time to arrive). */
+void spe__job_names_prefetch_slot(const struct job_names *ix, uint32_t hash);
+void spe__job_names_prefetch_name(const struct job_names *ix, uint32_t hash);
 void spe__job_names_free(struct job_names *ix);
 
 /* ---- Parse state ---------------------------------------------------------- */
@@ -69,6 +79,7 @@ struct job_parse {
                              document, already checked to hold strings) or NULL */
   json_t *priority;       /* the job's `priority` array (borrowed) or NULL */
   struct job_names names; /* every task name seen so far */
+  size_t size_hint;       /* the length of the JSON text, when there is one */
 };
 
 /* The "no task" value of the `task` arguments below: a job-level field. */
@@ -95,16 +106,28 @@ const char *spe__job_escape(struct job_quoted *buf, const char *s, size_t len);
 
 /* ---- Field checks (job_fields.c) ------------------------------------------ */
 
-/* Refuse the first key of `obj` that is not in the NULL-terminated `known`. */
-int spe__job_check_fields(struct job_parse *p, int64_t task, json_t *obj,
-                          const char *const *known);
-/* If `field` is present, it must be a string without NUL bytes (and non-empty if
- * `nonempty`); *out is its copy in the string store, or NULL when absent. */
-int spe__job_get_string(struct job_parse *p, int64_t task, json_t *obj,
-                        const char *field, int nonempty, char **out);
-/* `env`: an object of strings, turned into NULL-terminated "KEY=VALUE" strings
- * in the string store; *out NULL when absent or empty. */
-int spe__job_get_env(struct job_parse *p, int64_t task, json_t *obj, char ***out);
+/* The members of an object sorted out in one pass over its keys: values[k] is
+ * the value of the field called names[k] (NULL when absent), and `unknown` the
+ * first key that is none of them (NULL when there is none). One pass instead of
+ * a json_object_get() per field matters at 100,000 tasks. */
+struct job_members {
+  json_t **values;
+  const char *unknown;
+  size_t unknown_len;
+};
+void spe__job_members(json_t *obj, const char *const *names, size_t n, struct job_members *m);
+/* The error for m->unknown: `unknown field "KEY"`. */
+int spe__job_unknown_field(struct job_parse *p, int64_t task, const struct job_members *m);
+
+/* The value `v` of `field` (NULL when absent) must be a string without NUL
+ * bytes, and non-empty if `nonempty`; *out is its copy in the string store, or
+ * NULL when absent. */
+int spe__job_get_string(struct job_parse *p, int64_t task, const char *field, json_t *v,
+                        int nonempty, char **out);
+/* `env` (the value `v`, or NULL when absent): an object of strings, turned into
+ * NULL-terminated "KEY=VALUE" strings in the string store; *out NULL when
+ * absent or empty. */
+int spe__job_get_env(struct job_parse *p, int64_t task, json_t *v, char ***out);
 /* Whether a JSON string holds a NUL byte (jansson allows \u0000). */
 int spe__job_has_nul(const json_t *string);
 
@@ -115,5 +138,13 @@ int spe__job_build_edges(struct job_parse *p);                            /* job
 int spe__job_build_ranks(struct job_parse *p);                            /* job_graph.c */
 int spe__job_check_cycles(struct job_parse *p);                           /* job_graph.c */
 int spe__job_canonicalize(struct job_parse *p, json_t *doc);              /* job_canonical.c */
+
+/* The canonical text of any JSON document (job_canonical.c): the text of
+ * json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS), malloc'd, into *text and
+ * *len. `size_hint` is a guess of its length (0: none). SPE_ENOMEM, or
+ * SPE_EJOB with *why set to a static reason (a string that is not UTF-8, a
+ * document nested too deeply). */
+int spe__job_canonical_text(json_t *doc, size_t size_hint, char **text, size_t *len,
+                            const char **why);
 
 #endif

@@ -16,17 +16,17 @@
  * 32-bit slots, and no real job comes near. */
 enum { MAX_TASKS = 1 << 30 };
 
-static const char *const job_fields[] = {"name", "tasks", "priority", "cwd",
-                                         "env",  "description", NULL};
+enum { F_NAME, F_TASKS, F_PRIORITY, F_CWD, F_ENV, F_DESCRIPTION, F_COUNT };
+static const char *const job_fields[F_COUNT] = {
+    [F_NAME] = "name", [F_TASKS] = "tasks", [F_PRIORITY] = "priority",
+    [F_CWD] = "cwd",   [F_ENV] = "env",     [F_DESCRIPTION] = "description"};
 
-static int parse_job_name(struct job_parse *p, json_t *doc) {
-  json_t *v = json_object_get(doc, "name");
+static int parse_job_name(struct job_parse *p, json_t *v) {
   if (v == NULL) return spe__job_error(p, JOB_LEVEL, "\"name\" is missing");
-  return spe__job_get_string(p, JOB_LEVEL, doc, "name", 1, &p->def->name);
+  return spe__job_get_string(p, JOB_LEVEL, "name", v, 1, &p->def->name);
 }
 
-static int parse_priority(struct job_parse *p, json_t *doc) {
-  json_t *v = json_object_get(doc, "priority");
+static int parse_priority(struct job_parse *p, json_t *v) {
   if (v == NULL) return 0;
   if (!json_is_array(v))
     return spe__job_error(p, JOB_LEVEL, "\"priority\" must be an array of task names");
@@ -42,8 +42,7 @@ static int parse_priority(struct job_parse *p, json_t *doc) {
   return 0;
 }
 
-static int parse_tasks(struct job_parse *p, json_t *doc) {
-  json_t *tasks = json_object_get(doc, "tasks");
+static int parse_tasks(struct job_parse *p, json_t *tasks) {
   if (!json_is_array(tasks) || json_array_size(tasks) == 0)
     return spe__job_error(p, JOB_LEVEL, "\"tasks\" must be a non-empty array");
   size_t n = json_array_size(tasks);
@@ -54,7 +53,7 @@ static int parse_tasks(struct job_parse *p, json_t *doc) {
   p->enables = calloc(n, sizeof *p->enables);
   if (def->tasks == NULL || p->enables == NULL) return spe__job_nomem(p);
   def->ntasks = (uint32_t)n;
-  if (spe__job_names_init(&p->names, def->tasks, def->ntasks) < 0) return spe__job_nomem(p);
+  if (spe__job_names_init(&p->names, def->ntasks) < 0) return spe__job_nomem(p);
   for (uint32_t i = 0; i < def->ntasks; i++) {
     int rc = spe__job_parse_task(p, i, json_array_get(tasks, i));
     if (rc < 0) return rc;
@@ -64,26 +63,31 @@ static int parse_tasks(struct job_parse *p, json_t *doc) {
 
 static int parse_doc(struct job_parse *p, json_t *doc) {
   if (!json_is_object(doc)) return spe__job_error(p, JOB_LEVEL, "a job must be a JSON object");
+  json_t *f[F_COUNT];
+  struct job_members m = {.values = f};
+  spe__job_members(doc, job_fields, F_COUNT, &m);
+  if (m.unknown != NULL) return spe__job_unknown_field(p, JOB_LEVEL, &m);
   struct job_def *def = p->def;
   int rc;
-  if ((rc = spe__job_check_fields(p, JOB_LEVEL, doc, job_fields)) < 0) return rc;
-  if ((rc = parse_job_name(p, doc)) < 0) return rc;
-  if ((rc = spe__job_get_string(p, JOB_LEVEL, doc, "description", 0, &def->description)) < 0)
+  if ((rc = parse_job_name(p, f[F_NAME])) < 0) return rc;
+  if ((rc = spe__job_get_string(p, JOB_LEVEL, "description", f[F_DESCRIPTION], 0,
+                                &def->description)) < 0)
     return rc;
-  if ((rc = spe__job_get_string(p, JOB_LEVEL, doc, "cwd", 1, &def->cwd)) < 0) return rc;
-  if ((rc = spe__job_get_env(p, JOB_LEVEL, doc, &def->env)) < 0) return rc;
-  if ((rc = parse_priority(p, doc)) < 0) return rc;
-  if ((rc = parse_tasks(p, doc)) < 0) return rc;
+  if ((rc = spe__job_get_string(p, JOB_LEVEL, "cwd", f[F_CWD], 1, &def->cwd)) < 0) return rc;
+  if ((rc = spe__job_get_env(p, JOB_LEVEL, f[F_ENV], &def->env)) < 0) return rc;
+  if ((rc = parse_priority(p, f[F_PRIORITY])) < 0) return rc;
+  if ((rc = parse_tasks(p, f[F_TASKS])) < 0) return rc;
   if ((rc = spe__job_build_edges(p)) < 0) return rc;
   if ((rc = spe__job_build_ranks(p)) < 0) return rc;
   if ((rc = spe__job_check_cycles(p)) < 0) return rc;
   return spe__job_canonicalize(p, doc);
 }
 
-static int parse(json_t *doc, int copy_args, struct job_def **out, char **msg) {
+static int parse(json_t *doc, int copy_args, size_t size_hint, struct job_def **out,
+                 char **msg) {
   *out = NULL;
   if (msg != NULL) *msg = NULL;
-  struct job_parse p = {.msg = msg, .copy_args = copy_args};
+  struct job_parse p = {.msg = msg, .copy_args = copy_args, .size_hint = size_hint};
   p.def = calloc(1, sizeof *p.def);
   if (p.def == NULL) return spe__job_nomem(&p);
   p.def->strings = spe__job_strings_new();
@@ -99,7 +103,7 @@ static int parse(json_t *doc, int copy_args, struct job_def **out, char **msg) {
 }
 
 int spe__job_parse_json(json_t *doc, struct job_def **out, char **msg) {
-  return parse(doc, 1, out, msg);
+  return parse(doc, 1, 0, out, msg);
 }
 
 static int is_blank(const char *text, size_t len) {
@@ -129,7 +133,7 @@ int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char
     spe__msg_set(msg, "invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
     return SPE_EJOB;
   }
-  int rc = parse(doc, 0, out, msg);
+  int rc = parse(doc, 0, len, out, msg);
   json_decref(doc);
   return rc;
 }

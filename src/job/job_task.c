@@ -11,12 +11,17 @@
 
 #include "spe.h"
 
-static const char *const task_fields[] = {"name", "cmd",  "argv", "exec",
-                                          "enables", "timeout", "retries", "arg",
-                                          "cwd", "env", "description", NULL};
+enum {
+  F_NAME, F_CMD, F_ARGV, F_EXEC, F_ENABLES, F_TIMEOUT, F_RETRIES, F_ARG, F_CWD, F_ENV,
+  F_DESCRIPTION, F_COUNT
+};
+static const char *const task_fields[F_COUNT] = {
+    [F_NAME] = "name",       [F_CMD] = "cmd",         [F_ARGV] = "argv",
+    [F_EXEC] = "exec",       [F_ENABLES] = "enables", [F_TIMEOUT] = "timeout",
+    [F_RETRIES] = "retries", [F_ARG] = "arg",         [F_CWD] = "cwd",
+    [F_ENV] = "env",         [F_DESCRIPTION] = "description"};
 
-static int parse_name(struct job_parse *p, uint32_t i, json_t *task) {
-  json_t *v = json_object_get(task, "name");
+static int parse_name(struct job_parse *p, uint32_t i, json_t *v) {
   if (v == NULL) return spe__job_error(p, i, "missing \"name\"");
   if (!json_is_string(v) || json_string_length(v) == 0)
     return spe__job_error(p, i, "\"name\" must be a non-empty string");
@@ -25,7 +30,7 @@ static int parse_name(struct job_parse *p, uint32_t i, json_t *task) {
   struct task_def *t = &p->def->tasks[i];
   t->name = spe__job_strings_dup(p->def->strings, json_string_value(v), json_string_length(v));
   if (t->name == NULL) return spe__job_nomem(p);
-  if (spe__job_names_add(&p->names, i) >= 0) {
+  if (spe__job_names_add(&p->names, t->name, i) >= 0) {
     struct job_quoted q;
     return spe__job_error(p, JOB_LEVEL, "duplicate task name %s",
                           spe__job_quote(&q, t->name, strlen(t->name)));
@@ -54,23 +59,23 @@ static int parse_argv(struct job_parse *p, uint32_t i, json_t *v) {
   return 0;
 }
 
-static int parse_body(struct job_parse *p, uint32_t i, json_t *task) {
-  json_t *cmd = json_object_get(task, "cmd");
-  json_t *argv = json_object_get(task, "argv");
-  json_t *exec = json_object_get(task, "exec");
-  if ((cmd != NULL) + (argv != NULL) + (exec != NULL) != 1)
+static int parse_body(struct job_parse *p, uint32_t i, json_t **f) {
+  if ((f[F_CMD] != NULL) + (f[F_ARGV] != NULL) + (f[F_EXEC] != NULL) != 1)
     return spe__job_error(p, i, "needs exactly one of \"cmd\", \"argv\", \"exec\"");
   struct task_def *t = &p->def->tasks[i];
-  if (argv != NULL) {
+  if (f[F_ARGV] != NULL) {
     t->body = TASK_ARGV;
-    return parse_argv(p, i, argv);
+    return parse_argv(p, i, f[F_ARGV]);
   }
-  t->body = cmd != NULL ? TASK_CMD : TASK_EXEC;
-  return spe__job_get_string(p, i, task, cmd != NULL ? "cmd" : "exec", 1, &t->cmd);
+  if (f[F_CMD] != NULL) {
+    t->body = TASK_CMD;
+    return spe__job_get_string(p, i, "cmd", f[F_CMD], 1, &t->cmd);
+  }
+  t->body = TASK_EXEC;
+  return spe__job_get_string(p, i, "exec", f[F_EXEC], 1, &t->cmd);
 }
 
-static int parse_enables(struct job_parse *p, uint32_t i, json_t *task) {
-  json_t *v = json_object_get(task, "enables");
+static int parse_enables(struct job_parse *p, uint32_t i, json_t *v) {
   if (v == NULL) return 0;
   if (!json_is_array(v)) return spe__job_error(p, i, "\"enables\" must be an array of task names");
   size_t k;
@@ -85,8 +90,7 @@ static int parse_enables(struct job_parse *p, uint32_t i, json_t *task) {
   return 0;
 }
 
-static int parse_timeout(struct job_parse *p, uint32_t i, json_t *task) {
-  json_t *v = json_object_get(task, "timeout");
+static int parse_timeout(struct job_parse *p, uint32_t i, json_t *v) {
   struct task_def *t = &p->def->tasks[i];
   t->timeout_ms = 0;
   if (v == NULL) return 0;
@@ -101,8 +105,7 @@ static int parse_timeout(struct job_parse *p, uint32_t i, json_t *task) {
                         "\"timeout\" must be a positive integer (milliseconds) or \"infinity\"");
 }
 
-static int parse_retries(struct job_parse *p, uint32_t i, json_t *task) {
-  json_t *v = json_object_get(task, "retries");
+static int parse_retries(struct job_parse *p, uint32_t i, json_t *v) {
   if (v == NULL) return 0;
   if (!json_is_integer(v) || json_integer_value(v) < 0)
     return spe__job_error(p, i, "\"retries\" must be a non-negative integer");
@@ -112,8 +115,7 @@ static int parse_retries(struct job_parse *p, uint32_t i, json_t *task) {
   return 0;
 }
 
-static int parse_arg(struct job_parse *p, uint32_t i, json_t *task) {
-  json_t *v = json_object_get(task, "arg");
+static int parse_arg(struct job_parse *p, uint32_t i, json_t *v) {
   if (v == NULL) return 0;
   /* A document we parsed ourselves dies at the end of the parse, so sharing the
    * subtree is safe; a caller's document may change later, so copy it. */
@@ -125,16 +127,19 @@ static int parse_arg(struct job_parse *p, uint32_t i, json_t *task) {
 
 int spe__job_parse_task(struct job_parse *p, uint32_t i, json_t *task) {
   if (!json_is_object(task)) return spe__job_error(p, i, "a task must be a JSON object");
+  json_t *f[F_COUNT];
+  struct job_members m = {.values = f};
+  spe__job_members(task, task_fields, F_COUNT, &m);
   struct task_def *t = &p->def->tasks[i];
   int rc;
-  if ((rc = parse_name(p, i, task)) < 0) return rc;
-  if ((rc = spe__job_check_fields(p, i, task, task_fields)) < 0) return rc;
-  if ((rc = parse_body(p, i, task)) < 0) return rc;
-  if ((rc = parse_enables(p, i, task)) < 0) return rc;
-  if ((rc = parse_timeout(p, i, task)) < 0) return rc;
-  if ((rc = parse_retries(p, i, task)) < 0) return rc;
-  if ((rc = parse_arg(p, i, task)) < 0) return rc;
-  if ((rc = spe__job_get_string(p, i, task, "cwd", 1, &t->cwd)) < 0) return rc;
-  if ((rc = spe__job_get_env(p, i, task, &t->env)) < 0) return rc;
-  return spe__job_get_string(p, i, task, "description", 0, &t->description);
+  if ((rc = parse_name(p, i, f[F_NAME])) < 0) return rc;
+  if (m.unknown != NULL) return spe__job_unknown_field(p, i, &m);
+  if ((rc = parse_body(p, i, f)) < 0) return rc;
+  if ((rc = parse_enables(p, i, f[F_ENABLES])) < 0) return rc;
+  if ((rc = parse_timeout(p, i, f[F_TIMEOUT])) < 0) return rc;
+  if ((rc = parse_retries(p, i, f[F_RETRIES])) < 0) return rc;
+  if ((rc = parse_arg(p, i, f[F_ARG])) < 0) return rc;
+  if ((rc = spe__job_get_string(p, i, "cwd", f[F_CWD], 1, &t->cwd)) < 0) return rc;
+  if ((rc = spe__job_get_env(p, i, f[F_ENV], &t->env)) < 0) return rc;
+  return spe__job_get_string(p, i, "description", f[F_DESCRIPTION], 0, &t->description);
 }
