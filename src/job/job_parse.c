@@ -113,6 +113,21 @@ static int is_blank(const char *text, size_t len) {
   return 1;
 }
 
+/* jansson's message quotes the text near the error, which may hold line breaks
+ * and other control characters; a message must stay one line. */
+static void one_line(char *out, const char *text) {
+  for (; *text != '\0'; text++) {
+    unsigned char c = (unsigned char)*text;
+    if (c == '\n' || c == '\r' || c == '\t') {
+      *out++ = '\\';
+      *out++ = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    } else {
+      *out++ = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+  }
+  *out = '\0';
+}
+
 int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char **msg) {
   *out = NULL;
   if (msg != NULL) *msg = NULL;
@@ -130,7 +145,9 @@ int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char
       spe__msg_set(msg, "out of memory");
       return SPE_ENOMEM;
     }
-    spe__msg_set(msg, "invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
+    char why[2 * JSON_ERROR_TEXT_LENGTH + 1];
+    one_line(why, err.text);
+    spe__msg_set(msg, "invalid JSON at line %d, column %d: %s", err.line, err.column, why);
     return SPE_EJOB;
   }
   int rc = parse(doc, 0, len, out, msg);
