@@ -179,6 +179,27 @@ int main(int argc, char **argv) {
          (double)model_bytes / 1e6, (double)model_bytes / n, (double)canonical_bytes / n,
          (double)store_bytes / n, (double)m * 8 / n);
   printf("validate+plan %u tasks %u edges: %.3f s (target < 0.5 s)\n", n, m, best_total);
+
+  /* The engine's memory for the job: the model plus the run state of every
+   * task, as held by an executor once the job is submitted (before results). */
+  spe_executor *ex = NULL;
+  spe_options opt;
+  spe_options_init(&opt);
+  opt.workers = 1;
+  if (spe_open(&ex, &opt, NULL) != 0) {
+    fprintf(stderr, "bench_plan: cannot open an executor\n");
+    return 1;
+  }
+  char id[SPE_ID_SIZE];
+  size_t before = heap_in_use();
+  if (spe_submit_text(ex, t.s, t.len, id, NULL) != 0) {
+    fprintf(stderr, "bench_plan: the executor refused the job\n");
+    return 1;
+  }
+  size_t engine_bytes = heap_in_use() - before;
+  spe_close(ex);
+  printf("engine memory per task before results: %.0f bytes (target < 1024)\n",
+         (double)engine_bytes / n);
   free(t.s);
   return 0;
 }
