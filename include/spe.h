@@ -114,6 +114,11 @@ typedef struct spe_options {
   /* On shutdown, running tasks get SIGTERM, then SIGKILL after this many ms.
    * Default 5000. */
   int grace_ms;
+  /* A task that was running when the executor crashed is started again on
+   * recovery, unless this many of its attempts have been cut short by crashes:
+   * then it fails with kind "lost". Interruptions by spe_shutdown() do not
+   * count. Default 3. */
+  int lost_attempt_limit;
 } spe_options;
 
 /* Fill `opt` with the defaults above. */

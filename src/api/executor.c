@@ -40,11 +40,16 @@ SPE_EXPORT void spe_options_init(spe_options *opt) {
   opt->retry_backoff_ms = 100;
   opt->retry_backoff_max_ms = 30000;
   opt->grace_ms = 5000;
+  opt->lost_attempt_limit = 3;
 }
 
 static int check_options(const spe_options *o, char **msg) {
   if (o->workers < 0 && o->workers != SPE_WORKERS_UNBOUND) {
     spe__msg_set(msg, "workers must be a positive number, 0 (one per CPU) or unbound");
+    return SPE_EINVAL;
+  }
+  if (o->lost_attempt_limit < 1) {
+    spe__msg_set(msg, "lost_attempt_limit must be at least 1");
     return SPE_EINVAL;
   }
   if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->grace_ms < 0) {
@@ -81,6 +86,7 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
       .backoff_base_ms = o.retry_backoff_ms,
       .backoff_max_ms = o.retry_backoff_max_ms,
       .grace_ms = o.grace_ms,
+      .lost_limit = (uint32_t)o.lost_attempt_limit,
       .log = ex->log,
   };
   if (o.workers == SPE_WORKERS_UNBOUND) {

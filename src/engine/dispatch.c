@@ -47,7 +47,7 @@ void spe__job_run_free(struct job_run *job) {
   free(job);
 }
 
-static void push_ready(struct engine *eng, struct job_run *job, uint32_t t) {
+void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t) {
   if (spe__ready_push(&eng->ready, job, t, job->def->rank[t], job->order) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
@@ -55,7 +55,7 @@ static void push_ready(struct engine *eng, struct job_run *job, uint32_t t) {
 
 /* ---- job life cycle ---- */
 
-static void finish_job_if_done(struct engine *eng, struct job_run *job) {
+void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
   if (job->remaining > 0 || spe__job_finished(job->status)) return;
   job->status = job->cancelling ? JOB_CANCELLED : job->failed ? JOB_FAILED : JOB_SUCCEEDED;
   job->finished_ms = spe__now_ms();
@@ -76,7 +76,7 @@ void spe__engine_job_start(struct engine *eng, struct job_run *job) {
   spe__record_job(eng, job);
   spe__record_event(eng, spe__event_new(job, "job_started"));
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tasks[t].waiting == 0) push_ready(eng, job, t);
+    if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t);
 }
 
 static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, int32_t by) {
@@ -93,7 +93,7 @@ static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, in
 
 /* Everything downstream of failed task f that has not run becomes not_run. Each
  * task is visited once: O(downstream edges). */
-static void block_downstream(struct engine *eng, struct job_run *job, uint32_t f) {
+void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint32_t f) {
   const struct job_def *def = job->def;
   uint32_t cap = 16, len = 0;
   uint32_t *stack = malloc(cap * sizeof *stack);
@@ -135,7 +135,7 @@ void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
     spe__timer_start(&eng->loop, &eng->grace_timer, eng->cfg.grace_ms,
                      spe__engine_grace_expired, eng);
   }
-  finish_job_if_done(eng, job);
+  spe__engine_finish_if_done(eng, job);
 }
 
 /* The grace period after SIGTERM is over: SIGKILL what is still there. */
@@ -219,7 +219,7 @@ void spe__engine_pick(struct engine *eng) {
   }
   return;
 nomem:
-  push_ready(eng, e.job, e.task);
+  spe__engine_push_ready(eng, e.job, e.task);
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
 
@@ -344,7 +344,7 @@ static void retry_fire(struct loop *lp, struct timer *t) {
   else eng->retries = r->next;
   if (r->next) r->next->prev = r->prev;
   if (r->job->tasks[r->task].status == TASK_PENDING && !r->job->cancelling)
-    push_ready(eng, r->job, r->task);
+    spe__engine_push_ready(eng, r->job, r->task);
   free(r);
 }
 
@@ -403,7 +403,7 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
   job->remaining--;
   spe__record_task(eng, job, t);
   spe__record_event(eng, ev);
-  block_downstream(eng, job, t);
+  spe__engine_block_downstream(eng, job, t);
 }
 
 static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out) {
@@ -436,7 +436,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++) {
       uint32_t s = def->succ[e];
       if (--job->tasks[s].waiting == 0 && job->tasks[s].status == TASK_PENDING)
-        push_ready(eng, job, s);
+        spe__engine_push_ready(eng, job, s);
     }
   } else {
     if (out->succeeded || a->cancelled) {
@@ -448,7 +448,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     apply_failure(eng, a, out);
   }
   free(a);
-  finish_job_if_done(eng, job);
+  spe__engine_finish_if_done(eng, job);
 }
 
 void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out) {

@@ -344,6 +344,17 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
     spe__msg_set(msg, "cannot create the command executor: %s", spe_strerror(rc));
     goto fail;
   }
+  /* Recover before anything runs: the unfinished jobs of the store are back in
+   * memory, and their changes committed, before open returns. */
+  rc = spe__engine_recover(eng, msg);
+  if (rc == 0) {
+    commit_round(eng);
+    if (eng->fatal) {
+      spe__msg_set(msg, "the state store failed while recovering (see the log)");
+      rc = eng->fatal;
+    }
+  }
+  if (rc != 0) goto fail;
   /* The engine thread takes no signals: they belong to the application. */
   sigset_t all, old;
   sigfillset(&all);
@@ -360,7 +371,11 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
 fail:
   spe__cmd_exec_free(eng->cmd);
   if (eng->loop.epfd > 0) spe__loop_close(&eng->loop);
+  for (size_t i = 0; i < eng->jobs.cap; i++)
+    if (eng->jobs.slots[i].key) spe__job_run_free(eng->jobs.slots[i].value);
   spe__strmap_free(&eng->jobs);
+  spe__ready_free(&eng->ready);
+  spe__batch_free(&eng->batch);
   free(eng);
   return rc;
 }

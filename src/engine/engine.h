@@ -22,6 +22,7 @@ struct engine_config {
   int backoff_base_ms;       /* retry backoff: base * 2^(attempt-1) ... */
   int backoff_max_ms;        /* ... at most this */
   int grace_ms;              /* SIGTERM → SIGKILL delay on cancel and shutdown */
+  uint32_t lost_limit;       /* a task cut short by this many crashes fails as "lost" */
   struct logger log;
 };
 

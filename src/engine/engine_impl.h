@@ -48,6 +48,7 @@ struct task_state {
   int64_t started_ms;      /* last attempt's start, 0 = never */
   int64_t finished_ms;     /* 0 = not finished */
   uint32_t attempts;       /* attempts started */
+  uint32_t lost;           /* attempts cut short by a crash of the executor */
   int32_t blocked_by;      /* not_run: the failed task, else -1 */
   uint8_t status;          /* enum task_status */
 
@@ -141,6 +142,9 @@ struct engine {
 };
 
 /* dispatch.c */
+void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t);
+void spe__engine_finish_if_done(struct engine *eng, struct job_run *job);
+void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint32_t f);
 void spe__engine_job_start(struct engine *eng, struct job_run *job);
 void spe__engine_job_cancel(struct engine *eng, struct job_run *job);
 void spe__engine_pick(struct engine *eng);
@@ -151,6 +155,9 @@ void spe__engine_drop_picked(struct engine *eng);
 void spe__engine_grace_expired(struct loop *lp, struct timer *t);
 struct job_run *spe__job_run_new(struct job_def *def, uint32_t order);
 void spe__job_run_free(struct job_run *job);
+
+/* recover.c */
+int spe__engine_recover(struct engine *eng, char **msg);
 
 /* record.c: the round's changes (store batch + events). */
 void spe__record_job(struct engine *eng, struct job_run *job);

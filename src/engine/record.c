@@ -31,6 +31,7 @@ void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
       .started_ms = ts->started_ms,
       .finished_ms = ts->finished_ms,
       .blocked_by = ts->blocked_by,
+      .lost = ts->lost,
   };
   if (spe__batch_task(&eng->batch, &r) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
