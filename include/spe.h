@@ -151,6 +151,19 @@ SPE_EXPORT int spe_submit_text(spe_executor *ex, const char *text, size_t len,
 SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SIZE],
                                char **msg);
 
+/* Flags for spe_submit_ex(). */
+#define SPE_SUBMIT_RESUME 1u
+
+/* spe_submit_text() with flags. With SPE_SUBMIT_RESUME: if the executor holds an
+ * unfinished job recovered from the store (submitted or running) with the same
+ * name and the same description (compared as canonical JSON), and no earlier
+ * call has resumed it, nothing new is submitted: `id` receives that job's id and
+ * *resumed is set to 1. A running job resumes by itself; a submitted one still
+ * needs spe_start(). Otherwise the job is submitted as new and *resumed is 0.
+ * `resumed` may be NULL. */
+SPE_EXPORT int spe_submit_ex(spe_executor *ex, const char *text, size_t len, unsigned flags,
+                             char id[SPE_ID_SIZE], int *resumed, char **msg);
+
 /* Start a submitted job. SPE_ENOJOB for an unknown id, SPE_ESTATE if it was
  * already started. */
 SPE_EXPORT int spe_start(spe_executor *ex, const char *id, char **msg);

@@ -139,7 +139,8 @@ SPE_EXPORT void spe_close(spe_executor *ex) {
 
 /* ---- jobs ---- */
 
-static int submit_def(spe_executor *ex, struct job_def *def, char id[SPE_ID_SIZE], char **msg) {
+static int submit_def(spe_executor *ex, struct job_def *def, unsigned flags,
+                      char id[SPE_ID_SIZE], int *resumed, char **msg) {
   /* No C functions can be registered yet, so an exec task could never run:
    * refuse the job now rather than fail it later. */
   for (uint32_t t = 0; t < def->ntasks; t++) {
@@ -151,7 +152,8 @@ static int submit_def(spe_executor *ex, struct job_def *def, char id[SPE_ID_SIZE
     }
   }
   char tmp[SPE_ID_SIZE];
-  int rc = spe__engine_submit(ex->engine, def, tmp, msg);
+  int rc = spe__engine_submit_ex(ex->engine, def, (flags & SPE_SUBMIT_RESUME) != 0, tmp,
+                                 resumed, msg);
   if (rc == 0) memcpy(id, tmp, SPE_ID_SIZE);
   return rc;
 }
@@ -166,7 +168,21 @@ SPE_EXPORT int spe_submit_text(spe_executor *ex, const char *text, size_t len,
   struct job_def *def = NULL;
   int rc = spe__job_parse_text(text ? text : "", len, &def, msg);
   if (rc != 0) return rc;
-  return submit_def(ex, def, id, msg);
+  return submit_def(ex, def, 0, id, NULL, msg);
+}
+
+SPE_EXPORT int spe_submit_ex(spe_executor *ex, const char *text, size_t len, unsigned flags,
+                             char id[SPE_ID_SIZE], int *resumed, char **msg) {
+  spe__msg_give(msg, NULL);
+  if (resumed) *resumed = 0;
+  if (ex == NULL || (text == NULL && len > 0) || id == NULL || (flags & ~SPE_SUBMIT_RESUME)) {
+    spe__msg_set(msg, "spe_submit_ex: executor, text and id must not be NULL, flags known");
+    return SPE_EINVAL;
+  }
+  struct job_def *def = NULL;
+  int rc = spe__job_parse_text(text ? text : "", len, &def, msg);
+  if (rc != 0) return rc;
+  return submit_def(ex, def, flags, id, resumed, msg);
 }
 
 SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SIZE],
@@ -179,7 +195,7 @@ SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SI
   struct job_def *def = NULL;
   int rc = spe__job_parse_json(desc, &def, msg);
   if (rc != 0) return rc;
-  return submit_def(ex, def, id, msg);
+  return submit_def(ex, def, 0, id, NULL, msg);
 }
 
 SPE_EXPORT int spe_start(spe_executor *ex, const char *id, char **msg) {

@@ -29,7 +29,32 @@ static struct job_run *find_job(struct engine *eng, struct command *c) {
   return job;
 }
 
+/* A recovered job nobody has resumed yet with the same name and description.
+ * A scan of the jobs in memory: resuming happens once per job file. */
+static struct job_run *find_resumable(struct engine *eng, const struct job_def *def) {
+  for (size_t i = 0; i < eng->jobs.cap; i++) {
+    struct job_run *j = eng->jobs.slots[i].value;
+    if (eng->jobs.slots[i].key == NULL || j->claimed || spe__job_finished(j->status)) continue;
+    if (j->def->canonical_len == def->canonical_len && strcmp(j->def->name, def->name) == 0 &&
+        memcmp(j->def->canonical, def->canonical, def->canonical_len) == 0)
+      return j;
+  }
+  return NULL;
+}
+
 static void do_submit(struct engine *eng, struct command *c) {
+  struct job_run *found = c->resume ? find_resumable(eng, c->def) : NULL;
+  if (found != NULL) {
+    found->claimed = 1;
+    spe__job_free(c->def);
+    c->def = NULL;
+    memcpy(c->id, found->id, sizeof found->id);
+    c->resumed = 1;
+    spe__log(&eng->cfg.log, SPE_LOG_INFO, "job %s \"%s\" resumed from the store", found->id,
+             found->def->name);
+    answer(eng, c, 0);
+    return;
+  }
   struct job_run *job = spe__job_run_new(c->def, eng->job_order++);
   if (job == NULL) {
     spe__job_free(c->def);
@@ -38,6 +63,7 @@ static void do_submit(struct engine *eng, struct command *c) {
     return;
   }
   c->def = NULL;
+  job->claimed = 1;
   spe__ulid_new(job->id);
   memcpy(c->id, job->id, sizeof job->id);
   job->submitted_ms = spe__now_ms();
@@ -249,11 +275,17 @@ static int id_command(struct engine *eng, enum command_type type, const char *id
   return rc;
 }
 
-int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg) {
-  struct command c = {.type = CMD_SUBMIT, .def = def};
+int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
+                          int *resumed, char **msg) {
+  struct command c = {.type = CMD_SUBMIT, .def = def, .resume = resume};
   int rc = submit_command(eng, &c, msg);
   if (rc == 0) memcpy(id, c.id, SPE_ULID_LEN + 1);
+  if (resumed) *resumed = rc == 0 && c.resumed;
   return rc;
+}
+
+int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg) {
+  return spe__engine_submit_ex(eng, def, 0, id, NULL, msg);
 }
 
 int spe__engine_start(struct engine *eng, const char *id, char **msg) {

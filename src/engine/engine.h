@@ -34,6 +34,10 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
 /* Store a new submitted job; takes ownership of def (even on failure). Returns
  * once the job is committed. */
 int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg);
+/* With resume set: if a recovered, unfinished, not yet resumed job has the same
+ * name and canonical text, hand out its id (and set *resumed) instead. */
+int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
+                          int *resumed, char **msg);
 int spe__engine_start(struct engine *eng, const char *id, char **msg);
 int spe__engine_cancel(struct engine *eng, const char *id, char **msg);
 /* The job in SPEC §3 shape; *out is a new reference. */

@@ -78,6 +78,7 @@ struct job_run {
   uint32_t failed;         /* tasks failed */
   uint32_t walk;           /* the last ancestor-walk number */
   int cancelling;          /* cancel requested: finishes as cancelled */
+  int claimed;             /* submitted here, or already resumed by a caller */
   struct task_state *tasks;/* def->ntasks of them */
   struct job_run *next_finished; /* this round's finished jobs */
 };
@@ -91,6 +92,8 @@ struct command {
   enum command_type type;
   char id[SPE_ULID_LEN + 1];
   struct job_def *def;     /* CMD_SUBMIT: handed over to the engine */
+  int resume;              /* CMD_SUBMIT: resume a recovered job if one matches */
+  int resumed;             /* CMD_SUBMIT: answered with a recovered job */
   int rc;
   char *msg;               /* failure message for the caller */
   json_t *json;            /* CMD_GET: the answer */
