@@ -1,0 +1,18 @@
+/* The `spe` program's subcommands and the constants they share. */
+#ifndef SPE_CLI_CLI_H
+#define SPE_CLI_CLI_H
+
+/* The state store `spe run` uses when --state is not given. The only place
+ * this default is written down (docs/cli.md quotes it). */
+#define CLI_DEFAULT_STATE_URL "memory:"
+
+#ifndef SPE_VERSION
+#define SPE_VERSION "0.0.0"
+#endif
+
+/* Each takes the arguments from the subcommand's name on (argv[0] is "run")
+ * and returns the program's exit status. */
+int cmd_run(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+
+#endif

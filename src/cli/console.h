@@ -1,0 +1,26 @@
+/*
+ * stderr, shared by everything that writes to it during a run: the library's
+ * log callback (any thread), the event lines and the progress line (the event
+ * delivery thread) and the main thread.
+ *
+ * On a terminal, a status line (the progress) may sit at the bottom, rewritten
+ * in place with "\r". A log line first erases it, then is printed, then the
+ * status line is drawn again below it, so that the two never mix. Each line is
+ * written with one write(2), so lines from several threads never interleave.
+ * One mutex guards the status line and the writes.
+ */
+#ifndef SPE_CLI_CONSOLE_H
+#define SPE_CLI_CONSOLE_H
+
+/* Whether stderr is a terminal (decided once, at the first call). */
+int console_is_tty(void);
+
+/* Print one line (a newline is added) on stderr, keeping the status line below
+ * it. Any thread. */
+void console_line(const char *line);
+
+/* Replace the status line (terminal only; ignored otherwise). NULL or "" erases
+ * it. Any thread. */
+void console_status(const char *status);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * Event lines: each event of a run (SPEC §4) turned into one log line, e.g.
+ *
+ *     job 01JD7... "nightly": task "fetch" succeeded (attempt 1, 120 ms)
+ *     job 01JD7... "nightly": task "check" failed: exited with status 3 (attempt 1, 8 ms); stderr: "bad row 7"
+ *
+ * Failures (a task that failed for good, a job that did not succeed) are
+ * warnings; everything else is info.
+ *
+ * It keeps what later events do not repeat: each job's name (from its
+ * job_submitted event, the first of every job) and when each task's current
+ * attempt and each job started (for durations). Everything here runs on the
+ * library's event delivery thread, one event at a time, so nothing is locked.
+ */
+#ifndef SPE_CLI_EVENT_LOG_H
+#define SPE_CLI_EVENT_LOG_H
+
+#include <jansson.h>
+
+struct event_log;
+
+int event_log_new(struct event_log **out);
+void event_log_free(struct event_log *el);
+
+/* Print the line for one event, if its level is enabled. */
+void event_log_write(struct event_log *el, const json_t *event);
+
+#endif
