@@ -79,7 +79,9 @@ int args_next(struct arg_iter *it, const struct opt_spec *specs, const char **va
       args_usage_error(it->cmd, "unknown option \"%.*s\"", (int)(len + 2), a);
       return ARGS_ERROR;
     }
-    return take_value(it, s, eq != NULL ? eq + 1 : NULL, a, value);
+    char shown[64];
+    snprintf(shown, sizeof shown, "%.*s", (int)(len + 2 < sizeof shown ? len + 2 : sizeof shown - 1), a);
+    return take_value(it, s, eq != NULL ? eq + 1 : NULL, shown, value);
   }
   /* A short option: "-h", or "-w4" / "-w 4" for one that takes a value. */
   const struct opt_spec *s = find_short(specs, a[1]);

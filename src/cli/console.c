@@ -65,21 +65,20 @@ void console_line(const char *line) {
   if (buf != small) free(buf);
 }
 
-void console_status(const char *status) {
+void console_status(const char *status, int draw) {
   if (!console_is_tty()) return;
   if (status == NULL) status = "";
   char buf[sizeof erase + sizeof status_line];
   pthread_mutex_lock(&console_lock);
-  if (strcmp(status, status_line) != 0) {
+  size_t sl = strlen(status);
+  if (sl >= sizeof status_line) sl = sizeof status_line - 1;
+  memcpy(status_line, status, sl);
+  status_line[sl] = '\0';
+  if (draw) {
     size_t n = sizeof erase - 1;
     memcpy(buf, erase, n);
-    size_t sl = strlen(status);
-    if (sl >= sizeof status_line) sl = sizeof status_line - 1;
-    memcpy(status_line, status, sl);
-    status_line[sl] = '\0';
     memcpy(buf + n, status_line, sl);
-    n += sl;
-    write_all(buf, n);
+    write_all(buf, n + sl);
   }
   pthread_mutex_unlock(&console_lock);
 }

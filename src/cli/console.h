@@ -20,7 +20,9 @@ int console_is_tty(void);
 void console_line(const char *line);
 
 /* Replace the status line (terminal only; ignored otherwise). NULL or "" erases
- * it. Any thread. */
-void console_status(const char *status);
+ * it. With `draw` 0 the new text is only kept, to be shown by the next line
+ * printed or the next drawing call (this is how redraws are rate-limited
+ * without a line ever being followed by a stale status). Any thread. */
+void console_status(const char *status, int draw);
 
 #endif

@@ -27,8 +27,11 @@ void progress_start(uint64_t total_tasks, int enabled) {
   progress_tick();
 }
 
-/* Draw the line; progress_lock held. */
-static void draw(int64_t now) {
+/* Format the line and hand it to the console, drawn if `draw` or if the last
+ * drawing is REDRAW_EVERY_MS old; progress_lock held. */
+static void update(int draw) {
+  int64_t now = spe__mono_ms();
+  if (now - pg.drawn_mono_ms >= REDRAW_EVERY_MS) draw = 1;
   char line[200];
   int64_t el = now - pg.started_mono_ms;
   int n = snprintf(line, sizeof line, "done %llu/%llu  running %llu",
@@ -43,13 +46,8 @@ static void draw(int64_t now) {
   if (n < (int)sizeof line)
     snprintf(line + n, sizeof line - (size_t)n, "  elapsed %lld.%llds", (long long)(el / 1000),
              (long long)(el % 1000 / 100));
-  console_status(line);
-  pg.drawn_mono_ms = now;
-}
-
-static void draw_if_due(void) {
-  int64_t now = spe__mono_ms();
-  if (now - pg.drawn_mono_ms >= REDRAW_EVERY_MS) draw(now);
+  console_status(line, draw);
+  if (draw) pg.drawn_mono_ms = now;
 }
 
 void progress_on_event(const json_t *event) {
@@ -78,19 +76,19 @@ void progress_on_event(const json_t *event) {
     pg.done++;
     pg.not_run++;
   }
-  draw_if_due();
+  update(0);
   pthread_mutex_unlock(&progress_lock);
 }
 
 void progress_tick(void) {
   pthread_mutex_lock(&progress_lock);
-  if (pg.enabled) draw_if_due();
+  if (pg.enabled) update(0);
   pthread_mutex_unlock(&progress_lock);
 }
 
 void progress_stop(void) {
   pthread_mutex_lock(&progress_lock);
-  if (pg.enabled) console_status(NULL);
+  if (pg.enabled) console_status(NULL, 1);
   pg.enabled = 0;
   pthread_mutex_unlock(&progress_lock);
 }
