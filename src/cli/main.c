@@ -26,7 +26,7 @@ static const char main_usage[] =
     "  -h, --help      show this help; `spe COMMAND --help` shows a command's\n"
     "  --version       print the version\n"
     "\n"
-    "Documentation: docs/cli.md (this program), SPEC.md (the job format).\n";
+    "Documentation: README.md (the job format), docs/cli.md (this program).\n";
 
 static const char *const later_commands[] = {"serve",  "submit", "start",  "status", "list",
                                              "watch",  "result", "cancel", "prune",  NULL};
