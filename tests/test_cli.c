@@ -51,6 +51,7 @@ static void help_for_every_command(void **state) {
       {{"run", "--help", NULL}, "usage: spe run"},
       {{"run", "-h", NULL}, "--workers N|unbound"},
       {{"validate", "--help", NULL}, "usage: spe validate"},
+      {{"help", "run", NULL}, "usage: spe run"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     struct cli_result r;
@@ -393,6 +394,20 @@ static void interrupted_by(int sig) {
   /* The task's process was stopped with the program. */
   assert_true(cli_poll_until(process_gone, &task, 2000));
   assert_true(r.wall_ms < 5000);
+  /* The events file is complete: the attempt ended as interrupted (a later
+   * run on a durable store starts it again), and the job did not finish. */
+  char *events_text = cli_read_file(w.events_path, NULL);
+  json_t *events = cli_parse_ndjson(events_text);
+  json_t *ends = cli_events_where(events, "task_terminated", NULL, "long");
+  assert_int_equal(json_array_size(ends), 1);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(ends, 0), "status")),
+                      "interrupted");
+  json_t *finished = cli_events_where(events, "job_finished", NULL, NULL);
+  assert_int_equal(json_array_size(finished), 0);
+  json_decref(finished);
+  json_decref(ends);
+  json_decref(events);
+  free(events_text);
   cli_result_free(&r);
   free((char *)w.events_path);
   free((char *)w.pid_path);

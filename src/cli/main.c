@@ -31,6 +31,31 @@ static const char main_usage[] =
 static const char *const later_commands[] = {"serve",  "submit", "start",  "status", "list",
                                              "watch",  "result", "cancel", "prune",  NULL};
 
+/* Refuse a name that is not a command: the server's commands with a note that
+ * they come later, anything else as unknown. */
+static int not_a_command(const char *cmd) {
+  for (const char *const *c = later_commands; *c != NULL; c++)
+    if (strcmp(cmd, *c) == 0) {
+      fprintf(stderr, "spe: \"%s\" is not available in this version (see \"spe --help\")\n",
+              cmd);
+      return 2;
+    }
+  if (cmd[0] == '-') return args_usage_error("spe", "unknown option \"%s\"", cmd);
+  return args_usage_error("spe", "unknown command \"%s\"", cmd);
+}
+
+/* `spe help [COMMAND]`. */
+static int help(const char *cmd) {
+  char *help_argv[] = {(char *)cmd, "--help", NULL};
+  if (cmd == NULL) {
+    fputs(main_usage, stdout);
+    return 0;
+  }
+  if (strcmp(cmd, "run") == 0) return cmd_run(2, help_argv);
+  if (strcmp(cmd, "validate") == 0) return cmd_validate(2, help_argv);
+  return not_a_command(cmd);
+}
+
 int main(int argc, char **argv) {
   /* A closed stdout or events pipe must turn into a write error that is
    * reported, not kill the program. */
@@ -42,20 +67,11 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 1, argv + 1);
-  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-    fputs(main_usage, stdout);
-    return 0;
-  }
+  if (strcmp(cmd, "help") == 0) return help(argc > 2 ? argv[2] : NULL);
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return help(NULL);
   if (strcmp(cmd, "--version") == 0) {
     printf("spe %s\n", SPE_VERSION);
     return 0;
   }
-  for (const char *const *c = later_commands; *c != NULL; c++)
-    if (strcmp(cmd, *c) == 0) {
-      fprintf(stderr, "spe: \"%s\" is not available in this version (see \"spe --help\")\n",
-              cmd);
-      return 2;
-    }
-  if (cmd[0] == '-') return args_usage_error("spe", "unknown option \"%s\"", cmd);
-  return args_usage_error("spe", "unknown command \"%s\"", cmd);
+  return not_a_command(cmd);
 }
