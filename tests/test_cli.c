@@ -81,6 +81,7 @@ static void usage_errors_exit_2_with_one_line(void **state) {
        "spe run: --workers: expected a positive integer or \"unbound\", got \"0\""},
       {{"run", "--workers", "abc", good, NULL}, "got \"abc\""},
       {{"run", "--workers=-3", good, NULL}, "got \"-3\""},
+      {{"run", "-w", "99999999", good, NULL}, "--workers: at most 1000000, got \"99999999\""},
       {{"run", "--workers", NULL}, "spe run: option --workers needs a value"},
       {{"run", "--bogus", good, NULL}, "spe run: unknown option \"--bogus\""},
       {{"run", "--json=yes", good, NULL}, "option --json takes no value"},

@@ -105,7 +105,8 @@ int args_parse_workers(const char *s, int *out) {
   if (s[0] == '\0' || strspn(s, "0123456789") != strlen(s)) return -1;
   errno = 0;
   long v = strtol(s, NULL, 10);
-  if (errno != 0 || v < 1 || v > 1000000) return -1;
+  if (v < 1 && errno == 0) return -1;
+  if (errno != 0 || v > ARGS_MAX_WORKERS) return -2;
   *out = (int)v;
   return 0;
 }

@@ -40,8 +40,11 @@ int args_next(struct arg_iter *it, const struct opt_spec *specs, const char **va
 int args_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The largest number `--workers` takes; above it, "unbound" says what is meant. */
+#define ARGS_MAX_WORKERS 1000000
+
 /* Parse `--workers`: a positive integer or "unbound" (-> SPE_WORKERS_UNBOUND).
- * Returns 0, or -1 when `s` is neither. */
+ * Returns 0, -1 when `s` is neither, -2 when it is above ARGS_MAX_WORKERS. */
 int args_parse_workers(const char *s, int *out);
 
 /* Parse a log level name (error, warn, info, debug) into SPE_LOG_*. Returns 0,

@@ -63,10 +63,16 @@ static int parse(int argc, char **argv, struct run_opts *o, const char **level_n
       case ARGS_OPERAND: files[(*nfiles)++] = v; break;
       case OPT_HELP: fputs(run_usage, stdout); return 0;
       case OPT_WORKERS:
-        if (args_parse_workers(v, &o->workers) != 0)
-          return args_usage_error("spe run",
-                                  "--workers: expected a positive integer or \"unbound\", "
-                                  "got \"%s\"", v);
+        switch (args_parse_workers(v, &o->workers)) {
+          case 0: break;
+          case -2:
+            return args_usage_error("spe run", "--workers: at most %d, got \"%s\" (\"unbound\" "
+                                    "means no limit)", ARGS_MAX_WORKERS, v);
+          default:
+            return args_usage_error("spe run",
+                                    "--workers: expected a positive integer or \"unbound\", "
+                                    "got \"%s\"", v);
+        }
         break;
       case OPT_STATE: o->state_url = v; break;
       case OPT_JSON: o->json = 1; break;
