@@ -4,21 +4,27 @@
 #include "spe.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct event_log {
-  /* job id -> {"name": NAME, "started": ms, "starts": {task: ms}} */
+  /* job id -> {"name": NAME, "started": ms, "starts": {task: ms}}; delivery
+   * thread only */
   json_t *jobs;
+  pthread_mutex_t names_lock;
+  json_t *names; /* job id -> name, from event_log_name(); under names_lock */
 };
 
 int event_log_new(struct event_log **out) {
   struct event_log *el = calloc(1, sizeof *el);
-  if (el == NULL || (el->jobs = json_object()) == NULL) {
+  if (el == NULL || (el->jobs = json_object()) == NULL || (el->names = json_object()) == NULL) {
+    if (el != NULL) json_decref(el->jobs);
     free(el);
     return -1;
   }
+  pthread_mutex_init(&el->names_lock, NULL);
   *out = el;
   return 0;
 }
@@ -26,6 +32,8 @@ int event_log_new(struct event_log **out) {
 void event_log_free(struct event_log *el) {
   if (el == NULL) return;
   json_decref(el->jobs);
+  json_decref(el->names);
+  pthread_mutex_destroy(&el->names_lock);
   free(el);
 }
 
@@ -37,8 +45,21 @@ static json_t *job_entry(struct event_log *el, const char *id, const json_t *ev)
     if (entry == NULL || json_object_set_new(el->jobs, id, entry) != 0) return NULL;
   }
   const char *name = json_string_value(json_object_get(ev, "name"));
-  if (name != NULL) json_object_set_new(entry, "name", json_string(name));
+  if (name != NULL) {
+    json_object_set_new(entry, "name", json_string(name));
+  } else if (json_object_get(entry, "name") == NULL) {
+    pthread_mutex_lock(&el->names_lock);
+    json_t *given = json_object_get(el->names, id);
+    if (given != NULL) json_object_set(entry, "name", given);
+    pthread_mutex_unlock(&el->names_lock);
+  }
   return entry;
+}
+
+void event_log_name(struct event_log *el, const char *id, const char *name) {
+  pthread_mutex_lock(&el->names_lock);
+  json_object_set_new(el->names, id, json_string(name));
+  pthread_mutex_unlock(&el->names_lock);
 }
 
 static const char *str_field(const json_t *obj, const char *key) {

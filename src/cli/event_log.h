@@ -9,8 +9,11 @@
  *
  * It keeps what later events do not repeat: each job's name (from its
  * job_submitted event, the first of every job) and when each task's current
- * attempt and each job started (for durations). Everything here runs on the
- * library's event delivery thread, one event at a time, so nothing is locked.
+ * attempt and each job started (for durations). All of that is touched only on
+ * the library's event delivery thread, one event at a time. The one exception
+ * is a job resumed from the store, whose job_submitted event was published
+ * before this run subscribed: the main thread names it with event_log_name(),
+ * in a table of its own under `names_lock`.
  */
 #ifndef SPE_CLI_EVENT_LOG_H
 #define SPE_CLI_EVENT_LOG_H
@@ -21,6 +24,10 @@ struct event_log;
 
 int event_log_new(struct event_log **out);
 void event_log_free(struct event_log *el);
+
+/* Name a job whose job_submitted event this run did not see (a job resumed
+ * from the store). Main thread. */
+void event_log_name(struct event_log *el, const char *id, const char *name);
 
 /* Print the line for one event, if its level is enabled. */
 void event_log_write(struct event_log *el, const json_t *event);

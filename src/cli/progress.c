@@ -80,6 +80,14 @@ void progress_on_event(const json_t *event) {
   pthread_mutex_unlock(&progress_lock);
 }
 
+void progress_add_finished(uint64_t done, uint64_t failed, uint64_t not_run) {
+  pthread_mutex_lock(&progress_lock);
+  pg.done += done;
+  pg.failed += failed;
+  pg.not_run += not_run;
+  pthread_mutex_unlock(&progress_lock);
+}
+
 void progress_tick(void) {
   pthread_mutex_lock(&progress_lock);
   if (pg.enabled) update(0);

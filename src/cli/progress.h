@@ -19,6 +19,10 @@
 void progress_start(uint64_t total_tasks, int enabled);
 /* Account for one event (SPEC §4). */
 void progress_on_event(const json_t *event);
+/* Count tasks that had finished before this run saw any event of theirs (a job
+ * resumed from the store): `failed` and `not_run` of them are also counted as
+ * such. */
+void progress_add_finished(uint64_t done, uint64_t failed, uint64_t not_run);
 /* Redraw if due. */
 void progress_tick(void);
 /* Erase the line for good. */

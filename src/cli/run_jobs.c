@@ -10,6 +10,8 @@
  *     nothing.
  *  3. Every job is submitted before any is started: a job refused at submit
  *     (which validation already ruled out) then still means nothing ran.
+ *     Unless --fresh, a submit resumes an unfinished job of the same name and
+ *     description that the store brought back (SPEC §5), and says so.
  *  4. The main thread waits for the jobs in file order, ticking the progress
  *     line while it waits, then reads each job's result.
  *  5. spe_close() delivers every event already published, so the events file
@@ -87,13 +89,50 @@ static int open_executor(struct run *r) {
   return -1;
 }
 
-/* Submit every job, then start every job. Returns -1 to go on, else an exit
- * status. */
-static int submit_and_start(struct run *r) {
+/* A job the store brought back and this run resumes instead of starting it
+ * anew: say so, and name it for the log (its job_submitted event came before
+ * this run subscribed). Returns 1 if it is running already (it resumed by
+ * itself), 0 if it still needs spe_start(). */
+static int resumed(struct run *r, size_t i) {
+  json_t *job = NULL;
+  if (spe_job_get(r->ex, r->ids[i], &job, NULL) != 0) return 0;
+  const char *name = json_string_value(json_object_get(job, "name"));
+  const char *status = json_string_value(json_object_get(job, "status"));
+  int running = status != NULL && strcmp(status, "submitted") != 0;
+  if (name != NULL) event_log_name(r->log, r->ids[i], name);
+  /* Its tasks that finished before the restart send no more events. */
+  uint64_t done = 0, failed = 0, not_run = 0;
+  const char *key;
+  json_t *task;
+  json_object_foreach(json_object_get(job, "tasks"), key, task) {
+    const char *st = json_string_value(json_object_get(task, "status"));
+    if (st == NULL) continue;
+    failed += strcmp(st, "failed") == 0;
+    not_run += strcmp(st, "not_run") == 0;
+    done += strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
+            strcmp(st, "not_run") == 0;
+  }
+  progress_add_finished(done, failed, not_run);
+  if (log_sink_enabled(SPE_LOG_WARN)) {
+    char line[512];
+    snprintf(line, sizeof line,
+             "spe: %s: resuming job %s \"%.200s\" from the store (--fresh starts anew)",
+             r->files[i].path, r->ids[i], name != NULL ? name : "?");
+    console_line(line);
+  }
+  json_decref(job);
+  return running;
+}
+
+/* Submit every job; mark in running[] those that resumed by themselves.
+ * Returns -1 to go on, else an exit status. */
+static int submit_all(struct run *r, int *running) {
+  unsigned flags = r->o->fresh ? 0 : SPE_SUBMIT_RESUME;
   for (size_t i = 0; i < r->nfiles; i++) {
     struct job_file *jf = &r->files[i];
     char *msg = NULL;
-    int rc = spe_submit_text(r->ex, jf->text, jf->len, r->ids[i], &msg);
+    int was_resumed = 0;
+    int rc = spe_submit_ex(r->ex, jf->text, jf->len, flags, r->ids[i], &was_resumed, &msg);
     if (rc == SPE_EJOB) {
       progress_stop();
       fprintf(stderr, "spe: %s: %s\n", jf->path, msg != NULL ? msg : spe_strerror(rc));
@@ -101,13 +140,25 @@ static int submit_and_start(struct run *r) {
       return 2;
     }
     if (rc != 0) return library_failure("cannot submit", jf->path, rc, msg);
-  }
-  for (size_t i = 0; i < r->nfiles; i++) {
-    char *msg = NULL;
-    int rc = spe_start(r->ex, r->ids[i], &msg);
-    if (rc != 0) return library_failure("cannot start", r->files[i].path, rc, msg);
+    if (was_resumed) running[i] = resumed(r, i);
   }
   return -1;
+}
+
+/* Submit every job, then start every job. Returns -1 to go on, else an exit
+ * status. */
+static int submit_and_start(struct run *r) {
+  int *running = calloc(r->nfiles, sizeof *running);
+  if (running == NULL) return library_failure("cannot submit", NULL, SPE_ENOMEM, NULL);
+  int status = submit_all(r, running);
+  for (size_t i = 0; status < 0 && i < r->nfiles; i++) {
+    if (running[i]) continue;
+    char *msg = NULL;
+    int rc = spe_start(r->ex, r->ids[i], &msg);
+    if (rc != 0) status = library_failure("cannot start", r->files[i].path, rc, msg);
+  }
+  free(running);
+  return status;
 }
 
 /* Wait for every job and collect its result. Returns 0 (all succeeded), 1, or
