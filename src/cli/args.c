@@ -125,3 +125,28 @@ int args_parse_log_level(const char *s, int *out) {
   }
   return -1;
 }
+
+int args_parse_duration_ms(const char *s, int *out) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || errno != 0 || v < 0) return -1;
+  double scale = 1000; /* a bare number is seconds */
+  if (strcmp(end, "ms") == 0) scale = 1;
+  else if (strcmp(end, "s") == 0 || *end == '\0') scale = 1000;
+  else if (strcmp(end, "m") == 0) scale = 60000;
+  else return -1;
+  double ms = v * scale;
+  if (ms > 86400000.0) return -1; /* a day is plenty for a grace period */
+  *out = (int)(ms + 0.5);
+  return 0;
+}
+
+int args_parse_count(const char *s, int min, int max, int *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end != '\0' || errno != 0 || v < min || v > max) return -1;
+  *out = (int)v;
+  return 0;
+}

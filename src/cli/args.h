@@ -47,6 +47,13 @@ int args_usage_error(const char *cmd, const char *fmt, ...)
  * Returns 0, -1 when `s` is neither, -2 when it is above ARGS_MAX_WORKERS. */
 int args_parse_workers(const char *s, int *out);
 
+/* Parse a duration: a number of seconds, or a number followed by ms, s or m
+ * ("500ms", "5", "2.5s", "1m"). Returns 0 or -1. */
+int args_parse_duration_ms(const char *s, int *out);
+
+/* Parse a whole number in [min, max]. Returns 0 or -1. */
+int args_parse_count(const char *s, int min, int max, int *out);
+
 /* Parse a log level name (error, warn, info, debug) into SPE_LOG_*. Returns 0,
  * or -1 for an unknown name. */
 int args_parse_log_level(const char *s, int *out);

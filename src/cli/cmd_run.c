@@ -33,6 +33,10 @@ static const char run_usage[] =
     "  --events FILE|-          write every event to FILE (\"-\": stdout) as NDJSON\n"
     "  --fresh                  start every job anew, never resume an unfinished one\n"
     "                           from the store (meaningful with a durable store)\n"
+    "  --grace DURATION         on SIGINT/SIGTERM, running tasks get SIGTERM, then\n"
+    "                           SIGKILL after this long (default 5s; e.g. 500ms, 2s)\n"
+    "  --lost-limit N           a task cut short by N crashes of SPE fails as \"lost\"\n"
+    "                           instead of running again (default 3)\n"
     "  --log-level LEVEL        error, warn, info or debug (default: $SPE_LOG, else\n"
     "                           info; on a terminal, warnings only unless asked)\n"
     "  -h, --help               show this help\n"
@@ -41,12 +45,23 @@ static const char run_usage[] =
     "usage or an invalid job (nothing was run); 3 the state store or the system\n"
     "failed; 130 interrupted by SIGINT or SIGTERM (running tasks were stopped).\n";
 
-enum { OPT_WORKERS = 1, OPT_STATE, OPT_JSON, OPT_EVENTS, OPT_FRESH, OPT_LOG_LEVEL, OPT_HELP };
+enum {
+  OPT_WORKERS = 1,
+  OPT_STATE,
+  OPT_JSON,
+  OPT_EVENTS,
+  OPT_FRESH,
+  OPT_LOG_LEVEL,
+  OPT_GRACE,
+  OPT_LOST_LIMIT,
+  OPT_HELP
+};
 
 static const struct opt_spec run_specs[] = {
     {"workers", 'w', 1, OPT_WORKERS}, {"state", 0, 1, OPT_STATE},
     {"json", 0, 0, OPT_JSON},         {"events", 0, 1, OPT_EVENTS},
     {"fresh", 0, 0, OPT_FRESH},       {"log-level", 0, 1, OPT_LOG_LEVEL},
+    {"grace", 0, 1, OPT_GRACE},       {"lost-limit", 0, 1, OPT_LOST_LIMIT},
     {"help", 'h', 0, OPT_HELP},       {NULL, 0, 0, 0}};
 
 /* Parse the options into *o and collect the operands into files[] (which has
@@ -79,6 +94,16 @@ static int parse(int argc, char **argv, struct run_opts *o, const char **level_n
       case OPT_EVENTS: o->events_path = v; break;
       case OPT_FRESH: o->fresh = 1; break;
       case OPT_LOG_LEVEL: *level_name = v; break;
+      case OPT_GRACE:
+        if (args_parse_duration_ms(v, &o->grace_ms) != 0)
+          return args_usage_error("spe run", "--grace: expected a duration such as 5s or "
+                                  "500ms (at most a day), got \"%s\"", v);
+        break;
+      case OPT_LOST_LIMIT:
+        if (args_parse_count(v, 1, 1000000, &o->lost_limit) != 0)
+          return args_usage_error("spe run", "--lost-limit: expected a whole number from 1, "
+                                  "got \"%s\"", v);
+        break;
     }
   }
   if (*nfiles == 0) return args_usage_error("spe run", "no job file given");
@@ -108,7 +133,8 @@ static int set_up_logging(const char *level_name, struct run_opts *o) {
 }
 
 int cmd_run(int argc, char **argv) {
-  struct run_opts o = {.workers = 0, .state_url = CLI_DEFAULT_STATE_URL};
+  struct run_opts o = {
+      .workers = 0, .state_url = CLI_DEFAULT_STATE_URL, .grace_ms = 5000, .lost_limit = 3};
   const char *level_name = NULL;
   const char **paths = calloc((size_t)argc, sizeof *paths);
   struct job_file *files = calloc((size_t)argc, sizeof *files);

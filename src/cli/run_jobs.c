@@ -78,6 +78,8 @@ static int open_executor(struct run *r) {
   opt.log = log_sink_library;
   opt.log_ctx = NULL;
   opt.log_level = r->o->log_level;
+  opt.grace_ms = r->o->grace_ms;
+  opt.lost_attempt_limit = r->o->lost_limit;
   char *msg = NULL;
   int rc = spe_open(&r->ex, &opt, &msg);
   if (rc != 0) {

@@ -13,6 +13,8 @@ struct run_opts {
   const char *events_path; /* --events, or NULL */
   int fresh;               /* --fresh */
   int log_level;           /* the library's level (SPE_LOG_*) */
+  int grace_ms;            /* --grace */
+  int lost_limit;          /* --lost-limit */
 };
 
 /* Run every job of `files` (valid, loaded) to the end in one executor and
