@@ -10,8 +10,10 @@
 #include "spe.h"
 #include "store/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct store *open_ok(const char *url) {
   struct store *st = NULL;
@@ -58,8 +60,19 @@ static void test_open_refuses_unknown_urls(void **state) {
   assert_open_fails(NULL, SPE_EURL, "no state store URL");
 }
 
-static void test_sqlite_not_built_yet(void **state) {
-  assert_open_fails("sqlite:/tmp/spe-test.db", SPE_EURL, "the sqlite store is not built yet");
+/* The sqlite backend is reached by its URL; its behaviour is test_sqlite_store's. */
+static void test_open_sqlite(void **state) {
+  assert_open_fails("sqlite:", SPE_EURL, "the sqlite store needs a path: sqlite:PATH");
+  const char *tmp = getenv("SPE_TEST_TMP");
+  char dir[4096], url[4200];
+  snprintf(dir, sizeof dir, "%s/test_store.%ld", tmp ? tmp : "/tmp", (long)getpid());
+  snprintf(url, sizeof url, "sqlite:%s/state.db", dir); /* the folder is created */
+  struct store *st = open_ok(url);
+  assert_string_equal(st->ops->scheme, "sqlite");
+  spe__store_close(st);
+  char cmd[4300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
 }
 
 static json_t *event(const char *type) {
@@ -172,7 +185,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_memory),
       cmocka_unit_test(test_open_refuses_unknown_urls),
-      cmocka_unit_test(test_sqlite_not_built_yet),
+      cmocka_unit_test(test_open_sqlite),
       cmocka_unit_test(test_memory_commit_numbers_events_across_batches),
       cmocka_unit_test(test_each_memory_store_numbers_from_one),
       cmocka_unit_test(test_batch_helpers),

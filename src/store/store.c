@@ -16,7 +16,7 @@ static const struct backend {
   const char *usage; /* how its URL is written, for the unknown-scheme message */
 } backends[] = {
     {"memory", &spe__store_memory_ops, "memory:"},
-    {"sqlite", NULL, "sqlite:PATH"},
+    {"sqlite", &spe__store_sqlite_ops, "sqlite:PATH"},
 };
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 

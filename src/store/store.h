@@ -113,5 +113,6 @@ void spe__batch_clear(struct store_batch *b);
 void spe__batch_free(struct store_batch *b);
 
 extern const struct store_ops spe__store_memory_ops;
+extern const struct store_ops spe__store_sqlite_ops;
 
 #endif

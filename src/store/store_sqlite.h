@@ -1,0 +1,113 @@
+/*
+ * The SQLite store ("sqlite:PATH"), shared between its files:
+ *   store_sqlite_open.c    the lock, the checks before SQLite may touch a file,
+ *                          creating, opening and closing;
+ *   store_sqlite_schema.c  the schema as numbered steps, and migrating;
+ *   store_sqlite.c         the commit of a round (the hot path);
+ *   store_sqlite_load.c    reading jobs back.
+ * Every SQL statement of the backend lives in these files. docs/store.md
+ * describes the files on disk, the schema and the rules.
+ *
+ * Threads: one thread at a time (the engine's), as for every store; the
+ * connection is opened without SQLite's own mutexes.
+ */
+#ifndef SPE_STORE_STORE_SQLITE_H
+#define SPE_STORE_STORE_SQLITE_H
+
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+/* 'SPE1': PRAGMA application_id of every SPE store, at offset 68 of the file. */
+#define SPE_SQLITE_APPLICATION_ID 0x53504531
+/* The meta row that says what the file is. */
+#define SPE_SQLITE_FORMAT "spe-state-store"
+
+/* A buffer reused for the JSON text of one bound value. */
+struct text_buf {
+  char *p;
+  size_t cap;
+};
+
+struct sqlite_store {
+  struct store base;
+
+  /* What it is and where. */
+  char *path;     /* the file, as given after "sqlite:" */
+  char *url;      /* "sqlite:PATH", for messages */
+  int lock_fd;    /* PATH.lock, flock'ed exclusively; -1 when not held */
+  struct logger log;
+
+  /* The connection and its statements, prepared once at open. */
+  sqlite3 *db;
+  sqlite3_stmt *begin, *commit, *rollback;
+  sqlite3_stmt *upsert_job, *upsert_task, *insert_event;
+  sqlite3_stmt *select_unfinished, *select_job, *select_tasks;
+
+  /* In-memory bookkeeping, never written. */
+  int64_t last_seq;              /* seq of the last event committed; 0: none */
+  struct text_buf json_a, json_b; /* JSON texts of the row being written */
+  uint8_t *had_seq;              /* per event of the batch being committed: did
+                                    it have a "seq" member before (to undo) */
+  uint32_t cap_had_seq;
+  struct task_rec *loaded;       /* the tasks of the job being read back */
+  uint32_t cap_loaded;
+
+  /* Fault injection (SPE_STORE_FAULT, a testing aid; docs/store.md). */
+  uint64_t commits;              /* commits attempted since open */
+  uint64_t fail_at;              /* 0: never; else the commit number that fails */
+  int fail_after;                /* and every later one too */
+  int64_t max_pages;             /* > 0: PRAGMA max_page_count, a real full disk */
+};
+
+/* ---- the schema (store_sqlite_schema.c) ---- */
+
+/* The schema as the list of steps that build it: steps[i] takes a store from
+ * version i to version i + 1, so a new store runs them all and an old one the
+ * ones it lacks. The version is PRAGMA user_version = nsteps. */
+struct sqlite_schema {
+  const char *const *steps;
+  int nsteps;
+};
+
+/* The schema this build writes. A variable only so that tests can pretend to be
+ * a later build (a longer list) and exercise a migration; nothing else sets it. */
+extern const struct sqlite_schema *spe__store_sqlite_schema;
+
+/* Build the whole schema in an empty database, in one transaction, with the
+ * application id and the meta row. On error *err is SQLite's message
+ * (malloc'd). */
+int spe__store_sqlite_create_schema(sqlite3 *db, char **err);
+/* Bring a store from `from` to the current version in one transaction; on
+ * failure nothing changed. *err as above. */
+int spe__store_sqlite_migrate(sqlite3 *db, int from, char **err);
+
+/* FNV-1a, 64 bits: the hash stored beside a job's canonical description, so
+ * that a job to resume is found by (name, hash) without comparing texts. It is
+ * part of the file format: never change it without a migration. */
+uint64_t spe__store_sqlite_hash(const char *s, size_t len);
+
+/* ---- preparing the statements, each file its own (at open) ---- */
+/* Return an SQLite code; the connection's message says what failed. */
+int spe__store_sqlite_prepare_write(struct sqlite_store *ss); /* store_sqlite.c */
+int spe__store_sqlite_prepare_read(struct sqlite_store *ss);  /* store_sqlite_load.c */
+
+/* ---- reading back (store_sqlite_load.c) ---- */
+int spe__store_sqlite_load_unfinished(struct store *st, stored_job_fn fn, void *ctx,
+                                      char **msg);
+int spe__store_sqlite_load_job(struct store *st, const char *id, stored_job_fn fn,
+                               void *ctx, char **msg);
+
+/* ---- opening and closing (store_sqlite_open.c) ---- */
+int spe__store_sqlite_open(struct store **out, const char *where, const struct logger *lg,
+                           char **msg);
+void spe__store_sqlite_close(struct store *st);
+
+/* The message of an error SQLite reported on this store, in the store's words:
+ * `state store sqlite:PATH is damaged: <sqlite>` for a damaged file, else
+ * `<what> failed: <sqlite> (sqlite:PATH)`. Returns SPE_ESTORE. */
+int spe__store_sqlite_fail(struct sqlite_store *ss, int rc, const char *sqlite_msg,
+                           const char *what, char **msg);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * Reading jobs back from the SQLite store: the unfinished ones for recovery,
+ * or one by id.
+ *
+ * Jobs are streamed: a job row, then its tasks (one range of the tasks
+ * table, which is ordered by (job_id, idx)), then the callback, then the next
+ * job. What the callback sees points into SQLite's row buffers, the store's
+ * reused task array and JSON values the store parsed; all of it is released
+ * or reused after the callback returns. The callback must not call the store.
+ */
+#include "store/store_sqlite.h"
+
+#include "base/msg.h"
+#include "spe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define JOB_COLUMNS "id, name, description, status, submitted_ms, started_ms, finished_ms"
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out) {
+  return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+}
+
+int spe__store_sqlite_prepare_read(struct sqlite_store *ss) {
+  int rc = prepare(ss->db,
+                   "SELECT " JOB_COLUMNS " FROM jobs"
+                   " WHERE status IN ('submitted', 'running') ORDER BY seq",
+                   &ss->select_unfinished);
+  if (rc != SQLITE_OK) return rc;
+  rc = prepare(ss->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", &ss->select_job);
+  if (rc != SQLITE_OK) return rc;
+  return prepare(ss->db,
+                 "SELECT idx, status, attempts, lost, result, error, started_ms,"
+                 " finished_ms, blocked_by FROM tasks WHERE job_id = ?1 ORDER BY idx",
+                 &ss->select_tasks);
+}
+
+/* A reading failure of ours: the file holds something this build never
+ * writes. */
+struct bad_row {
+  const char *what; /* "job status", "task result", ... */
+  const char *job;
+};
+
+static int column_json(sqlite3_stmt *st, int col, json_t **out) {
+  *out = NULL;
+  if (sqlite3_column_type(st, col) == SQLITE_NULL) return 0;
+  const char *text = (const char *)sqlite3_column_text(st, col);
+  int len = sqlite3_column_bytes(st, col);
+  if (text == NULL) return -1;
+  *out = json_loadb(text, (size_t)len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+  return *out ? 0 : -1;
+}
+
+static void free_loaded(struct sqlite_store *ss, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    json_decref(ss->loaded[i].result);
+    json_decref(ss->loaded[i].error);
+  }
+}
+
+/* Read the current row of `st` (JOB_COLUMNS) into a job record. */
+static int read_job(sqlite3_stmt *st, struct job_rec *j) {
+  j->id = (const char *)sqlite3_column_text(st, 0);
+  j->name = (const char *)sqlite3_column_text(st, 1);
+  j->canonical = (const char *)sqlite3_column_text(st, 2);
+  j->canonical_len = (size_t)sqlite3_column_bytes(st, 2);
+  const char *status = (const char *)sqlite3_column_text(st, 3);
+  int s = status ? spe__job_status_parse(status) : -1;
+  j->status = (enum job_status)s;
+  j->submitted_ms = sqlite3_column_int64(st, 4);
+  j->started_ms = sqlite3_column_int64(st, 5);
+  j->finished_ms = sqlite3_column_int64(st, 6);
+  return j->id != NULL && j->canonical != NULL && s >= 0 ? 0 : -1;
+}
+
+/* Read the recorded tasks of job `id` into ss->loaded; *n is how many were
+ * read (and hold JSON to release) even on failure. */
+static int read_tasks(struct sqlite_store *ss, const char *id, uint32_t *n,
+                      struct bad_row *bad) {
+  sqlite3_stmt *st = ss->select_tasks;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  *n = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (*n == ss->cap_loaded) {
+      uint32_t cap = ss->cap_loaded ? ss->cap_loaded * 2 : 64;
+      struct task_rec *p = realloc(ss->loaded, (size_t)cap * sizeof *p);
+      if (p == NULL) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      ss->loaded = p;
+      ss->cap_loaded = cap;
+    }
+    struct task_rec *t = &ss->loaded[(*n)++];
+    memset(t, 0, sizeof *t);
+    t->job_id = id;
+    t->index = (uint32_t)sqlite3_column_int64(st, 0);
+    const char *status = (const char *)sqlite3_column_text(st, 1);
+    int s = status ? spe__task_status_parse(status) : -1;
+    t->status = (enum task_status)s;
+    t->attempts = (uint32_t)sqlite3_column_int64(st, 2);
+    t->lost = (uint32_t)sqlite3_column_int64(st, 3);
+    t->started_ms = sqlite3_column_int64(st, 6);
+    t->finished_ms = sqlite3_column_int64(st, 7);
+    t->blocked_by =
+        sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : (int32_t)sqlite3_column_int64(st, 8);
+    bad->what = s < 0 ? "task status"
+                : column_json(st, 4, &t->result) != 0 ? "task result"
+                : column_json(st, 5, &t->error) != 0  ? "task error"
+                                                      : NULL;
+    if (bad->what) {
+      bad->job = id;
+      rc = SQLITE_CORRUPT;
+      break;
+    }
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Step `jobs` to the end, handing each job with its tasks to fn. Returns 0,
+ * fn's non-zero return, or SPE_ESTORE. */
+static int stream_jobs(struct sqlite_store *ss, sqlite3_stmt *jobs, int *seen,
+                       stored_job_fn fn, void *ctx, char **msg) {
+  struct bad_row bad = {0};
+  int rc, ret = 0;
+  while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
+    ++*seen;
+    struct stored_job sj = {0};
+    if (read_job(jobs, &sj.job) != 0) {
+      bad = (struct bad_row){"job row", sj.job.id};
+      rc = SQLITE_CORRUPT;
+      break;
+    }
+    uint32_t n = 0;
+    rc = read_tasks(ss, sj.job.id, &n, &bad);
+    if (rc == SQLITE_OK) {
+      sj.tasks = ss->loaded;
+      sj.ntasks = n;
+      ret = fn(ctx, &sj);
+    }
+    free_loaded(ss, n);
+    if (rc != SQLITE_OK || ret != 0) break;
+  }
+  if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  /* Take the message before the reset, which may replace it. */
+  char *detail = NULL;
+  if (bad.what)
+    detail = spe__msg_new("job %s has an unreadable %s", bad.job ? bad.job : "?", bad.what);
+  else if (rc == SQLITE_NOMEM)
+    detail = strdup("out of memory");
+  else if (rc != SQLITE_OK)
+    detail = strdup(sqlite3_errmsg(ss->db));
+  sqlite3_reset(jobs);
+  if (rc != SQLITE_OK)
+    ret = spe__store_sqlite_fail(ss, rc, detail ? detail : sqlite3_errstr(rc),
+                                 "state store read", msg);
+  free(detail);
+  return ret;
+}
+
+int spe__store_sqlite_load_unfinished(struct store *st, stored_job_fn fn, void *ctx,
+                                      char **msg) {
+  struct sqlite_store *ss = (struct sqlite_store *)st;
+  int seen = 0;
+  return stream_jobs(ss, ss->select_unfinished, &seen, fn, ctx, msg);
+}
+
+int spe__store_sqlite_load_job(struct store *st, const char *id, stored_job_fn fn, void *ctx,
+                               char **msg) {
+  struct sqlite_store *ss = (struct sqlite_store *)st;
+  int seen = 0;
+  sqlite3_bind_text(ss->select_job, 1, id, -1, SQLITE_STATIC);
+  int ret = stream_jobs(ss, ss->select_job, &seen, fn, ctx, msg);
+  if (ret == 0 && seen == 0) {
+    spe__msg_set(msg, "no job with id \"%s\"", id);
+    return SPE_ENOJOB;
+  }
+  return ret;
+}
