@@ -288,6 +288,18 @@ static void test_empty_file_becomes_a_store(void **state) {
   assert_query(path_of("empty.db"), "SELECT id FROM jobs", "J1");
 }
 
+/* A crash while a store was being created leaves its scratch files, which the
+ * next creation clears away; the store's own name never held half a store. */
+static void test_creation_interrupted_is_started_over(void **state) {
+  write_all(path_of("state.db.new"), "half a store", 12);
+  write_all(path_of("state.db.new-journal"), "a journal", 9);
+  struct store *st = open_ok(url_of("state.db"));
+  spe__store_close(st);
+  assert_false(exists(path_of("state.db.new")));
+  assert_false(exists(path_of("state.db.new-journal")));
+  assert_query(path_of("state.db"), "PRAGMA integrity_check", "ok");
+}
+
 static void test_records_come_back_after_reopening(void **state) {
   const char *url = url_of("state.db");
   struct store *st = open_ok(url);
@@ -848,6 +860,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_new_store_is_created_with_its_folder, setup, teardown),
       cmocka_unit_test_setup_teardown(test_empty_file_becomes_a_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_creation_interrupted_is_started_over, setup, teardown),
       cmocka_unit_test_setup_teardown(test_records_come_back_after_reopening, setup, teardown),
       cmocka_unit_test_setup_teardown(test_load_unfinished_in_submission_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_commit_keeps_nothing, setup, teardown),
