@@ -851,6 +851,25 @@ static void test_many_commits_leave_an_intact_file(void **state) {
   assert_query(db, "SELECT count(*) FROM events", want);
 }
 
+/* The checks before opening pass the path to SQLite as a URI: characters that
+ * mean something in a URI must reach the right file. */
+static void test_odd_file_names(void **state) {
+  static const char *const names[] = {"with space.db", "what?.db", "hash#.db", "100%.db",
+                                      "file:x.db"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    struct store *st = open_ok(url_of(names[i]));
+    commit_job(st, "J1", JOB_RUNNING);
+    spe__store_close(st);
+    st = open_ok(url_of(names[i])); /* through the read-only checks this time */
+    struct seen s = {0};
+    assert_int_equal(st->ops->load_unfinished(st, see, &s, NULL), 0);
+    assert_int_equal(s.njobs, 1);
+    seen_free(&s);
+    spe__store_close(st);
+    assert_true(exists(path_of(names[i])));
+  }
+}
+
 static void test_a_folder_is_not_a_store(void **state) {
   mkdir(path_of("folder.db"), 0777);
   assert_open_fails(url_of("folder.db"), SPE_ESTORE, "cannot open state store %s: it is a folder");
@@ -873,6 +892,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_migrates_forward, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_commits_leave_an_intact_file, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_odd_file_names, setup, teardown),
       cmocka_unit_test_setup_teardown(test_a_folder_is_not_a_store, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

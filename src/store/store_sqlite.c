@@ -177,13 +177,14 @@ static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
   if (b->njobs == 0 && b->ntasks == 0 && b->nevents == 0) return 0;
   ss->commits++;
   if (b->nevents > ss->cap_had_seq) {
-    uint8_t *p = realloc(ss->had_seq, b->nevents);
+    uint32_t cap = b->nevents > 2 * ss->cap_had_seq ? b->nevents : 2 * ss->cap_had_seq;
+    uint8_t *p = realloc(ss->had_seq, cap);
     if (p == NULL) {
       spe__msg_set(msg, "state store write failed: out of memory (%s)", ss->url);
       return SPE_ESTORE;
     }
     ss->had_seq = p;
-    ss->cap_had_seq = b->nevents;
+    ss->cap_had_seq = cap;
   }
 
   const char *why = NULL; /* a failure of ours, where SQLite has no message */

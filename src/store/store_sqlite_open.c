@@ -198,8 +198,11 @@ static void release_lock(struct sqlite_store *ss) {
   if (ss->lock_fd < 0) return;
   /* Emptied, so that the next owner knows this one closed cleanly. The file
    * itself stays: unlinking a lock file lets two processes lock two inodes. */
-  if (ftruncate(ss->lock_fd, 0) != 0) { /* the next owner will log a takeover */
-  }
+  if (ftruncate(ss->lock_fd, 0) != 0)
+    spe__log(&ss->log, SPE_LOG_WARN,
+             "state store %s: cannot empty its lock file (%s); the next owner will think this "
+             "one died",
+             ss->url, strerror(errno));
   close(ss->lock_fd);
   ss->lock_fd = -1;
 }
@@ -292,13 +295,15 @@ static int check_header(struct sqlite_store *ss, off_t size, int *has_wal, char 
 
 /* ---- 4. what SQLite sees, read-only ---- */
 
-/* "file:PATH?immutable=1", the path percent-encoded as a URI needs. */
+/* "file:PATH?immutable=1", the path percent-encoded as a URI needs. An
+ * absolute path gets an empty authority ("file:///tmp/x"), so that a path
+ * starting with "//" is not taken for a host. */
 static char *immutable_uri(const char *path) {
   static const char hex[] = "0123456789ABCDEF";
   size_t len = strlen(path);
-  char *uri = malloc(len * 3 + sizeof "file:?immutable=1");
+  char *uri = malloc(len * 3 + sizeof "file://?immutable=1");
   if (uri == NULL) return NULL;
-  char *o = uri + sprintf(uri, "file:");
+  char *o = uri + sprintf(uri, path[0] == '/' ? "file://" : "file:");
   for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
     if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
         strchr("/._-~", *p) != NULL) {
