@@ -300,6 +300,30 @@ static void test_creation_interrupted_is_started_over(void **state) {
   assert_query(path_of("state.db"), "PRAGMA integrity_check", "ok");
 }
 
+/* A database's log whose database is missing (or empty) is someone's data: no
+ * new store is built over it. */
+static void test_no_new_store_over_a_log(void **state) {
+  write_all(path_of("gone.db-wal"), "some frames", 11);
+  char want[1400];
+  snprintf(want, sizeof want,
+           "cannot create state store %%s: %s, the log of a database, is there without the "
+           "database (move it away first)",
+           path_of("gone.db-wal"));
+  assert_open_fails(url_of("gone.db"), SPE_ESTORE, want);
+  assert_false(exists(path_of("gone.db")));
+
+  write_all(path_of("empty.db"), "", 0);
+  write_all(path_of("empty.db-journal"), "a journal", 9);
+  snprintf(want, sizeof want,
+           "cannot create state store %%s: %s, the log of a database, is there without the "
+           "database (move it away first)",
+           path_of("empty.db-journal"));
+  assert_open_fails(url_of("empty.db"), SPE_ESTORE, want);
+  size_t len;
+  free(read_all(path_of("empty.db"), &len));
+  assert_int_equal(len, 0);
+}
+
 static void test_records_come_back_after_reopening(void **state) {
   const char *url = url_of("state.db");
   struct store *st = open_ok(url);
@@ -880,6 +904,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_new_store_is_created_with_its_folder, setup, teardown),
       cmocka_unit_test_setup_teardown(test_empty_file_becomes_a_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_creation_interrupted_is_started_over, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_new_store_over_a_log, setup, teardown),
       cmocka_unit_test_setup_teardown(test_records_come_back_after_reopening, setup, teardown),
       cmocka_unit_test_setup_teardown(test_load_unfinished_in_submission_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_failed_commit_keeps_nothing, setup, teardown),

@@ -218,8 +218,29 @@ static void remove_db_files(const char *db) {
   }
 }
 
+/* A log of a database beside a missing or empty PATH: SQLite would replay it
+ * into the new store, and it may be all there is of someone's database. */
+static int check_leftovers(struct sqlite_store *ss, char **msg) {
+  static const char *const suffixes[] = {"-wal", "-journal"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+    char *p = spe__msg_new("%s%s", ss->path, suffixes[i]);
+    struct stat st;
+    int there = p != NULL && stat(p, &st) == 0 && st.st_size > 0;
+    if (there)
+      spe__msg_set(msg,
+                   "cannot create state store %s: %s, the log of a database, is there "
+                   "without the database (move it away first)",
+                   ss->url, p);
+    free(p);
+    if (there) return SPE_ESTORE;
+  }
+  return 0;
+}
+
 /* Build the store in PATH.new (ours: we hold the lock), then rename it to PATH. */
 static int create_store(struct sqlite_store *ss, char **msg) {
+  int ret = check_leftovers(ss, msg);
+  if (ret != 0) return ret;
   char *tmp = spe__msg_new("%s.new", ss->path);
   if (tmp == NULL) return SPE_ENOMEM;
   remove_db_files(tmp); /* left by a crash in this very function */
