@@ -1,6 +1,7 @@
 /*
  * The SQLite store ("sqlite:PATH"), shared between its files:
- *   store_sqlite_open.c    the lock, the checks before SQLite may touch a file,
+ *   store_sqlite_lock.c    the owner lock (PATH.lock), the fault setting;
+ *   store_sqlite_open.c    the checks before SQLite may touch a file,
  *                          creating, opening and closing;
  *   store_sqlite_schema.c  the schema as numbered steps, and migrating;
  *   store_sqlite.c         the commit of a round (the hot path);
@@ -98,6 +99,15 @@ int spe__store_sqlite_load_unfinished(struct store *st, stored_job_fn fn, void *
                                       char **msg);
 int spe__store_sqlite_load_job(struct store *st, const char *id, stored_job_fn fn,
                                void *ctx, char **msg);
+
+/* ---- the owner lock and the fault setting (store_sqlite_lock.c) ---- */
+/* Take PATH.lock: 0, SPE_ELOCKED (another live process holds it; the message
+ * names it) or SPE_ESTORE. Sets ss->lock_fd. */
+int spe__store_sqlite_lock(struct sqlite_store *ss, char **msg);
+/* Empty the lock file and release the lock; a no-op when not held. */
+void spe__store_sqlite_unlock(struct sqlite_store *ss);
+/* Read SPE_STORE_FAULT into ss: 0, or SPE_EINVAL for a value not understood. */
+int spe__store_sqlite_parse_fault(struct sqlite_store *ss, char **msg);
 
 /* ---- opening and closing (store_sqlite_open.c) ---- */
 int spe__store_sqlite_open(struct store **out, const char *where, const struct logger *lg,

@@ -2,11 +2,8 @@
  * Opening and closing the SQLite store, in an order that never harms a file
  * that is not ours or that another process owns:
  *
- *  1. Take the lock: an exclusive, non-blocking flock on PATH.lock, which then
- *     holds our pid for the message a second owner gets. It comes before
- *     SQLite touches anything, so that two owners never meet in the database.
- *     The kernel drops a flock when its process dies, so a lock left by a dead
- *     process is simply free; the pid left in it tells us a crash happened.
+ *  1. Take the lock (store_sqlite_lock.c). It comes before SQLite touches
+ *     anything, so that two owners never meet in the database.
  *  2. A missing or empty PATH: build a new store in PATH.new and rename it into
  *     place, so that PATH is either absent or a whole store, whenever we die.
  *  3. Read the file's first 100 bytes ourselves: SQLite's magic, our
@@ -32,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,102 +105,6 @@ static void fsync_path(const char *path, int flags) {
     fsync(fd);
     close(fd);
   }
-}
-
-/* ---- fault injection (a testing aid, docs/store.md) ---- */
-
-static int parse_fault(struct sqlite_store *ss, char **msg) {
-  const char *v = getenv("SPE_STORE_FAULT");
-  if (v == NULL || v[0] == '\0') return 0;
-  char *end = NULL;
-  unsigned long long n = 0;
-  if (strncmp(v, "commit:", 7) == 0) {
-    n = strtoull(v + 7, &end, 10);
-    ss->fail_after = *end == '+';
-    if (ss->fail_after) end++;
-    ss->fail_at = n;
-  } else if (strncmp(v, "pages:", 6) == 0) {
-    n = strtoull(v + 6, &end, 10);
-    ss->max_pages = (int64_t)n;
-  }
-  if (end == NULL || *end != '\0' || n == 0 || n > INT64_MAX) {
-    spe__msg_set(msg,
-                 "SPE_STORE_FAULT=\"%s\" is not understood (expected commit:N, commit:N+ or "
-                 "pages:N, N >= 1)",
-                 v);
-    return SPE_EINVAL;
-  }
-  spe__log(&ss->log, SPE_LOG_WARN, "state store %s: fault injection SPE_STORE_FAULT=%s", ss->url,
-           v);
-  return 0;
-}
-
-/* ---- 1. the lock ---- */
-
-/* The pid written in the lock file, or 0. */
-static long read_pid(int fd) {
-  char buf[32];
-  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  long pid = strtol(buf, NULL, 10);
-  return pid > 0 ? pid : 0;
-}
-
-static int take_lock(struct sqlite_store *ss, char **msg) {
-  char *lockpath = spe__msg_new("%s.lock", ss->path);
-  if (lockpath == NULL) return SPE_ENOMEM;
-  /* Close-on-exec: a task's process must never inherit (and keep) the lock. */
-  int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    spe__msg_set(msg, "cannot open state store %s: cannot open its lock file %s: %s", ss->url,
-                 lockpath, strerror(errno));
-    free(lockpath);
-    return SPE_ESTORE;
-  }
-  free(lockpath);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int e = errno;
-    long pid = read_pid(fd);
-    close(fd);
-    if (e != EWOULDBLOCK) {
-      spe__msg_set(msg, "cannot lock state store %s: %s", ss->url, strerror(e));
-      return SPE_ESTORE;
-    }
-    /* No pid yet: the owner is between its flock and its write. */
-    if (pid > 0)
-      spe__msg_set(msg, "state store %s is in use by process %ld", ss->url, pid);
-    else
-      spe__msg_set(msg, "state store %s is in use by another process", ss->url);
-    return SPE_ELOCKED;
-  }
-  ss->lock_fd = fd;
-  /* A clean close empties the file; a pid still in it is an owner that died. */
-  long stale = read_pid(fd);
-  if (stale > 0)
-    spe__log(&ss->log, SPE_LOG_INFO,
-             "state store %s: took over the lock of process %ld, which is gone", ss->url, stale);
-  char pid[32];
-  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-    spe__msg_set(msg, "cannot open state store %s: cannot write its lock file: %s", ss->url,
-                 strerror(errno));
-    return SPE_ESTORE;
-  }
-  return 0;
-}
-
-static void release_lock(struct sqlite_store *ss) {
-  if (ss->lock_fd < 0) return;
-  /* Emptied, so that the next owner knows this one closed cleanly. The file
-   * itself stays: unlinking a lock file lets two processes lock two inodes. */
-  if (ftruncate(ss->lock_fd, 0) != 0)
-    spe__log(&ss->log, SPE_LOG_WARN,
-             "state store %s: cannot empty its lock file (%s); the next owner will think this "
-             "one died",
-             ss->url, strerror(errno));
-  close(ss->lock_fd);
-  ss->lock_fd = -1;
 }
 
 /* ---- 2. a new store ---- */
@@ -307,7 +207,8 @@ static int check_header(struct sqlite_store *ss, off_t size, int *has_wal, char 
   int64_t page_size = (h[16] << 8 | h[17]) == 1 ? 65536 : (h[16] << 8 | h[17]);
   int64_t want = (int64_t)be32(h + 28) * page_size;
   if (!*has_wal && be32(h + 92) == be32(h + 24) && want > 0 && (int64_t)size < want) {
-    spe__msg_set(msg, "state store %s is damaged: the file is %lld bytes long, its header says %lld",
+    spe__msg_set(msg,
+                 "state store %s is damaged: the file is %lld bytes long, its header says %lld",
                  ss->url, (long long)size, (long long)want);
     return SPE_ESTORE;
   }
@@ -410,7 +311,9 @@ static int connect(struct sqlite_store *ss, int64_t version, char **msg) {
 
   rc = spe__store_sqlite_prepare_write(ss);
   if (rc == SQLITE_OK) rc = spe__store_sqlite_prepare_read(ss);
-  if (rc == SQLITE_OK) rc = query_int(ss->db, "SELECT IFNULL(MAX(seq), 0) FROM events", &ss->last_seq);
+  /* Numbering goes on from the last event the store holds. */
+  if (rc == SQLITE_OK)
+    rc = query_int(ss->db, "SELECT IFNULL(MAX(seq), 0) FROM events", &ss->last_seq);
   if (rc != SQLITE_OK) return open_failed(ss, rc, sqlite3_errmsg(ss->db), msg);
   return 0;
 }
@@ -425,7 +328,7 @@ static void free_store(struct sqlite_store *ss) {
              sqlite3_errmsg(ss->db));
   /* Only now that the connection is closed (and the WAL checkpointed) may
    * another process take the store. */
-  release_lock(ss);
+  spe__store_sqlite_unlock(ss);
   free(ss->json_a.p);
   free(ss->json_b.p);
   free(ss->had_seq);
@@ -436,7 +339,7 @@ static void free_store(struct sqlite_store *ss) {
 }
 
 static int open_store(struct sqlite_store *ss, char **msg) {
-  int rc = parse_fault(ss, msg);
+  int rc = spe__store_sqlite_parse_fault(ss, msg);
   if (rc != 0) return rc;
 
   /* The folder, one level (sqlite:.spe/state.db makes .spe). */
@@ -453,7 +356,7 @@ static int open_store(struct sqlite_store *ss, char **msg) {
     if (rc != 0) return rc;
   }
 
-  if ((rc = take_lock(ss, msg)) != 0) return rc;
+  if ((rc = spe__store_sqlite_lock(ss, msg)) != 0) return rc;
 
   struct stat st;
   int exists = stat(ss->path, &st) == 0;
