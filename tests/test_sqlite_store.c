@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -673,6 +674,70 @@ static void test_lock_of_a_dead_owner_is_taken_over(void **state) {
   spe__store_close(st);
 }
 
+/* A process killed (SIGKILL) in the middle of its commits leaves a store that
+ * holds every commit that returned, each one whole: task 0's attempts and the
+ * number of events move together, one per round, and the events are numbered
+ * without a gap. The kill lands after a random number of commits, while the
+ * child is in or between commits. */
+static void test_killed_writer_leaves_whole_rounds(void **state) {
+  const char *url = url_of("state.db");
+  srand(11);
+  for (int trial = 0; trial < 6; trial++) {
+    int acks[2];
+    assert_int_equal(pipe(acks), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+      close(acks[0]);
+      struct store *st = NULL;
+      if (spe__store_open(&st, url, NULL, NULL) != 0) _exit(2);
+      struct store_batch b = {0};
+      struct job_rec j = job("J1", "job", JOB_RUNNING);
+      for (uint32_t round = 1;; round++) {
+        struct task_rec t = task("J1", 0, TASK_RUNNING);
+        t.attempts = round;
+        if (spe__batch_job(&b, &j) || spe__batch_task(&b, &t) ||
+            spe__batch_event(&b, event("J1", "task_started")))
+          _exit(3);
+        if (spe__store_commit(st, &b, NULL) != 0) _exit(4);
+        spe__batch_clear(&b);
+        if (write(acks[1], "r", 1) != 1) _exit(5);
+      }
+    }
+    close(acks[1]);
+    /* Let it commit a random number of rounds, then kill it. */
+    int want = 1 + rand() % 150;
+    char c;
+    for (int i = 0; i < want; i++) assert_int_equal(read(acks[0], &c, 1), 1);
+    kill(child, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status));
+    close(acks[0]);
+
+    struct store *st = open_ok(url);
+    struct seen s = {0};
+    assert_int_equal(st->ops->load_job(st, "J1", see, &s, NULL), 0);
+    json_int_t attempts =
+        json_integer_value(json_object_get(json_array_get(s.tasks[0], 0), "attempts"));
+    seen_free(&s);
+    spe__store_close(st);
+    const char *db = path_of("state.db");
+    char *events = query_text(db, "SELECT count(*) FROM events");
+    char *last = query_text(db, "SELECT max(seq) FROM events");
+    assert_int_equal(atoll(events), attempts);
+    assert_int_equal(atoll(last), attempts);
+    assert_true(attempts >= want);
+    free(events);
+    free(last);
+    assert_query(db, "PRAGMA integrity_check", "ok");
+    /* The next trial starts over on a fresh store. */
+    char cmd[2600];
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", db, db, db);
+    assert_int_equal(system(cmd), 0);
+  }
+}
+
 /* ---- files that are not ours ---- */
 
 /* Opening `name` fails with `want` and leaves the file, and its neighbours,
@@ -912,6 +977,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_full_disk_leaves_a_usable_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_second_owner_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lock_of_a_dead_owner_is_taken_over, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_killed_writer_leaves_whole_rounds, setup, teardown),
       cmocka_unit_test_setup_teardown(test_foreign_files_are_refused_untouched, setup, teardown),
       cmocka_unit_test_setup_teardown(test_damaged_store_is_refused_untouched, setup, teardown),
       cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, setup, teardown),
