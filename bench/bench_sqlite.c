@@ -1,6 +1,7 @@
 /* The SQLite store's costs, side by side with raw SQLite on the same disk:
  *
- *   bench_sqlite [FOLDER]        default: ./bench_sqlite.tmp (removed at the end)
+ *   bench_sqlite [FOLDER]   default: bench_sqlite.tmp beside the program (in
+ *                           the build folder); emptied and removed at the end
  *
  *  1. raw SQLite, WAL and synchronous=FULL like the store: one row per
  *     transaction, then 100 rows per transaction, then 100 rows shaped like the
@@ -259,7 +260,13 @@ static double median(double v[SLICES]) {
 }
 
 int main(int argc, char **argv) {
-  snprintf(folder, sizeof folder, "%s", argc > 1 ? argv[1] : "bench_sqlite.tmp");
+  if (argc > 1) {
+    snprintf(folder, sizeof folder, "%s", argv[1]);
+  } else {
+    const char *slash = strrchr(argv[0], '/');
+    int dirlen = slash ? (int)(slash - argv[0]) : 1;
+    snprintf(folder, sizeof folder, "%.*s/bench_sqlite.tmp", dirlen, slash ? argv[0] : ".");
+  }
   mkdir(folder, 0777);
   printf("SQLite %s, WAL, synchronous=FULL, in %s\n", sqlite3_libversion(), folder);
 
