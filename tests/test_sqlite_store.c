@@ -28,7 +28,7 @@
 static char dir[1024]; /* this test's own folder, emptied before each test */
 
 static const char *path_of(const char *name) {
-  static char buf[4][1200];
+  static char buf[4][1400];
   static int next;
   char *p = buf[next++ % 4];
   snprintf(p, sizeof buf[0], "%s/%s", dir, name);
@@ -36,7 +36,7 @@ static const char *path_of(const char *name) {
 }
 
 static const char *url_of(const char *name) {
-  static char buf[4][1300];
+  static char buf[4][1500];
   static int next;
   char *p = buf[next++ % 4];
   snprintf(p, sizeof buf[0], "sqlite:%s/%s", dir, name);
