@@ -1,7 +1,7 @@
 #!/bin/sh
 # Throughput of many tiny commands, side by side in one run: N independent
 # `true` commands, W at a time, through
-#   - spe run (argv tasks, memory store),
+#   - spe run (argv tasks, memory store; and the durable SQLite store),
 #   - make -jW over N phony targets,
 #   - xargs -PW -n1,
 #   - GNU parallel -jW and ninja -jW (each if installed).
@@ -68,6 +68,10 @@ best_of() {
 }
 
 run_spe() { "$SPE" run --workers "$W" --state memory: "$dir/job.json"; }
+run_spe_sqlite() {
+  rm -rf "$dir/spe-state"
+  "$SPE" run --workers "$W" --state "sqlite:$dir/spe-state/state.db" "$dir/job.json"
+}
 run_spe_quiet() { "$SPE" run --workers "$W" --state memory: --log-level warn "$dir/job.json"; }
 run_make() { make -s -C "$dir" -j"$W" all; }
 run_xargs() { xargs -P"$W" -n1 true < "$dir/args"; }
@@ -86,6 +90,7 @@ measure() {
 
 measure "spe run" "$ROUNDS" run_spe
 measure "spe run --log-level warn" "$ROUNDS" run_spe_quiet
+measure "spe run, sqlite store" "$ROUNDS" run_spe_sqlite
 if command -v make > /dev/null; then measure "make -j$W" "$ROUNDS" run_make; fi
 measure "xargs -P$W -n1" "$ROUNDS" run_xargs
 if command -v ninja > /dev/null; then measure "ninja -j$W" "$ROUNDS" run_ninja; fi
@@ -101,6 +106,10 @@ printf '%s' "$results" | awk -F '\t' -v n="$N" '
     print "ratios (spe run tasks/s over each):";
     for (i = 2; i <= NR; i++) {
       note = (label[i] ~ /^make/) ? "   (target >= 0.9)" : "";
+      if (label[i] ~ /sqlite/) continue;
       printf "  spe / %-22s %5.2f%s\n", label[i], rate[1] / rate[i], note;
     }
+    for (i = 1; i <= NR; i++)
+      if (label[i] ~ /sqlite/)
+        printf "durable: sqlite store / memory store %5.2f   (target >= 0.9)\n", rate[i] / rate[1];
   }'

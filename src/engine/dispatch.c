@@ -47,8 +47,9 @@ void spe__job_run_free(struct job_run *job) {
   free(job);
 }
 
-void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t) {
-  if (spe__ready_push(&eng->ready, job, t, job->def->rank[t], job->order) != 0)
+void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
+                            uint32_t round) {
+  if (spe__ready_push(&eng->ready, job, t, job->def->rank[t], job->order, round) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
 }
@@ -76,7 +77,7 @@ void spe__engine_job_start(struct engine *eng, struct job_run *job) {
   spe__record_job(eng, job);
   spe__record_event(eng, spe__event_new(job, "job_started"));
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t);
+    if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
 }
 
 static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, int32_t by) {
@@ -199,6 +200,10 @@ void spe__engine_pick(struct engine *eng) {
     if (a == NULL) goto nomem;
     a->job = job;
     a->task = e.task;
+    /* A task whose inputs were committed by an earlier round may start before
+     * this round's commit: nothing it depends on can be lost. Its own start is
+     * committed with the round (a crash before that re-runs it: at least once). */
+    a->early = e.round < eng->round;
     a->next = eng->attempts;
     if (eng->attempts) eng->attempts->prev = a;
     eng->attempts = a;
@@ -219,7 +224,7 @@ void spe__engine_pick(struct engine *eng) {
   }
   return;
 nomem:
-  spe__engine_push_ready(eng, e.job, e.task);
+  spe__engine_push_ready(eng, e.job, e.task, e.round);
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
 
@@ -314,9 +319,14 @@ fail:
   apply_outcome(eng, a, &failed);
 }
 
-void spe__engine_spawn_picked(struct engine *eng) {
-  for (uint32_t i = 0; i < eng->to_spawn.len; i++) spawn_one(eng, eng->to_spawn.items[i]);
-  eng->to_spawn.len = 0;
+void spe__engine_spawn_picked(struct engine *eng, int early) {
+  uint32_t kept = 0;
+  for (uint32_t i = 0; i < eng->to_spawn.len; i++) {
+    struct attempt *a = eng->to_spawn.items[i];
+    if (early && !a->early) eng->to_spawn.items[kept++] = a;
+    else spawn_one(eng, a);
+  }
+  eng->to_spawn.len = kept;
 }
 
 void spe__engine_drop_picked(struct engine *eng) {
@@ -344,7 +354,7 @@ static void retry_fire(struct loop *lp, struct timer *t) {
   else eng->retries = r->next;
   if (r->next) r->next->prev = r->prev;
   if (r->job->tasks[r->task].status == TASK_PENDING && !r->job->cancelling)
-    spe__engine_push_ready(eng, r->job, r->task);
+    spe__engine_push_ready(eng, r->job, r->task, 0);
   free(r);
 }
 
@@ -436,7 +446,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++) {
       uint32_t s = def->succ[e];
       if (--job->tasks[s].waiting == 0 && job->tasks[s].status == TASK_PENDING)
-        spe__engine_push_ready(eng, job, s);
+        spe__engine_push_ready(eng, job, s, eng->round);
     }
   } else {
     if (out->succeeded || a->cancelled) {

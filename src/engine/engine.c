@@ -198,6 +198,7 @@ static int stop_requested(struct engine *eng) {
 static void *engine_main(void *arg) {
   struct engine *eng = arg;
   for (;;) {
+    eng->round++;
     int rc = spe__loop_poll(&eng->loop, has_work(eng) ? 0 : -1);
     if (rc < 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "event loop failed: %s", strerror(errno));
@@ -211,9 +212,14 @@ static void *engine_main(void *arg) {
       spe__engine_stop_tasks(eng);
     }
     run_commands(eng);
-    if (!eng->stop_seen) spe__engine_pick(eng);
+    if (!eng->stop_seen) {
+      spe__engine_pick(eng);
+      /* Tasks whose inputs are already durable start now, so that their
+       * workers are busy while the round commits. */
+      spe__engine_spawn_picked(eng, 1);
+    }
     commit_round(eng);
-    if (!eng->stop_seen) spe__engine_spawn_picked(eng);
+    if (!eng->stop_seen) spe__engine_spawn_picked(eng, 0);
     if (eng->stop_seen && eng->running == 0 && !has_work(eng)) break;
   }
 

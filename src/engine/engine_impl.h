@@ -63,6 +63,7 @@ struct attempt {
   uint32_t task;
   int cancelled;               /* cancelled: report kind "cancelled" */
   int interrupted;             /* shutdown: put the task back to pending */
+  int early;                   /* may start before the round commits */
   struct cmd_run *run;         /* once spawned */
 };
 
@@ -122,6 +123,7 @@ struct engine {
   struct store_batch batch;        /* this round's changes */
   uint32_t running;                /* tasks running, all jobs */
   uint32_t job_order;              /* next job's submission order */
+  uint32_t round;                  /* rounds run so far (the current one's number) */
   struct launch_list {             /* attempts picked this round, spawned after commit */
     struct attempt **items;
     uint32_t len, cap;
@@ -145,13 +147,19 @@ struct engine {
 };
 
 /* dispatch.c */
-void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t);
+/* Queue a task as ready. `round`: the round whose commit makes its inputs
+ * durable (the current one, for a task freed by a success of this round), or 0
+ * when they are durable already. */
+void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
+                            uint32_t round);
 void spe__engine_finish_if_done(struct engine *eng, struct job_run *job);
 void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint32_t f);
 void spe__engine_job_start(struct engine *eng, struct job_run *job);
 void spe__engine_job_cancel(struct engine *eng, struct job_run *job);
 void spe__engine_pick(struct engine *eng);
-void spe__engine_spawn_picked(struct engine *eng);
+/* Spawn the picked attempts: with early set, only those whose inputs are
+ * durable already (they need not wait for this round's commit); else all. */
+void spe__engine_spawn_picked(struct engine *eng, int early);
 void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out);
 void spe__engine_stop_tasks(struct engine *eng);
 void spe__engine_drop_picked(struct engine *eng);

@@ -15,7 +15,7 @@ void spe__ready_free(struct ready_queue *q) {
 }
 
 int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
-                    uint32_t rank, uint32_t job_order) {
+                    uint32_t rank, uint32_t job_order, uint32_t round) {
   if (q->len == q->cap) {
     uint32_t cap = q->cap ? q->cap * 2 : 256;
     struct ready_entry *h = realloc(q->heap, cap * sizeof *h);
@@ -23,7 +23,7 @@ int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
     q->heap = h;
     q->cap = cap;
   }
-  struct ready_entry e = {((uint64_t)rank << 32) | job_order, job, task};
+  struct ready_entry e = {((uint64_t)rank << 32) | job_order, job, task, round};
   uint32_t i = q->len++;
   while (i > 0) {
     uint32_t parent = (i - 1) / 2;

@@ -13,6 +13,8 @@ struct ready_entry {
   uint64_t key;         /* rank << 32 | job order */
   struct job_run *job;
   uint32_t task;
+  uint32_t round;       /* the engine round whose commit makes the task's
+                           inputs durable; 0 when they already are */
 };
 
 struct ready_queue {
@@ -23,7 +25,7 @@ struct ready_queue {
 void spe__ready_init(struct ready_queue *q);
 void spe__ready_free(struct ready_queue *q);
 int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
-                    uint32_t rank, uint32_t job_order);
+                    uint32_t rank, uint32_t job_order, uint32_t round);
 /* Remove the first entry into *out; 0 when the queue is empty. */
 int spe__ready_pop(struct ready_queue *q, struct ready_entry *out);
 

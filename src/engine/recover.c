@@ -138,7 +138,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   if (job->status == JOB_RUNNING) {
     for (uint32_t t = 0; t < def->ntasks; t++)
       if (job->tasks[t].status == TASK_PENDING && job->tasks[t].waiting == 0)
-        spe__engine_push_ready(eng, job, t);
+        spe__engine_push_ready(eng, job, t, 0);
     spe__engine_finish_if_done(eng, job);
   }
   rc->jobs++;
