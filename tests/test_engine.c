@@ -503,6 +503,69 @@ static void shutdown_interrupts_running_tasks(void **state) {
   h_close(&h);
 }
 
+/* The same engine on the SQLite store, whose commits run on the committer
+ * thread: results flow, events keep their order, and a reopened store brings
+ * back what was not finished, to be resumed by name and description. */
+static void durable_store_round_trip(void **state) {
+  char dir[] = "/tmp/spe-engine-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char url[128];
+  snprintf(url, sizeof url, "sqlite:%s/state.db", dir);
+  spe_options o;
+  spe_options_init(&o);
+  o.workers = 2;
+  o.store_url = url;
+  struct harness h;
+  h_open_opts(&h, &o);
+  json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'a','cmd':'echo 7','enables':['sum']},"
+                           "{'name':'b','cmd':'echo 17','enables':['sum']},"
+                           "{'name':'sum','cmd':'" SUM_PLUS(2) "','enables':['more']},"
+                           "{'name':'more','cmd':'" SUM_PLUS(0) "'}]}");
+  assert_string_equal(h_job_status(job), "succeeded");
+  assert_int_equal(json_integer_value(h_task_result(job, "sum")), 26);
+  assert_int_equal(json_integer_value(h_task_result(job, "more")), 50); /* 7 + 17 + 26 */
+  const char *id = json_string_value(json_object_get(job, "id"));
+  assert_int_equal(h_await_events(&h, id, "job_finished", 1, 5000), 1);
+  pthread_mutex_lock(&h.rec.lock);
+  size_t i;
+  json_t *ev;
+  json_array_foreach(h.rec.events, i, ev)
+    assert_int_equal(json_integer_value(json_object_get(ev, "seq")), (json_int_t)i + 1);
+  pthread_mutex_unlock(&h.rec.lock);
+  json_decref(job);
+
+  char *text = h_unquote("{'name':'later','tasks':[{'name':'t','cmd':'echo 5'}]}");
+  char later[SPE_ID_SIZE], again[SPE_ID_SIZE];
+  assert_int_equal(spe_submit_text(h.ex, text, strlen(text), later, NULL), 0);
+  h_close(&h);
+
+  h_open_opts(&h, &o);
+  assert_int_equal(spe_job_get(h.ex, later, &job, NULL), 0);
+  assert_string_equal(h_job_status(job), "submitted");
+  json_decref(job);
+  int resumed = 0;
+  assert_int_equal(spe_submit_ex(h.ex, text, strlen(text), SPE_SUBMIT_RESUME, again, &resumed,
+                                 NULL), 0);
+  assert_int_equal(resumed, 1);
+  assert_string_equal(again, later);
+  /* Each recovered job is resumed once: the same text again is a new job. */
+  char third[SPE_ID_SIZE];
+  assert_int_equal(spe_submit_ex(h.ex, text, strlen(text), SPE_SUBMIT_RESUME, third, &resumed,
+                                 NULL), 0);
+  assert_int_equal(resumed, 0);
+  assert_string_not_equal(third, later);
+  assert_int_equal(spe_start(h.ex, later, NULL), 0);
+  assert_int_equal(spe_wait(h.ex, later, 10000), 0);
+  assert_int_equal(spe_job_get(h.ex, later, &job, NULL), 0);
+  assert_int_equal(json_integer_value(h_task_result(job, "t")), 5);
+  json_decref(job);
+  h_close(&h);
+  free(text);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bad_jobs_are_refused),
@@ -522,6 +585,7 @@ int main(void) {
       cmocka_unit_test(api_misuse_returns_errors),
       cmocka_unit_test(cancel_stops_running_tasks),
       cmocka_unit_test(shutdown_interrupts_running_tasks),
+      cmocka_unit_test(durable_store_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,8 +65,8 @@ void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
   json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));
   json_object_set_new(ev, "tasks", spe__tasks_json(job));
   spe__record_event(eng, ev);
-  job->next_finished = eng->finished;
-  eng->finished = job;
+  job->next_finished = eng->fill->finished;
+  eng->fill->finished = job;
   spe__log(&eng->cfg.log, SPE_LOG_DEBUG, "job %s \"%s\" %s", job->id, job->def->name,
            spe__job_status_name(job->status));
 }
@@ -182,6 +182,18 @@ static void attempt_unlink(struct engine *eng, struct attempt *a) {
   if (a->next) a->next->prev = a->prev;
 }
 
+static int list_add(struct attempt_list *l, struct attempt *a) {
+  if (l->len == l->cap) {
+    uint32_t cap = l->cap ? l->cap * 2 : 64;
+    struct attempt **items = realloc(l->items, cap * sizeof *items);
+    if (items == NULL) return SPE_ENOMEM;
+    l->items = items;
+    l->cap = cap;
+  }
+  l->items[l->len++] = a;
+  return 0;
+}
+
 void spe__engine_pick(struct engine *eng) {
   struct ready_entry e;
   while (eng->running < eng->cfg.workers && spe__ready_pop(&eng->ready, &e)) {
@@ -189,25 +201,25 @@ void spe__engine_pick(struct engine *eng) {
     struct task_state *ts = &job->tasks[e.task];
     /* Entries of cancelled jobs stay in the heap and are skipped here. */
     if (job->status != JOB_RUNNING || job->cancelling || ts->status != TASK_PENDING) continue;
-    if (eng->to_spawn.len == eng->to_spawn.cap) {
-      uint32_t cap = eng->to_spawn.cap ? eng->to_spawn.cap * 2 : 64;
-      struct attempt **items = realloc(eng->to_spawn.items, cap * sizeof *items);
-      if (items == NULL) goto nomem;
-      eng->to_spawn.items = items;
-      eng->to_spawn.cap = cap;
-    }
     struct attempt *a = calloc(1, sizeof *a);
     if (a == NULL) goto nomem;
+    /* A task whose inputs a committed set recorded may start at once: nothing
+     * it depends on can be lost. One freed by a set not yet durable waits for
+     * that set (it is the current one, or the one in flight). Its own start is
+     * committed with the current set: a crash before that re-runs it (at
+     * least once). */
+    struct attempt_list *l = e.round <= eng->durable_gen ? &eng->early
+                             : e.round == eng->fill->gen ? &eng->fill->waiting
+                                                          : &eng->flight->waiting;
+    if (list_add(l, a) != 0) {
+      free(a);
+      goto nomem;
+    }
     a->job = job;
     a->task = e.task;
-    /* A task whose inputs were committed by an earlier round may start before
-     * this round's commit: nothing it depends on can be lost. Its own start is
-     * committed with the round (a crash before that re-runs it: at least once). */
-    a->early = e.round < eng->round;
     a->next = eng->attempts;
     if (eng->attempts) eng->attempts->prev = a;
     eng->attempts = a;
-    eng->to_spawn.items[eng->to_spawn.len++] = a;
 
     ts->status = TASK_RUNNING;
     ts->attempts++;
@@ -283,6 +295,11 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
   struct job_run *job = a->job;
   const struct task_def *td = &job->def->tasks[a->task];
   struct task_outcome failed = {0};
+  if (a->cancelled || a->interrupted) {
+    /* Cancelled or stopped while it waited for its inputs' commit. */
+    failed.error = spe__error_new("cancelled", "the job was cancelled");
+    goto fail;
+  }
   if (td->body == TASK_EXEC) {
     failed.error = spe__error_new("error", "no function \"%s\" is registered", td->cmd);
     goto fail;
@@ -319,20 +336,15 @@ fail:
   apply_outcome(eng, a, &failed);
 }
 
-void spe__engine_spawn_picked(struct engine *eng, int early) {
-  uint32_t kept = 0;
-  for (uint32_t i = 0; i < eng->to_spawn.len; i++) {
-    struct attempt *a = eng->to_spawn.items[i];
-    if (early && !a->early) eng->to_spawn.items[kept++] = a;
-    else spawn_one(eng, a);
-  }
-  eng->to_spawn.len = kept;
+void spe__engine_spawn_list(struct engine *eng, struct attempt_list *l) {
+  /* spawn_one may pick nothing and add to no list, so iterating is safe. */
+  for (uint32_t i = 0; i < l->len; i++) spawn_one(eng, l->items[i]);
+  l->len = 0;
 }
 
-void spe__engine_drop_picked(struct engine *eng) {
-  /* The round that picked these did not commit: put them back as they were. */
-  for (uint32_t i = 0; i < eng->to_spawn.len; i++) {
-    struct attempt *a = eng->to_spawn.items[i];
+void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
+  for (uint32_t i = 0; i < l->len; i++) {
+    struct attempt *a = l->items[i];
     struct task_state *ts = &a->job->tasks[a->task];
     ts->status = TASK_PENDING;
     ts->attempts--;
@@ -341,7 +353,7 @@ void spe__engine_drop_picked(struct engine *eng) {
     attempt_unlink(eng, a);
     free(a);
   }
-  eng->to_spawn.len = 0;
+  l->len = 0;
 }
 
 /* ---- outcomes ---- */
@@ -446,7 +458,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++) {
       uint32_t s = def->succ[e];
       if (--job->tasks[s].waiting == 0 && job->tasks[s].status == TASK_PENDING)
-        spe__engine_push_ready(eng, job, s, eng->round);
+        spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {
     if (out->succeeded || a->cancelled) {

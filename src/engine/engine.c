@@ -19,8 +19,8 @@ static void answer(struct engine *eng, struct command *c, int rc) {
   c->rc = rc;
   /* Answers wait for the round's commit: a submitted or started job must be
    * durable before its caller hears about it. */
-  c->next = eng->replies;
-  eng->replies = c;
+  c->next = eng->fill->replies;
+  eng->fill->replies = c;
 }
 
 static struct job_run *find_job(struct engine *eng, struct command *c) {
@@ -140,52 +140,87 @@ static void run_commands(struct engine *eng) {
 
 /* ---- the round ---- */
 
+static int set_empty(const struct round_set *set) {
+  const struct store_batch *b = &set->batch;
+  return !(b->njobs || b->ntasks || b->nevents || set->replies || set->waiting.len);
+}
+
 static int has_work(struct engine *eng) {
-  if (eng->batch.njobs || eng->batch.ntasks || eng->batch.nevents || eng->replies) return 1;
+  if (!eng->flight && !set_empty(eng->fill)) return 1;
   if (eng->stop_seen || eng->ready.len == 0) return 0;
   return eng->running < eng->cfg.workers;
 }
 
-/* Make the round durable, then let the world see it. */
-static void commit_round(struct engine *eng) {
-  struct store_batch *b = &eng->batch;
-  if (b->njobs || b->ntasks || b->nevents) {
-    char *msg = NULL;
-    int rc = eng->fatal ? eng->fatal : spe__store_commit(eng->store, b, &msg);
-    if (rc != 0) {
-      if (!eng->fatal)
-        spe__log(&eng->cfg.log, SPE_LOG_ERROR, "state store commit failed: %s; stopping",
-                 msg ? msg : spe_strerror(rc));
-      free(msg);
-      /* Nothing of this round is durable, so nothing of it may be seen or
-       * started: drop the events and the picked tasks, fail the answers, and
-       * stop. The store keeps the last consistent state for the next run. */
-      spe__engine_drop_picked(eng);
-      eng->finished = NULL;
-      for (struct command *c = eng->replies; c; c = c->next)
-        if (c->rc == 0) c->rc = SPE_ESTORE;
-      pthread_mutex_lock(&eng->lock);
-      eng->fatal = SPE_ESTORE;
-      eng->stopping = 1;
-      pthread_cond_broadcast(&eng->finished_cond);
-      pthread_mutex_unlock(&eng->lock);
-      spe__batch_clear(b);
-    } else {
-      /* Publish the events in order; the bus takes the references. */
-      if (b->nevents) spe__bus_publish(eng->bus, b->events, b->nevents);
-      b->nevents = 0;
-      spe__batch_clear(b);
-    }
+/* A set's commit is over: on success let the world see it (events, answers,
+ * finished jobs) and start what waited for it; on failure nothing of it may be
+ * seen or started, and the engine stops. The store keeps its last consistent
+ * state for the next run. */
+static void finish_set(struct engine *eng, struct round_set *set, int rc, char *msg) {
+  struct store_batch *b = &set->batch;
+  if (rc != 0) {
+    if (!eng->fatal)
+      spe__log(&eng->cfg.log, SPE_LOG_ERROR, "state store commit failed: %s; stopping",
+               msg ? msg : spe_strerror(rc));
+    spe__engine_drop_list(eng, &set->waiting);
+    set->finished = NULL;
+    for (struct command *c = set->replies; c; c = c->next)
+      if (c->rc == 0) c->rc = SPE_ESTORE;
+    pthread_mutex_lock(&eng->lock);
+    eng->fatal = SPE_ESTORE;
+    eng->stopping = 1;
+    pthread_cond_broadcast(&eng->finished_cond);
+    pthread_mutex_unlock(&eng->lock);
+  } else {
+    eng->durable_gen = set->gen;
+    /* Publish the events in order; the bus takes the references. */
+    if (b->nevents) spe__bus_publish(eng->bus, b->events, b->nevents);
+    b->nevents = 0;
   }
+  free(msg);
+  spe__batch_clear(b);
 
   pthread_mutex_lock(&eng->lock);
-  for (struct job_run *j = eng->finished; j; j = j->next_finished) j->visible = j->status;
-  if (eng->finished) pthread_cond_broadcast(&eng->finished_cond);
-  for (struct command *c = eng->replies; c; c = c->next) c->done = 1;
-  if (eng->replies) pthread_cond_broadcast(&eng->reply_cond);
+  for (struct job_run *j = set->finished; j; j = j->next_finished) j->visible = j->status;
+  if (set->finished) pthread_cond_broadcast(&eng->finished_cond);
+  for (struct command *c = set->replies; c; c = c->next) c->done = 1;
+  if (set->replies) pthread_cond_broadcast(&eng->reply_cond);
   pthread_mutex_unlock(&eng->lock);
-  eng->finished = NULL;
-  eng->replies = NULL;
+  set->finished = NULL;
+  set->replies = NULL;
+  if (rc == 0) spe__engine_spawn_list(eng, &set->waiting);
+}
+
+/* Commit the current set: on this thread for a fast store, else through the
+ * committer, at most one set in flight. */
+static void flush(struct engine *eng) {
+  if (eng->flight || set_empty(eng->fill)) return;
+  struct round_set *set = eng->fill;
+  if (eng->fatal) {
+    finish_set(eng, set, eng->fatal, NULL);
+    return;
+  }
+  if (eng->async) {
+    eng->flight = set;
+    eng->fill = set == &eng->sets[0] ? &eng->sets[1] : &eng->sets[0];
+    eng->fill->gen = set->gen + 1;
+    spe__committer_submit(&eng->committer, &set->batch);
+    return;
+  }
+  char *msg = NULL;
+  int rc = spe__store_commit(eng->store, &set->batch, &msg);
+  finish_set(eng, set, rc, msg);
+  set->gen++; /* the same set gathers the next round */
+}
+
+static void on_commit_done(struct loop *lp, struct io_watch *w, uint32_t events) {
+  struct engine *eng = w->data;
+  (void)lp;
+  (void)events;
+  char *msg = NULL;
+  int rc = spe__committer_result(&eng->committer, &msg);
+  struct round_set *set = eng->flight;
+  eng->flight = NULL;
+  finish_set(eng, set, rc, msg);
 }
 
 static int stop_requested(struct engine *eng) {
@@ -198,7 +233,6 @@ static int stop_requested(struct engine *eng) {
 static void *engine_main(void *arg) {
   struct engine *eng = arg;
   for (;;) {
-    eng->round++;
     int rc = spe__loop_poll(&eng->loop, has_work(eng) ? 0 : -1);
     if (rc < 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "event loop failed: %s", strerror(errno));
@@ -216,11 +250,10 @@ static void *engine_main(void *arg) {
       spe__engine_pick(eng);
       /* Tasks whose inputs are already durable start now, so that their
        * workers are busy while the round commits. */
-      spe__engine_spawn_picked(eng, 1);
+      spe__engine_spawn_list(eng, &eng->early);
     }
-    commit_round(eng);
-    if (!eng->stop_seen) spe__engine_spawn_picked(eng, 0);
-    if (eng->stop_seen && eng->running == 0 && !has_work(eng)) break;
+    flush(eng);
+    if (eng->stop_seen && eng->running == 0 && !eng->flight && set_empty(eng->fill)) break;
   }
 
   /* Answer whatever arrived after the stop. */
@@ -358,6 +391,27 @@ static int init_cond_monotonic(pthread_cond_t *c) {
   return rc;
 }
 
+/* Free everything the engine holds; its thread is not running. */
+static void release(struct engine *eng) {
+  if (eng->commit_w.fd >= 0) spe__io_stop(&eng->loop, &eng->commit_w);
+  spe__committer_stop(&eng->committer);
+  spe__cmd_exec_free(eng->cmd);
+  if (eng->loop.epfd > 0) spe__loop_close(&eng->loop);
+  for (size_t i = 0; i < eng->jobs.cap; i++)
+    if (eng->jobs.slots[i].key) spe__job_run_free(eng->jobs.slots[i].value);
+  spe__strmap_free(&eng->jobs);
+  spe__ready_free(&eng->ready);
+  for (int i = 0; i < 2; i++) {
+    spe__batch_free(&eng->sets[i].batch);
+    free(eng->sets[i].waiting.items);
+  }
+  free(eng->early.items);
+  pthread_mutex_destroy(&eng->lock);
+  pthread_cond_destroy(&eng->reply_cond);
+  pthread_cond_destroy(&eng->finished_cond);
+  free(eng);
+}
+
 int spe__engine_new(struct engine **out, const struct engine_config *cfg,
                     struct store *st, struct event_bus *bus, char **msg) {
   *out = NULL;
@@ -368,6 +422,10 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
   eng->bus = bus;
   spe__ready_init(&eng->ready);
   spe__strmap_init(&eng->jobs);
+  eng->fill = &eng->sets[0];
+  eng->fill->gen = 1;
+  eng->committer.donefd = -1;
+  eng->commit_w.fd = -1;
   spe__timer_init(&eng->grace_timer);
   pthread_mutex_init(&eng->lock, NULL);
   pthread_cond_init(&eng->reply_cond, NULL);
@@ -386,11 +444,21 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
    * memory, and their changes committed, before open returns. */
   rc = spe__engine_recover(eng, msg);
   if (rc == 0) {
-    commit_round(eng);
+    flush(eng);
     if (eng->fatal) {
       spe__msg_set(msg, "the state store failed while recovering (see the log)");
       rc = eng->fatal;
     }
+  }
+  if (rc == 0 && st->ops->slow_commit) {
+    rc = spe__committer_start(&eng->committer, st);
+    if (rc == 0) {
+      rc = spe__io_start(&eng->loop, &eng->commit_w, eng->committer.donefd, EPOLLIN,
+                         on_commit_done, eng);
+      if (rc != 0) spe__committer_stop(&eng->committer);
+    }
+    if (rc != 0) spe__msg_set(msg, "cannot start the commit thread");
+    eng->async = rc == 0;
   }
   if (rc != 0) goto fail;
   /* The engine thread takes no signals: they belong to the application. */
@@ -407,14 +475,7 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
   *out = eng;
   return 0;
 fail:
-  spe__cmd_exec_free(eng->cmd);
-  if (eng->loop.epfd > 0) spe__loop_close(&eng->loop);
-  for (size_t i = 0; i < eng->jobs.cap; i++)
-    if (eng->jobs.slots[i].key) spe__job_run_free(eng->jobs.slots[i].value);
-  spe__strmap_free(&eng->jobs);
-  spe__ready_free(&eng->ready);
-  spe__batch_free(&eng->batch);
-  free(eng);
+  release(eng);
   return rc;
 }
 
@@ -422,16 +483,5 @@ void spe__engine_free(struct engine *eng) {
   if (eng == NULL) return;
   spe__engine_shutdown(eng);
   pthread_join(eng->thread, NULL);
-  spe__cmd_exec_free(eng->cmd);
-  spe__loop_close(&eng->loop);
-  for (size_t i = 0; i < eng->jobs.cap; i++)
-    if (eng->jobs.slots[i].key) spe__job_run_free(eng->jobs.slots[i].value);
-  spe__strmap_free(&eng->jobs);
-  spe__ready_free(&eng->ready);
-  spe__batch_free(&eng->batch);
-  free(eng->to_spawn.items);
-  pthread_mutex_destroy(&eng->lock);
-  pthread_cond_destroy(&eng->reply_cond);
-  pthread_cond_destroy(&eng->finished_cond);
-  free(eng);
+  release(eng);
 }

@@ -33,6 +33,7 @@
 
 #include "base/strmap.h"
 #include "base/ulid.h"
+#include "engine/committer.h"
 #include "engine/engine.h"
 #include "engine/ready_queue.h"
 #include "exec/cmd.h"
@@ -63,7 +64,6 @@ struct attempt {
   uint32_t task;
   int cancelled;               /* cancelled: report kind "cancelled" */
   int interrupted;             /* shutdown: put the task back to pending */
-  int early;                   /* may start before the round commits */
   struct cmd_run *run;         /* once spawned */
 };
 
@@ -110,6 +110,21 @@ struct retry_timer {
   uint32_t task;
 };
 
+struct attempt_list {
+  struct attempt **items;
+  uint32_t len, cap;
+};
+
+/* One batch of changes and what waits for it to be durable. */
+struct round_set {
+  struct store_batch batch;        /* the store changes and events */
+  struct command *replies;         /* commands answered once it is durable */
+  struct job_run *finished;        /* jobs whose end it records */
+  struct attempt_list waiting;     /* attempts that start once it is durable:
+                                      their inputs are results it records */
+  uint32_t gen;                    /* its number; tasks freed by it carry it */
+};
+
 struct engine {
   struct engine_config cfg;
   struct loop loop;
@@ -120,18 +135,18 @@ struct engine {
 
   /* Engine thread only. */
   struct ready_queue ready;
-  struct store_batch batch;        /* this round's changes */
-  uint32_t running;                /* tasks running, all jobs */
+  uint32_t running;                /* tasks running (or picked), all jobs */
   uint32_t job_order;              /* next job's submission order */
-  uint32_t round;                  /* rounds run so far (the current one's number) */
-  struct launch_list {             /* attempts picked this round, spawned after commit */
-    struct attempt **items;
-    uint32_t len, cap;
-  } to_spawn;
+  struct round_set sets[2];        /* `fill` is one of them, `flight` the other */
+  struct round_set *fill;          /* gathering this round's changes */
+  struct round_set *flight;        /* being committed by the committer, or NULL */
+  uint32_t durable_gen;            /* the newest set known to be committed */
+  int async;                       /* commits go through `committer` */
+  struct committer committer;
+  struct io_watch commit_w;        /* the committer's donefd */
+  struct attempt_list early;       /* picked attempts that may start at once */
   struct attempt *attempts;        /* every attempt picked and not yet ended */
   struct retry_timer *retries;     /* every task waiting out a backoff */
-  struct command *replies;         /* commands answered once the round commits */
-  struct job_run *finished;        /* jobs that finished this round */
   struct timer grace_timer;        /* SIGKILL after SIGTERM on cancel/shutdown */
   int stop_seen;                   /* the engine thread has begun stopping */
 
@@ -157,12 +172,12 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
 void spe__engine_job_start(struct engine *eng, struct job_run *job);
 void spe__engine_job_cancel(struct engine *eng, struct job_run *job);
 void spe__engine_pick(struct engine *eng);
-/* Spawn the picked attempts: with early set, only those whose inputs are
- * durable already (they need not wait for this round's commit); else all. */
-void spe__engine_spawn_picked(struct engine *eng, int early);
+/* Spawn the attempts of a list, and empty it. */
+void spe__engine_spawn_list(struct engine *eng, struct attempt_list *l);
+/* Put the attempts of a list back as if never picked (their batch failed). */
+void spe__engine_drop_list(struct engine *eng, struct attempt_list *l);
 void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out);
 void spe__engine_stop_tasks(struct engine *eng);
-void spe__engine_drop_picked(struct engine *eng);
 void spe__engine_grace_expired(struct loop *lp, struct timer *t);
 struct job_run *spe__job_run_new(struct job_def *def, uint32_t order);
 void spe__job_run_free(struct job_run *job);

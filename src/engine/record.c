@@ -15,7 +15,7 @@ void spe__record_job(struct engine *eng, struct job_run *job) {
       .started_ms = job->started_ms,
       .finished_ms = job->finished_ms,
   };
-  if (spe__batch_job(&eng->batch, &r) != 0)
+  if (spe__batch_job(&eng->fill->batch, &r) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
 }
 
@@ -33,12 +33,12 @@ void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
       .blocked_by = ts->blocked_by,
       .lost = ts->lost,
   };
-  if (spe__batch_task(&eng->batch, &r) != 0)
+  if (spe__batch_task(&eng->fill->batch, &r) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
 }
 
 void spe__record_event(struct engine *eng, json_t *ev) {
-  if (ev == NULL || spe__batch_event(&eng->batch, ev) != 0)
+  if (ev == NULL || spe__batch_event(&eng->fill->batch, ev) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording an event");
 }
 

@@ -81,7 +81,12 @@ int spe__batch_job(struct store_batch *b, const struct job_rec *r) {
 int spe__batch_task(struct store_batch *b, const struct task_rec *r) {
   if (grow((void **)&b->tasks, b->ntasks, &b->captasks, sizeof *b->tasks) != 0)
     return SPE_ENOMEM;
-  b->tasks[b->ntasks++] = *r;
+  /* The batch holds its own references: it may be committed on another
+   * thread while the engine changes the task. */
+  b->tasks[b->ntasks] = *r;
+  json_incref(r->result);
+  json_incref(r->error);
+  b->ntasks++;
   return 0;
 }
 
@@ -96,6 +101,10 @@ int spe__batch_event(struct store_batch *b, json_t *ev) {
 
 void spe__batch_clear(struct store_batch *b) {
   for (uint32_t i = 0; i < b->nevents; i++) json_decref(b->events[i]);
+  for (uint32_t i = 0; i < b->ntasks; i++) {
+    json_decref(b->tasks[i].result);
+    json_decref(b->tasks[i].error);
+  }
   b->njobs = b->ntasks = b->nevents = 0;
 }
 

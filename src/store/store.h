@@ -31,7 +31,8 @@ struct job_rec {
   int64_t submitted_ms, started_ms, finished_ms; /* 0 = not yet */
 };
 
-/* A task's state as stored; borrowed like job_rec. */
+/* A task's state as stored; borrowed like job_rec, except that a batch holds
+ * its own references to `result` and `error`. */
 struct task_rec {
   const char *job_id;
   uint32_t index;          /* position in the job's `tasks` */
@@ -74,6 +75,8 @@ struct store;
 
 struct store_ops {
   const char *scheme; /* "memory", "sqlite" */
+  int slow_commit;    /* 1: a commit waits for the disk, so the engine commits
+                         on a thread of its own while it goes on scheduling */
   /* Open the store at `where` (the URL after "scheme:"). */
   int (*open)(struct store **out, const char *where, const struct logger *lg, char **msg);
   /* Write the batch in one transaction and number its events. On failure
