@@ -119,6 +119,14 @@ typedef struct spe_options {
    * then it fails with kind "lost". Interruptions by spe_shutdown() do not
    * count. Default 3. */
   int lost_attempt_limit;
+  /* 0: every running job recovered from the store goes on by itself as soon as
+   * spe_open() returns (what a server wants). 1: recovered running jobs wait
+   * until a spe_submit_ex() with SPE_SUBMIT_RESUME claims them; those never
+   * claimed run no task and stay in the store as they were, for a later
+   * executor to resume (what a program that runs only the jobs it is given
+   * wants, such as `spe run`). Recovery itself (job_recovered, lost tasks) is
+   * the same either way. Default 0. */
+  int hold_recovered;
 } spe_options;
 
 /* Fill `opt` with the defaults above. */
@@ -154,13 +162,16 @@ SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SI
 /* Flags for spe_submit_ex(). */
 #define SPE_SUBMIT_RESUME 1u
 
-/* spe_submit_text() with flags. With SPE_SUBMIT_RESUME: if the executor holds an
- * unfinished job recovered from the store (submitted or running) with the same
- * name and the same description (compared as canonical JSON), and no earlier
- * call has resumed it, nothing new is submitted: `id` receives that job's id and
- * *resumed is set to 1. A running job resumes by itself; a submitted one still
- * needs spe_start(). Otherwise the job is submitted as new and *resumed is 0.
- * `resumed` may be NULL. */
+/* spe_submit_text() with flags. With SPE_SUBMIT_RESUME: if the executor holds a
+ * job recovered from the store (one that was submitted or running there when
+ * spe_open() ran) with the same name and the same description (compared as
+ * canonical JSON), and no earlier call has resumed it, nothing new is
+ * submitted: `id` receives that job's id and *resumed is set to 1. A running job
+ * goes on by itself (with hold_recovered, from this call on); a submitted one
+ * still needs spe_start(). The job may have finished since the open (recovery
+ * fails a task at its lost-attempt limit, which may end the job): it is resumed
+ * all the same, and spe_wait() returns at once. Otherwise the job is submitted
+ * as new and *resumed is 0. `resumed` may be NULL. */
 SPE_EXPORT int spe_submit_ex(spe_executor *ex, const char *text, size_t len, unsigned flags,
                              char id[SPE_ID_SIZE], int *resumed, char **msg);
 

@@ -87,6 +87,7 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
       .backoff_max_ms = o.retry_backoff_max_ms,
       .grace_ms = o.grace_ms,
       .lost_limit = (uint32_t)o.lost_attempt_limit,
+      .hold_recovered = o.hold_recovered != 0,
       .log = ex->log,
   };
   if (o.workers == SPE_WORKERS_UNBOUND) {

@@ -30,11 +30,19 @@ static struct job_run *find_job(struct engine *eng, struct command *c) {
 }
 
 /* A recovered job nobody has resumed yet with the same name and description.
- * A scan of the jobs in memory: resuming happens once per job file. */
+ * A scan of the jobs in memory: resuming happens once per job file.
+ *
+ * Every unclaimed job was unfinished in the store when the executor opened
+ * (submitted jobs are claimed at once), but it may have finished since:
+ * recovery itself fails a task at its lost-attempt limit, which can finish the
+ * job, and a recovered running job goes on by itself between spe_open() and
+ * the submit. It is still the run the caller asked for, so it is resumed all
+ * the same; a new job would run again every task whose completion the store
+ * had recorded. */
 static struct job_run *find_resumable(struct engine *eng, const struct job_def *def) {
   for (size_t i = 0; i < eng->jobs.cap; i++) {
     struct job_run *j = eng->jobs.slots[i].value;
-    if (eng->jobs.slots[i].key == NULL || j->claimed || spe__job_finished(j->status)) continue;
+    if (eng->jobs.slots[i].key == NULL || j->claimed) continue;
     if (j->def->canonical_len == def->canonical_len && strcmp(j->def->name, def->name) == 0 &&
         memcmp(j->def->canonical, def->canonical, def->canonical_len) == 0)
       return j;
@@ -46,6 +54,7 @@ static void do_submit(struct engine *eng, struct command *c) {
   struct job_run *found = c->resume ? find_resumable(eng, c->def) : NULL;
   if (found != NULL) {
     found->claimed = 1;
+    spe__engine_release_held(eng, found);
     spe__job_free(c->def);
     c->def = NULL;
     memcpy(c->id, found->id, sizeof found->id);

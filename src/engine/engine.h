@@ -23,6 +23,7 @@ struct engine_config {
   int backoff_max_ms;        /* ... at most this */
   int grace_ms;              /* SIGTERM → SIGKILL delay on cancel and shutdown */
   uint32_t lost_limit;       /* a task cut short by this many crashes fails as "lost" */
+  int hold_recovered;        /* recovered running jobs wait for a resuming submit */
   struct logger log;
 };
 
@@ -34,8 +35,9 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
 /* Store a new submitted job; takes ownership of def (even on failure). Returns
  * once the job is committed. */
 int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg);
-/* With resume set: if a recovered, unfinished, not yet resumed job has the same
- * name and canonical text, hand out its id (and set *resumed) instead. */
+/* With resume set: if a recovered, not yet resumed job (unfinished in the store
+ * at open) has the same name and canonical text, hand out its id (and set
+ * *resumed) instead, and let it go on if it was held. */
 int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
                           int *resumed, char **msg);
 int spe__engine_start(struct engine *eng, const char *id, char **msg);

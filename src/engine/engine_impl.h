@@ -80,6 +80,8 @@ struct job_run {
   uint32_t walk;           /* the last ancestor-walk number */
   int cancelling;          /* cancel requested: finishes as cancelled */
   int claimed;             /* submitted here, or already resumed by a caller */
+  int held;                /* recovered running, waiting for a resuming submit
+                              (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */
   struct job_run *next_finished; /* this round's finished jobs */
 };
@@ -184,6 +186,7 @@ void spe__job_run_free(struct job_run *job);
 
 /* recover.c */
 int spe__engine_recover(struct engine *eng, char **msg);
+void spe__engine_release_held(struct engine *eng, struct job_run *job);
 
 /* record.c: the round's changes (store batch + events). */
 void spe__record_job(struct engine *eng, struct job_run *job);

@@ -56,6 +56,15 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
              "(interrupted %u time(s), limit %u)",
              job->id, name, ts->lost, eng->cfg.lost_limit);
     spe__record_task(eng, job, t);
+    /* The crashed attempt ends here, in the event log too: every attempt has
+     * one task_started and one task_terminated (SPEC §4). Unlike an
+     * interruption by a shutdown, it keeps its number: the next is one more. */
+    json_t *ev = spe__event_new(job, "task_terminated");
+    json_object_set_new(ev, "task", json_string(name));
+    json_object_set_new(ev, "attempt", json_integer(ts->attempts));
+    json_object_set_new(ev, "status", json_string("interrupted"));
+    json_object_set_new(ev, "crashed", json_true());
+    spe__record_event(eng, ev);
     return;
   }
   ts->status = TASK_FAILED;
@@ -75,6 +84,13 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
   json_object_set(ev, "error", ts->error);
   spe__record_event(eng, ev);
   spe__engine_block_downstream(eng, job, t);
+}
+
+/* Queue every pending task of a resumed job whose upstream has succeeded. */
+static void queue_ready(struct engine *eng, struct job_run *job) {
+  for (uint32_t t = 0; t < job->def->ntasks; t++)
+    if (job->tasks[t].status == TASK_PENDING && job->tasks[t].waiting == 0)
+      spe__engine_push_ready(eng, job, t, 0);
 }
 
 static int recover_job(void *ctx, const struct stored_job *sj) {
@@ -136,13 +152,22 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
            lost);
 
   if (job->status == JOB_RUNNING) {
-    for (uint32_t t = 0; t < def->ntasks; t++)
-      if (job->tasks[t].status == TASK_PENDING && job->tasks[t].waiting == 0)
-        spe__engine_push_ready(eng, job, t, 0);
+    /* A program that runs only the jobs it is given (spe run) holds the others
+     * back: they stay in the store as they are, for a later run to resume. */
+    if (eng->cfg.hold_recovered)
+      job->held = 1;
+    else
+      queue_ready(eng, job);
     spe__engine_finish_if_done(eng, job);
   }
   rc->jobs++;
   return 0;
+}
+
+void spe__engine_release_held(struct engine *eng, struct job_run *job) {
+  if (!job->held) return;
+  job->held = 0;
+  if (job->status == JOB_RUNNING) queue_ready(eng, job);
 }
 
 int spe__engine_recover(struct engine *eng, char **msg) {
