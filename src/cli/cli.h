@@ -4,7 +4,7 @@
 
 /* The state store `spe run` uses when --state is not given. The only place
  * this default is written down (docs/cli.md quotes it). */
-#define CLI_DEFAULT_STATE_URL "memory:"
+#define CLI_DEFAULT_STATE_URL "sqlite:.spe/state.db"
 
 #ifndef SPE_VERSION
 #define SPE_VERSION "0.0.0"

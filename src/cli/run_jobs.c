@@ -80,6 +80,10 @@ static int open_executor(struct run *r) {
   opt.log_level = r->o->log_level;
   opt.grace_ms = r->o->grace_ms;
   opt.lost_attempt_limit = r->o->lost_limit;
+  /* Only the jobs named on the command line run: an unfinished job of some
+   * other file stays in the store as it is, untouched, until a run of its own
+   * file resumes it. */
+  opt.hold_recovered = 1;
   char *msg = NULL;
   int rc = spe_open(&r->ex, &opt, &msg);
   if (rc != 0) {
@@ -103,10 +107,11 @@ static int resumed(struct run *r, size_t i) {
   int running = status != NULL && strcmp(status, "submitted") != 0;
   if (name != NULL) event_log_name(r->log, r->ids[i], name);
   /* Its tasks that finished before the restart send no more events. */
-  uint64_t done = 0, failed = 0, not_run = 0;
+  uint64_t done = 0, failed = 0, not_run = 0, total = 0;
   const char *key;
   json_t *task;
   json_object_foreach(json_object_get(job, "tasks"), key, task) {
+    total++;
     const char *st = json_string_value(json_object_get(task, "status"));
     if (st == NULL) continue;
     failed += strcmp(st, "failed") == 0;
@@ -116,10 +121,15 @@ static int resumed(struct run *r, size_t i) {
   }
   progress_add_finished(done, failed, not_run);
   if (log_sink_enabled(SPE_LOG_WARN)) {
-    char line[512];
+    char line[600], more[64] = "";
+    if (failed > 0 || not_run > 0)
+      snprintf(more, sizeof more, ", %llu failed, %llu not run", (unsigned long long)failed,
+               (unsigned long long)not_run);
     snprintf(line, sizeof line,
-             "spe: %s: resuming job %s \"%.200s\" from the store (--fresh starts anew)",
-             r->files[i].path, r->ids[i], name != NULL ? name : "?");
+             "spe: %s: resuming job %s \"%.200s\" from the store: %llu of %llu tasks "
+             "already done%s (--fresh starts anew)",
+             r->files[i].path, r->ids[i], name != NULL ? name : "?", (unsigned long long)done,
+             (unsigned long long)total, more);
     console_line(line);
   }
   json_decref(job);
