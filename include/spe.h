@@ -120,12 +120,13 @@ typedef struct spe_options {
    * count. Default 3. */
   int lost_attempt_limit;
   /* 0: every running job recovered from the store goes on by itself as soon as
-   * spe_open() returns (what a server wants). 1: recovered running jobs wait
-   * until a spe_submit_ex() with SPE_SUBMIT_RESUME claims them; those never
-   * claimed run no task and stay in the store as they were, for a later
-   * executor to resume (what a program that runs only the jobs it is given
-   * wants, such as `spe run`). Recovery itself (job_recovered, lost tasks) is
-   * the same either way. Default 0. */
+   * spe_open() returns (what a server wants). 1: a recovered running job waits
+   * until it is resumed (spe_submit_ex() with SPE_SUBMIT_RESUME) and then
+   * started (spe_start()), like a submitted one; a job never resumed runs no
+   * task and stays in the store as it was, for a later executor (what a
+   * program that runs only the jobs it is given wants, such as `spe run`).
+   * Recovery itself (job_recovered, lost tasks) is the same either way.
+   * Default 0. */
   int hold_recovered;
 } spe_options;
 
@@ -167,16 +168,16 @@ SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SI
  * spe_open() ran) with the same name and the same description (compared as
  * canonical JSON), and no earlier call has resumed it, nothing new is
  * submitted: `id` receives that job's id and *resumed is set to 1. A running job
- * goes on by itself (with hold_recovered, from this call on); a submitted one
- * still needs spe_start(). The job may have finished since the open (recovery
- * fails a task at its lost-attempt limit, which may end the job): it is resumed
- * all the same, and spe_wait() returns at once. Otherwise the job is submitted
- * as new and *resumed is 0. `resumed` may be NULL. */
+ * goes on by itself (with hold_recovered, once spe_start() is called); a
+ * submitted one still needs spe_start(). The job may have finished since the
+ * open (recovery fails a task at its lost-attempt limit, which may end the
+ * job): it is resumed all the same, and spe_wait() returns at once. Otherwise
+ * the job is submitted as new and *resumed is 0. `resumed` may be NULL. */
 SPE_EXPORT int spe_submit_ex(spe_executor *ex, const char *text, size_t len, unsigned flags,
                              char id[SPE_ID_SIZE], int *resumed, char **msg);
 
-/* Start a submitted job. SPE_ENOJOB for an unknown id, SPE_ESTATE if it was
- * already started. */
+/* Start a submitted job, or (with hold_recovered) let a held recovered job go
+ * on. SPE_ENOJOB for an unknown id, SPE_ESTATE if it was already started. */
 SPE_EXPORT int spe_start(spe_executor *ex, const char *id, char **msg);
 
 /* Cancel a job: its running tasks are terminated and fail with kind

@@ -54,7 +54,6 @@ static void do_submit(struct engine *eng, struct command *c) {
   struct job_run *found = c->resume ? find_resumable(eng, c->def) : NULL;
   if (found != NULL) {
     found->claimed = 1;
-    spe__engine_release_held(eng, found);
     spe__job_free(c->def);
     c->def = NULL;
     memcpy(c->id, found->id, sizeof found->id);
@@ -106,6 +105,11 @@ static void do_command(struct engine *eng, struct command *c) {
   }
   switch (c->type) {
     case CMD_START:
+      if (job->held) { /* a recovered running job, held until now */
+        spe__engine_release_held(eng, job);
+        answer(eng, c, 0);
+        return;
+      }
       if (job->status != JOB_SUBMITTED) {
         spe__msg_set(&c->msg, "job %s is %s, not submitted", job->id,
                      spe__job_status_name(job->status));

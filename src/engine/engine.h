@@ -23,7 +23,7 @@ struct engine_config {
   int backoff_max_ms;        /* ... at most this */
   int grace_ms;              /* SIGTERM → SIGKILL delay on cancel and shutdown */
   uint32_t lost_limit;       /* a task cut short by this many crashes fails as "lost" */
-  int hold_recovered;        /* recovered running jobs wait for a resuming submit */
+  int hold_recovered;        /* recovered running jobs wait for spe__engine_start */
   struct logger log;
 };
 
@@ -37,9 +37,10 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
 int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg);
 /* With resume set: if a recovered, not yet resumed job (unfinished in the store
  * at open) has the same name and canonical text, hand out its id (and set
- * *resumed) instead, and let it go on if it was held. */
+ * *resumed) instead. */
 int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
                           int *resumed, char **msg);
+/* Start a submitted job, or let a held recovered one go on. */
 int spe__engine_start(struct engine *eng, const char *id, char **msg);
 int spe__engine_cancel(struct engine *eng, const char *id, char **msg);
 /* The job in SPEC §3 shape; *out is a new reference. */

@@ -80,7 +80,7 @@ struct job_run {
   uint32_t walk;           /* the last ancestor-walk number */
   int cancelling;          /* cancel requested: finishes as cancelled */
   int claimed;             /* submitted here, or already resumed by a caller */
-  int held;                /* recovered running, waiting for a resuming submit
+  int held;                /* recovered running, waiting for a start
                               (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */
   struct job_run *next_finished; /* this round's finished jobs */

@@ -152,8 +152,9 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
            lost);
 
   if (job->status == JOB_RUNNING) {
-    /* A program that runs only the jobs it is given (spe run) holds the others
-     * back: they stay in the store as they are, for a later run to resume. */
+    /* A program that runs only the jobs it is given (spe run) holds every
+     * recovered job until it resumes and starts it: the others stay in the
+     * store as they are, for a later run to resume. */
     if (eng->cfg.hold_recovered)
       job->held = 1;
     else
