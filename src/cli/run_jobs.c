@@ -82,7 +82,7 @@ static int open_executor(struct run *r) {
   opt.lost_attempt_limit = r->o->lost_limit;
   /* Only the jobs named on the command line run: an unfinished job of some
    * other file stays in the store as it is, untouched, until a run of its own
-   * file resumes it. */
+   * file resumes it. A resumed job waits for its spe_start(), like a new one. */
   opt.hold_recovered = 1;
   char *msg = NULL;
   int rc = spe_open(&r->ex, &opt, &msg);
@@ -97,14 +97,18 @@ static int open_executor(struct run *r) {
 
 /* A job the store brought back and this run resumes instead of starting it
  * anew: say so, and name it for the log (its job_submitted event came before
- * this run subscribed). Returns 1 if it is running already (it resumed by
- * itself), 0 if it still needs spe_start(). */
+ * this run subscribed). The executor holds a resumed job until spe_start()
+ * (hold_recovered), so the counts read here are those the store had, and
+ * every later change comes as an event. Returns 1 if there is nothing to
+ * start (the job has finished already: recovery failed a task at its
+ * lost-attempt limit), 0 if it needs spe_start(). */
 static int resumed(struct run *r, size_t i) {
   json_t *job = NULL;
   if (spe_job_get(r->ex, r->ids[i], &job, NULL) != 0) return 0;
   const char *name = json_string_value(json_object_get(job, "name"));
   const char *status = json_string_value(json_object_get(job, "status"));
-  int running = status != NULL && strcmp(status, "submitted") != 0;
+  int finished = status != NULL && strcmp(status, "submitted") != 0 &&
+                 strcmp(status, "running") != 0;
   if (name != NULL) event_log_name(r->log, r->ids[i], name);
   /* Its tasks that finished before the restart send no more events. */
   uint64_t done = 0, failed = 0, not_run = 0, total = 0;
@@ -133,12 +137,12 @@ static int resumed(struct run *r, size_t i) {
     console_line(line);
   }
   json_decref(job);
-  return running;
+  return finished;
 }
 
-/* Submit every job; mark in running[] those that resumed by themselves.
- * Returns -1 to go on, else an exit status. */
-static int submit_all(struct run *r, int *running) {
+/* Submit every job; mark in finished[] those resumed that have nothing left
+ * to run. Returns -1 to go on, else an exit status. */
+static int submit_all(struct run *r, int *finished) {
   unsigned flags = r->o->fresh ? 0 : SPE_SUBMIT_RESUME;
   for (size_t i = 0; i < r->nfiles; i++) {
     struct job_file *jf = &r->files[i];
@@ -152,7 +156,7 @@ static int submit_all(struct run *r, int *running) {
       return 2;
     }
     if (rc != 0) return library_failure("cannot submit", jf->path, rc, msg);
-    if (was_resumed) running[i] = resumed(r, i);
+    if (was_resumed) finished[i] = resumed(r, i);
   }
   return -1;
 }
@@ -160,16 +164,16 @@ static int submit_all(struct run *r, int *running) {
 /* Submit every job, then start every job. Returns -1 to go on, else an exit
  * status. */
 static int submit_and_start(struct run *r) {
-  int *running = calloc(r->nfiles, sizeof *running);
-  if (running == NULL) return library_failure("cannot submit", NULL, SPE_ENOMEM, NULL);
-  int status = submit_all(r, running);
+  int *finished = calloc(r->nfiles, sizeof *finished);
+  if (finished == NULL) return library_failure("cannot submit", NULL, SPE_ENOMEM, NULL);
+  int status = submit_all(r, finished);
   for (size_t i = 0; status < 0 && i < r->nfiles; i++) {
-    if (running[i]) continue;
+    if (finished[i]) continue;
     char *msg = NULL;
     int rc = spe_start(r->ex, r->ids[i], &msg);
     if (rc != 0) status = library_failure("cannot start", r->files[i].path, rc, msg);
   }
-  free(running);
+  free(finished);
   return status;
 }
 
