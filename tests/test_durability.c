@@ -375,8 +375,7 @@ static void a_store_of_a_newer_schema_is_refused_untouched(void **state) {
 /* Run the 40-task job with SPE_STORE_FAULT=fault: exit 3 and what failed; no
  * task ran whose start was not durable; then a run without the fault finishes
  * the job, without running again a task whose success was published. */
-static void write_failure(const char *name, const char *fault, const char *message) {
-  char *dir = cli_fresh_dir(name);
+static void write_failure(char *dir, const char *fault, const char *message) {
   struct dag_job d;
   dag_job_write(&d, dir);
   char env_fault[64];
@@ -463,8 +462,22 @@ static void a_failed_commit_stops_the_run_and_the_next_completes_it(void **state
   (void)state;
   /* The 10th commit fails, as if the disk were full: some tasks have run,
    * some are running, the rest wait. */
-  write_failure("write-failure", "commit:10",
+  write_failure(cli_fresh_dir("write-failure"), "commit:10",
                 "state store write failed: database or disk is full (" STATE ")");
+}
+
+static void a_full_disk_stops_the_run_and_the_next_completes_it(void **state) {
+  (void)state;
+  /* A store that may grow by two pages (8 KiB) only: SQLite itself fails a
+   * commit with SQLITE_FULL, part way through the 40 tasks. */
+  char *db;
+  char *dir = dir_with_a_store("disk-full", &db);
+  struct stat st;
+  assert_int_equal(stat(db, &st), 0);
+  char fault[32];
+  snprintf(fault, sizeof fault, "pages:%lld", (long long)st.st_size / 4096 + 2);
+  write_failure(dir, fault, "state store write failed: database or disk is full (" STATE ")");
+  free(db);
 }
 
 /* ---- SIGINT, then resume ----------------------------------------------------------- */
@@ -746,6 +759,7 @@ int main(void) {
       cmocka_unit_test(a_truncated_store_is_refused_untouched),
       cmocka_unit_test(a_store_of_a_newer_schema_is_refused_untouched),
       cmocka_unit_test(a_failed_commit_stops_the_run_and_the_next_completes_it),
+      cmocka_unit_test(a_full_disk_stops_the_run_and_the_next_completes_it),
       cmocka_unit_test(sigint_stops_and_the_next_run_resumes),
       cmocka_unit_test(a_task_cut_short_by_three_crashes_fails_as_lost),
       cmocka_unit_test(lost_limit_one),
