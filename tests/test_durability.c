@@ -636,6 +636,39 @@ static void lost_limit_one(void **state) {
   lost_after("lost-limit-1", 1, limit);
 }
 
+/* A task that kills spe itself, at once: a crash loop must end at the limit.
+ * The first run may die before the task's start was committed (tasks of a
+ * fresh job may start while their start is being committed); from then on the
+ * job was recovered, its starts are committed first, and each crash counts. So
+ * with --lost-limit 2 there are at most 3 crashed runs, and the next run fails
+ * the task as lost. */
+static void a_task_that_kills_spe_ends_at_the_limit(void **state) {
+  (void)state;
+  char *dir = cli_fresh_dir("poison");
+  char *job = write_job(dir, "poison.json",
+                        "{\"name\": \"poison\", \"tasks\": [{\"name\": \"p\","
+                        " \"cmd\": \"echo run >> log; kill -9 $PPID; sleep 5\"}]}\n");
+  const char *args[] = {"run", "--state", STATE, "--lost-limit", "2", "--json", job, NULL};
+  struct cli_result r;
+  int crashed = 0;
+  for (;;) {
+    cli_run(&r, dir, args);
+    if (r.status != 128 + SIGKILL) break;
+    crashed++;
+    cli_result_free(&r);
+    if (crashed > 3) fail_msg("spe was killed %d times: the crash loop did not end", crashed);
+  }
+  if (r.status != 1) fail_msg("exit %d, stderr:\n%s", r.status, r.err);
+  assert_true(crashed >= 2 && crashed <= 3);
+  json_t *result = the_job(&r);
+  assert_string_equal(cli_error_kind(result, "p"), "lost");
+  assert_int_equal(log_count(dir, "run"), crashed);
+  json_decref(result);
+  cli_result_free(&r);
+  free(job);
+  free(dir);
+}
+
 /* ---- Resume, --fresh, and a finished job ------------------------------------------- */
 
 static int lines_with(const char *dir, const char *task, const char *id) {
@@ -769,6 +802,7 @@ int main(void) {
       cmocka_unit_test(sigint_stops_and_the_next_run_resumes),
       cmocka_unit_test(a_task_cut_short_by_three_crashes_fails_as_lost),
       cmocka_unit_test(lost_limit_one),
+      cmocka_unit_test(a_task_that_kills_spe_ends_at_the_limit),
       cmocka_unit_test(resume_against_fresh_against_finished),
       cmocka_unit_test(spe_run_keeps_its_state_in_dot_spe_by_default),
   };

@@ -207,10 +207,14 @@ void spe__engine_pick(struct engine *eng) {
      * it depends on can be lost. One freed by a set not yet durable waits for
      * that set (it is the current one, or the one in flight). Its own start is
      * committed with the current set: a crash before that re-runs it (at
-     * least once). */
-    struct attempt_list *l = e.round <= eng->durable_gen ? &eng->early
-                             : e.round == eng->fill->gen ? &eng->fill->waiting
-                                                          : &eng->flight->waiting;
+     * least once), uncounted. So a job recovered from a crash - which may have
+     * been caused by one of its tasks - starts nothing early: each start is
+     * durable first, and a task that keeps killing the executor reaches the
+     * lost-attempt limit. */
+    struct attempt_list *l = job->careful                 ? &eng->fill->waiting
+                             : e.round <= eng->durable_gen ? &eng->early
+                             : e.round == eng->fill->gen   ? &eng->fill->waiting
+                                                           : &eng->flight->waiting;
     if (list_add(l, a) != 0) {
       free(a);
       goto nomem;

@@ -80,6 +80,8 @@ struct job_run {
   uint32_t walk;           /* the last ancestor-walk number */
   int cancelling;          /* cancel requested: finishes as cancelled */
   int claimed;             /* submitted here, or already resumed by a caller */
+  int careful;             /* recovered: no task starts before its start is
+                              committed (see spe__engine_pick) */
   int held;                /* recovered running, waiting for a start
                               (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */

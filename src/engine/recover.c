@@ -68,13 +68,13 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
     return;
   }
   ts->status = TASK_FAILED;
-  ts->error = spe__error_new("lost", "interrupted by a crash of the executor %u times", ts->lost);
+  ts->error = spe__error_new("lost", "interrupted by a crash of the executor %u time(s)", ts->lost);
   ts->finished_ms = spe__now_ms();
   job->failed++;
   job->remaining--;
   (*lost)++;
   spe__log(&eng->cfg.log, SPE_LOG_INFO,
-           "recovery: job %s task \"%s\" was interrupted %u times; it fails as lost", job->id,
+           "recovery: job %s task \"%s\" was interrupted by crashes %u time(s); it fails as lost", job->id,
            name, ts->lost);
   spe__record_task(eng, job, t);
   json_t *ev = spe__event_new(job, "task_terminated");
@@ -151,6 +151,9 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
            job->id, def->name, spe__job_status_name(job->status), done, def->ntasks, restarted,
            lost);
 
+  /* Any recovered job may hold the task that crashed the executor: none of
+   * its tasks starts before its start is committed (spe__engine_pick). */
+  job->careful = 1;
   if (job->status == JOB_RUNNING) {
     /* A program that runs only the jobs it is given (spe run) holds every
      * recovered job until it resumes and starts it: the others stay in the
