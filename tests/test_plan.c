@@ -19,7 +19,7 @@ struct graph {
 };
 
 static struct graph graph_new(uint32_t n, const uint32_t (*edges)[2], size_t nedges) {
-  struct graph g = {n, calloc(n + 1, sizeof(uint32_t)), malloc((nedges + 1) * sizeof(uint32_t))};
+  struct graph g = {n, calloc(n + 1, sizeof(uint32_t)), calloc(nedges + 1, sizeof(uint32_t))};
   for (size_t e = 0; e < nedges; e++) g.off[edges[e][0] + 1]++;
   for (uint32_t i = 0; i < n; i++) g.off[i + 1] += g.off[i];
   uint32_t *next = malloc((n + 1) * sizeof *next);
