@@ -6,13 +6,13 @@
 #   2. build/        the library's unit tests again under valgrind (leaks, bad reads)
 #   3. build-asan/   clang, AddressSanitizer + UndefinedBehaviorSanitizer
 #                    (-fno-sanitize-recover=all): every test but the timing ones
-#   4. build-tsan/   gcc, ThreadSanitizer: the library's unit tests (engine,
-#                    executor, store, bus, ...)
+#   4. build-tsan/   gcc, ThreadSanitizer: every test but the timing ones (the
+#                    engine, executor, store and bus threads, also inside `spe`)
 #   5. fuzz/run.sh   each fuzz target for a bounded time (if present)
 #
 # Any failure, any sanitizer report, any leak fails the run.
 #
-#   sh scripts/test.sh                 everything (about 10 minutes on 2 cores)
+#   sh scripts/test.sh                 everything (a few minutes on 2 cores)
 #   SPE_TEST_QUICK=1 sh scripts/test.sh    only build 1
 set -eu
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ ctest --test-dir build-asan --output-on-failure -j2 -LE 'timing|valgrind'
 step "ThreadSanitizer, gcc (build-tsan/)"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSPE_SANITIZE=thread > /dev/null
 cmake --build build-tsan -j2
-ctest --test-dir build-tsan --output-on-failure -j2 -L unit -LE valgrind
+ctest --test-dir build-tsan --output-on-failure -j2 -LE 'timing|valgrind'
 
 if [ -f fuzz/run.sh ]; then
   step "fuzzing, ${SPE_FUZZ_SECONDS:-30} s per target (build-fuzz/)"
