@@ -1,9 +1,9 @@
 /* The committer thread. See committer.h. */
 #include "engine/committer.h"
+#include "base/thread.h"
 
 #include "spe.h"
 
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -42,12 +42,7 @@ int spe__committer_start(struct committer *c, struct store *st) {
   if (c->donefd < 0) return SPE_ESYS;
   pthread_mutex_init(&c->lock, NULL);
   pthread_cond_init(&c->cond, NULL);
-  /* Signals belong to the application, not to the library's threads. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&c->thread, NULL, committer_main, c);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = spe__thread_start(&c->thread, committer_main, c);
   if (rc != 0) {
     close(c->donefd);
     pthread_mutex_destroy(&c->lock);

@@ -3,12 +3,12 @@
  * The design is described in engine_impl.h.
  */
 #include "engine/engine_impl.h"
+#include "base/thread.h"
 
 #include "base/clock.h"
 #include "base/msg.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -474,12 +474,7 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
     eng->async = rc == 0;
   }
   if (rc != 0) goto fail;
-  /* The engine thread takes no signals: they belong to the application. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  rc = pthread_create(&eng->thread, NULL, engine_main, eng);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  rc = spe__thread_start(&eng->thread, engine_main, eng);
   if (rc != 0) {
     spe__msg_set(msg, "cannot start the engine thread: %s", strerror(rc));
     rc = SPE_ESYS;

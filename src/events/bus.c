@@ -49,6 +49,7 @@
  *     when a callback that an unsubscriber awaits returns.
  */
 #include "events/bus.h"
+#include "base/thread.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -200,13 +201,7 @@ int spe__bus_new(struct event_bus **out) {
   pthread_cond_init(&bus->wake, NULL);
   pthread_cond_init(&bus->progress, NULL);
 
-  /* The thread inherits the creator's signal mask: block everything around
-   * its creation so that no signal is ever handled on it. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&bus->thread, NULL, delivery_main, bus);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = spe__thread_start(&bus->thread, delivery_main, bus);
   if (rc != 0) {
     pthread_cond_destroy(&bus->progress);
     pthread_cond_destroy(&bus->wake);
