@@ -488,7 +488,8 @@ static void test_result_limit(void **state) {
   run(f, &l, &s);
   assert_true(spe__mono_ms() - t0 < 5000); /* killed at once, not after the sleep */
   assert_string_equal(err_field(&s, "kind"), "error");
-  assert_string_equal(err_field(&s, "message"), "stdout passed the 1000-byte result limit");
+  assert_string_equal(err_field(&s, "message"),
+                      "stdout passed the result limit of 1000 bytes (max_result_bytes)");
 
   /* Exactly at the limit is fine. */
   l.cmd = "head -c 1000 /dev/zero | tr '\\0' b";

@@ -85,7 +85,8 @@ static void drain_stdout(struct cmd_run *run, size_t max) {
     if (n <= 0) break; /* EOF or a read error: nothing more will come */
     got += (size_t)n;
     if ((size_t)n > run->max_out - run->out.len) {
-      force(run, "error", "stdout passed the %zu-byte result limit", run->max_out);
+      force(run, "error", "stdout passed the result limit of %zu bytes (max_result_bytes)",
+            run->max_out);
       kill_group(run, SIGKILL);
       break;
     }

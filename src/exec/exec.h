@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SPE_STDERR_KEEP (the stderr kept in an error) and SPE_DEFAULT_MAX_RESULT
+ * (the default cap on a command's stdout) are with the other limits. */
+#include "base/limits.h"
+
 /* One attempt of one task. Everything is borrowed: it need only stay valid for
  * the duration of the start call (the executor copies what it keeps). */
 struct task_launch {
@@ -45,11 +49,6 @@ struct task_outcome {
   int64_t started_ms; /* wall-clock time of the spawn */
   int64_t finished_ms;/* wall-clock time the task was seen to end */
 };
-
-/* The stderr kept in an error: the last this many bytes. */
-#define SPE_STDERR_KEEP 4096
-/* The default cap on a command's stdout (the result). */
-#define SPE_DEFAULT_MAX_RESULT (16u * 1024 * 1024)
 
 /* Build a failure outcome's error object: {"kind": kind, "message": message}.
  * Returns a new reference (NULL only when out of memory). */
