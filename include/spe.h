@@ -107,6 +107,11 @@ typedef struct spe_options {
   /* A command's stdout larger than this fails the task (kind "error").
    * 0 = the default, 16 MiB. */
   size_t max_result_bytes;
+  /* How many jobs may be unfinished (submitted or running) in the executor at
+   * once, recovered ones included. A submit beyond returns SPE_ELIMIT; jobs
+   * recovered from the store are never refused. 0 = the default, 100,000;
+   * SIZE_MAX for no limit. docs/limits.md lists every limit. */
+  size_t max_unfinished_jobs;
   /* Retry backoff: attempt n+1 starts base * 2^(n-1) ms after attempt n failed,
    * at most max ms. Defaults 100 and 30000. */
   int retry_backoff_ms;
@@ -153,7 +158,10 @@ SPE_EXPORT void spe_close(spe_executor *ex);
 
 /* Validate a job description (SPEC §1) and store it as a submitted job. Returns
  * once the job is durable. `id` receives its id. An invalid job returns SPE_EJOB
- * with the validation message in *msg, and nothing is stored. */
+ * with the validation message in *msg, and nothing is stored. A job past one of
+ * the size limits (docs/limits.md: bytes, tasks, dependencies, names, command
+ * lines), or a submit while max_unfinished_jobs jobs are unfinished, returns
+ * SPE_ELIMIT with a message naming the limit, and nothing is stored. */
 SPE_EXPORT int spe_submit_text(spe_executor *ex, const char *text, size_t len,
                                char id[SPE_ID_SIZE], char **msg);
 /* The same for a description already parsed; `desc` is borrowed. */
@@ -218,7 +226,8 @@ SPE_EXPORT void spe_unsubscribe(spe_subscription *sub);
 /* Validate a job description and compute its plan without running anything:
  * *levels_out receives a new JSON array of arrays of task names, each inner array
  * a level of tasks that can run together once the levels before it are done.
- * Returns SPE_EJOB with the message on an invalid job. */
+ * Returns SPE_EJOB with the message on an invalid job, SPE_ELIMIT on a job past
+ * a size limit (as spe_submit_text() would). */
 SPE_EXPORT int spe_validate_text(const char *text, size_t len, json_t **levels_out,
                                  char **msg);
 

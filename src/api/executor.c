@@ -2,6 +2,7 @@
  * event bus and the engine. */
 #include "spe.h"
 
+#include "base/limits.h"
 #include "base/msg.h"
 #include "engine/engine.h"
 #include "events/bus.h"
@@ -37,6 +38,7 @@ SPE_EXPORT void spe_options_init(spe_options *opt) {
   opt->store_url = "memory:";
   opt->log_level = SPE_LOG_INFO;
   opt->max_result_bytes = SPE_DEFAULT_MAX_RESULT;
+  opt->max_unfinished_jobs = SPE_DEFAULT_MAX_UNFINISHED_JOBS;
   opt->retry_backoff_ms = 100;
   opt->retry_backoff_max_ms = 30000;
   opt->grace_ms = 5000;
@@ -83,6 +85,8 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
 
   struct engine_config cfg = {
       .max_result_bytes = o.max_result_bytes ? o.max_result_bytes : SPE_DEFAULT_MAX_RESULT,
+      .max_unfinished = o.max_unfinished_jobs ? o.max_unfinished_jobs
+                                              : SPE_DEFAULT_MAX_UNFINISHED_JOBS,
       .backoff_base_ms = o.retry_backoff_ms,
       .backoff_max_ms = o.retry_backoff_max_ms,
       .grace_ms = o.grace_ms,

@@ -60,6 +60,7 @@ void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
   if (job->remaining > 0 || spe__job_finished(job->status)) return;
   job->status = job->cancelling ? JOB_CANCELLED : job->failed ? JOB_FAILED : JOB_SUCCEEDED;
   job->finished_ms = spe__now_ms();
+  eng->unfinished--; /* counted on submit or recovery */
   spe__record_job(eng, job);
   json_t *ev = spe__event_new(job, "job_finished");
   json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));

@@ -63,6 +63,17 @@ static void do_submit(struct engine *eng, struct command *c) {
     answer(eng, c, 0);
     return;
   }
+  /* The limit on unfinished jobs (docs/limits.md): each keeps its model and
+   * run state in memory until it ends, so a flood of submits meets a clear
+   * refusal rather than exhausting memory. Nothing of the job is stored. */
+  if (eng->unfinished >= eng->cfg.max_unfinished) {
+    spe__job_free(c->def);
+    c->def = NULL;
+    spe__msg_set(&c->msg, "too many unfinished jobs (%zu; the limit is %zu); wait for some to "
+                 "finish", eng->unfinished, eng->cfg.max_unfinished);
+    answer(eng, c, SPE_ELIMIT);
+    return;
+  }
   struct job_run *job = spe__job_run_new(c->def, eng->job_order++);
   if (job == NULL) {
     spe__job_free(c->def);
@@ -83,6 +94,7 @@ static void do_submit(struct engine *eng, struct command *c) {
     answer(eng, c, rc);
     return;
   }
+  eng->unfinished++;
   spe__record_job(eng, job);
   json_t *ev = spe__event_new(job, "job_submitted");
   json_object_set_new(ev, "name", json_string(job->def->name));

@@ -141,6 +141,8 @@ struct engine {
   struct ready_queue ready;
   uint32_t running;                /* tasks running (or picked), all jobs */
   uint32_t job_order;              /* next job's submission order */
+  size_t unfinished;               /* jobs in `jobs` not finished (the limit
+                                      cfg.max_unfinished is checked on submit) */
   struct round_set sets[2];        /* `fill` is one of them, `flight` the other */
   struct round_set *fill;          /* gathering this round's changes */
   struct round_set *flight;        /* being committed by the committer, or NULL */

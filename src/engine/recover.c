@@ -98,7 +98,10 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   struct engine *eng = rc->eng;
   struct job_def *def = NULL;
   char *msg = NULL;
-  if (spe__job_parse_text(sj->job.canonical, sj->job.canonical_len, &def, &msg) != 0 ||
+  /* Held to no limit: the job was accepted once, and a build with stricter
+   * limits must not leave it behind. */
+  if (spe__job_parse_text_limits(sj->job.canonical, sj->job.canonical_len,
+                                 &spe__job_limits_none, &def, &msg) != 0 ||
       strlen(sj->job.id) != SPE_ULID_LEN) {
     spe__log(&eng->cfg.log, SPE_LOG_ERROR,
              "recovery: job %s cannot be read back (%s); it is left in the store as it is",
@@ -133,6 +136,8 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
     spe__job_run_free(job);
     return SPE_ENOMEM;
   }
+  /* Counted against max_unfinished_jobs, but never refused: it is stored. */
+  eng->unfinished++;
   uint32_t done = def->ntasks - job->remaining, restarted = 0, lost = 0;
   if (cut_short > 0)
     for (uint32_t t = 0; t < def->ntasks; t++)

@@ -80,14 +80,36 @@ struct job_def {
   struct job_strings *strings;
 };
 
+/* The size limits a description is held to (src/base/limits.h says why each
+ * value; docs/limits.md what a user sees). A parameter rather than constants so
+ * that tests can try each limit at its edge with small values, and so that a
+ * job read back from the store is held to none. */
+struct job_limits {
+  size_t text_bytes;     /* the text; for a parsed document, its canonical text */
+  uint32_t tasks;        /* tasks in the job */
+  uint32_t edges;        /* distinct dependencies */
+  size_t name_bytes;     /* a job's or task's name */
+  size_t arg_bytes;      /* one `cmd`, `argv` element, or `env` KEY=VALUE */
+  size_t command_bytes;  /* a task's argv and env strings, as execve counts them */
+  uint32_t env_vars;     /* entries of one `env` object */
+};
+
+/* The limits of src/base/limits.h: what every description from a user meets. */
+extern const struct job_limits spe__job_limits_default;
+/* No limit beyond what the model can represent (2^30 tasks, 2^32 - 2 edges):
+ * for descriptions already accepted once, such as a stored job on recovery. */
+extern const struct job_limits spe__job_limits_none;
+
 /* Parse and validate a job description held in memory (the bytes of a job
- * file). On success returns 0 and *out is a new job_def. On failure returns
- * SPE_EJOB (invalid job, including JSON syntax errors with line and column, and
- * an empty text) or SPE_ENOMEM, and sets *msg (if msg is not NULL) to one line
- * naming the problem, e.g.
+ * file), under the default limits. On success returns 0 and *out is a new
+ * job_def. On failure returns SPE_EJOB (invalid job, including JSON syntax
+ * errors with line and column, and an empty text), SPE_ELIMIT (a valid job past
+ * one of the limits) or SPE_ENOMEM, and sets *msg (if msg is not NULL) to one
+ * line naming the problem, e.g.
  *     task "t1": enables unknown task "t9"
  *     duplicate task name "t0"
  *     dependency cycle: t1 -> t2 -> t1
+ *     tasks[3]: "name" is 2000 bytes; the limit is 1024
  * The whole of SPEC §1 is checked, including cycles (through the planner). */
 int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char **msg);
 
@@ -95,6 +117,12 @@ int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char
  * not referenced afterwards (`arg` values are copied), so the caller may change
  * or free it. */
 int spe__job_parse_json(json_t *doc, struct job_def **out, char **msg);
+
+/* The two above under the given limits. */
+int spe__job_parse_text_limits(const char *text, size_t len, const struct job_limits *lim,
+                               struct job_def **out, char **msg);
+int spe__job_parse_json_limits(json_t *doc, const struct job_limits *lim,
+                               struct job_def **out, char **msg);
 
 /* Free a job_def and everything it owns. NULL is a no-op. */
 void spe__job_free(struct job_def *def);

@@ -18,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/limits.h"
 #include "spe.h"
 
-/* Deeper documents are refused: jansson's own parser stops at the same depth,
- * and a document built through the API could even contain itself. */
-enum { MAX_DEPTH = 2048, STACK_KEYS = 16 };
+/* Deeper documents are refused: jansson's own parser stops at the same depth
+ * (SPE_MAX_JSON_DEPTH), and a document built through the API could even
+ * contain itself. */
+enum { MAX_DEPTH = SPE_MAX_JSON_DEPTH, STACK_KEYS = 16 };
 
 struct out {
   char *buf;

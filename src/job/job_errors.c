@@ -53,16 +53,13 @@ const char *spe__job_quote(struct job_quoted *buf, const char *s, size_t len) {
   return buf->s;
 }
 
-int spe__job_error(struct job_parse *p, int64_t task, const char *fmt, ...) {
-  if (p->msg == NULL) return SPE_EJOB;
-  va_list ap;
-  va_start(ap, fmt);
+static int set_error(struct job_parse *p, int64_t task, int rc, const char *fmt, va_list ap) {
+  if (p->msg == NULL) return rc;
   char *detail = spe__msg_newv(fmt, ap);
-  va_end(ap);
-  if (detail == NULL) return SPE_EJOB;
+  if (detail == NULL) return rc;
   if (task == JOB_LEVEL) {
     spe__msg_give(p->msg, detail);
-    return SPE_EJOB;
+    return rc;
   }
   const char *name = p->def->tasks[task].name;
   if (name != NULL) {
@@ -72,7 +69,23 @@ int spe__job_error(struct job_parse *p, int64_t task, const char *fmt, ...) {
     spe__msg_set(p->msg, "tasks[%lld]: %s", (long long)task, detail);
   }
   free(detail);
-  return SPE_EJOB;
+  return rc;
+}
+
+int spe__job_error(struct job_parse *p, int64_t task, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = set_error(p, task, SPE_EJOB, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int spe__job_limit_error(struct job_parse *p, int64_t task, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = set_error(p, task, SPE_ELIMIT, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 int spe__job_nomem(struct job_parse *p) {

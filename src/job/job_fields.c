@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "base/limits.h"
 #include "spe.h"
 
 int spe__job_has_nul(const json_t *string) {
@@ -62,6 +63,10 @@ static int env_entry(struct job_parse *p, int64_t task, const char *key, size_t 
     return spe__job_error(p, task, "\"env\" value of %s must not contain a NUL character",
                           spe__job_quote(&q, key, klen));
   size_t vlen = json_string_length(value);
+  if (klen + 1 + vlen > p->lim->arg_bytes)
+    return spe__job_limit_error(p, task, "\"env\" entry %s is %zu bytes (as KEY=VALUE); the "
+                                "limit is %zu", spe__job_quote(&q, key, klen), klen + 1 + vlen,
+                                p->lim->arg_bytes);
   char *s = spe__job_strings_alloc(p->def->strings, klen + 1 + vlen + 1);
   if (s == NULL) return spe__job_nomem(p);
   memcpy(s, key, klen);
@@ -72,13 +77,18 @@ static int env_entry(struct job_parse *p, int64_t task, const char *key, size_t 
   return 0;
 }
 
-int spe__job_get_env(struct job_parse *p, int64_t task, json_t *env, char ***out) {
+int spe__job_get_env(struct job_parse *p, int64_t task, json_t *env, char ***out,
+                     size_t *bytes) {
   *out = NULL;
+  if (bytes != NULL) *bytes = 0;
   if (env == NULL) return 0;
   if (!json_is_object(env))
     return spe__job_error(p, task, "\"env\" must be an object of strings");
   size_t n = json_object_size(env);
   if (n == 0) return 0;
+  if (n > p->lim->env_vars)
+    return spe__job_limit_error(p, task, "\"env\" has %zu variables; the limit is %u", n,
+                                p->lim->env_vars);
   char **vars = spe__job_strings_alloc(p->def->strings, (n + 1) * sizeof *vars);
   if (vars == NULL) return spe__job_nomem(p);
   size_t k = 0;
@@ -88,8 +98,15 @@ int spe__job_get_env(struct job_parse *p, int64_t task, json_t *env, char ***out
   json_object_keylen_foreach(env, key, klen, value) {
     int rc = env_entry(p, task, key, klen, value, &vars[k++]);
     if (rc < 0) return rc;
+    if (bytes != NULL) *bytes += klen + 1 + json_string_length(value) + SPE_ARG_OVERHEAD_BYTES;
   }
   vars[k] = NULL;
   *out = vars;
   return 0;
+}
+
+int spe__job_check_name(struct job_parse *p, int64_t task, size_t len) {
+  if (len <= p->lim->name_bytes) return 0;
+  return spe__job_limit_error(p, task, "\"name\" is %zu bytes; the limit is %zu", len,
+                              p->lim->name_bytes);
 }

@@ -135,6 +135,9 @@ int spe__job_build_edges(struct job_parse *p) {
   free(stamp);
   if (rc < 0) return rc;
   size_t len = r.len;
+  if (len > p->lim->edges)
+    return spe__job_limit_error(p, JOB_LEVEL, "the job has %zu dependencies (distinct "
+                                "\"enables\" entries); the limit is %u", len, p->lim->edges);
   def->nedges = (uint32_t)len;
   if (len < bound) { /* duplicates were dropped: give the slack back */
     uint32_t *shrunk = realloc(def->succ, (len + 1) * sizeof *def->succ);

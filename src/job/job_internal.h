@@ -80,6 +80,8 @@ struct job_parse {
   json_t *priority;       /* the job's `priority` array (borrowed) or NULL */
   struct job_names names; /* every task name seen so far */
   size_t size_hint;       /* the length of the JSON text, when there is one */
+  const struct job_limits *lim; /* the limits the description is held to */
+  size_t job_env_bytes;   /* the job's `env` as execve counts it (limits.h) */
 };
 
 /* The "no task" value of the `task` arguments below: a job-level field. */
@@ -91,6 +93,10 @@ struct job_parse {
  * line starts with `task "NAME": ` or, while the task has no valid name yet,
  * `tasks[I]: `. */
 int spe__job_error(struct job_parse *p, int64_t task, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same for a valid description past one of its limits: returns
+ * SPE_ELIMIT. */
+int spe__job_limit_error(struct job_parse *p, int64_t task, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Set the message "out of memory" and return SPE_ENOMEM. */
 int spe__job_nomem(struct job_parse *p);
@@ -126,8 +132,11 @@ int spe__job_get_string(struct job_parse *p, int64_t task, const char *field, js
                         int nonempty, char **out);
 /* `env` (the value `v`, or NULL when absent): an object of strings, turned into
  * NULL-terminated "KEY=VALUE" strings in the string store; *out NULL when
- * absent or empty. */
-int spe__job_get_env(struct job_parse *p, int64_t task, json_t *v, char ***out);
+ * absent or empty. *bytes (if not NULL) receives what the entries weigh
+ * against the command limit (SPE_MAX_COMMAND_BYTES). */
+int spe__job_get_env(struct job_parse *p, int64_t task, json_t *v, char ***out, size_t *bytes);
+/* A name (of the job or a task) within the name limit. */
+int spe__job_check_name(struct job_parse *p, int64_t task, size_t len);
 /* Whether a JSON string holds a NUL byte (jansson allows \u0000). */
 int spe__job_has_nul(const json_t *string);
 

@@ -9,12 +9,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/limits.h"
 #include "base/msg.h"
 #include "spe.h"
 
-/* The most tasks a job may have: the name index doubles its size and keeps
- * 32-bit slots, and no real job comes near. */
-enum { MAX_TASKS = 1 << 30 };
+/* The most tasks the model can hold, whatever the limits: the name index
+ * doubles its size and keeps 32-bit slots. */
+enum { MODEL_MAX_TASKS = 1 << 30 };
+
+const struct job_limits spe__job_limits_default = {
+    .text_bytes = SPE_MAX_JOB_BYTES,
+    .tasks = SPE_MAX_TASKS,
+    .edges = SPE_MAX_EDGES,
+    .name_bytes = SPE_MAX_NAME_BYTES,
+    .arg_bytes = SPE_MAX_ARG_STRING_BYTES,
+    .command_bytes = SPE_MAX_COMMAND_BYTES,
+    .env_vars = SPE_MAX_ENV_VARS,
+};
+
+const struct job_limits spe__job_limits_none = {
+    .text_bytes = SIZE_MAX,
+    .tasks = MODEL_MAX_TASKS,
+    .edges = UINT32_MAX - 1,
+    .name_bytes = SIZE_MAX,
+    .arg_bytes = SIZE_MAX,
+    .command_bytes = SIZE_MAX,
+    .env_vars = UINT32_MAX,
+};
 
 enum { F_NAME, F_TASKS, F_PRIORITY, F_CWD, F_ENV, F_DESCRIPTION, F_COUNT };
 static const char *const job_fields[F_COUNT] = {
@@ -23,7 +44,8 @@ static const char *const job_fields[F_COUNT] = {
 
 static int parse_job_name(struct job_parse *p, json_t *v) {
   if (v == NULL) return spe__job_error(p, JOB_LEVEL, "\"name\" is missing");
-  return spe__job_get_string(p, JOB_LEVEL, "name", v, 1, &p->def->name);
+  int rc = spe__job_get_string(p, JOB_LEVEL, "name", v, 1, &p->def->name);
+  return rc < 0 ? rc : spe__job_check_name(p, JOB_LEVEL, json_string_length(v));
 }
 
 static int parse_priority(struct job_parse *p, json_t *v) {
@@ -46,8 +68,10 @@ static int parse_tasks(struct job_parse *p, json_t *tasks) {
   if (!json_is_array(tasks) || json_array_size(tasks) == 0)
     return spe__job_error(p, JOB_LEVEL, "\"tasks\" must be a non-empty array");
   size_t n = json_array_size(tasks);
-  if (n > MAX_TASKS)
-    return spe__job_error(p, JOB_LEVEL, "\"tasks\" holds too many tasks (at most %d)", MAX_TASKS);
+  uint32_t most = p->lim->tasks < MODEL_MAX_TASKS ? p->lim->tasks : MODEL_MAX_TASKS;
+  if (n > most)
+    return spe__job_limit_error(p, JOB_LEVEL, "\"tasks\" has %zu tasks; the limit is %u", n,
+                                most);
   struct job_def *def = p->def;
   def->tasks = calloc(n, sizeof *def->tasks);
   p->enables = calloc(n, sizeof *p->enables);
@@ -74,7 +98,8 @@ static int parse_doc(struct job_parse *p, json_t *doc) {
                                 &def->description)) < 0)
     return rc;
   if ((rc = spe__job_get_string(p, JOB_LEVEL, "cwd", f[F_CWD], 1, &def->cwd)) < 0) return rc;
-  if ((rc = spe__job_get_env(p, JOB_LEVEL, f[F_ENV], &def->env)) < 0) return rc;
+  if ((rc = spe__job_get_env(p, JOB_LEVEL, f[F_ENV], &def->env, &p->job_env_bytes)) < 0)
+    return rc;
   if ((rc = parse_priority(p, f[F_PRIORITY])) < 0) return rc;
   if ((rc = parse_tasks(p, f[F_TASKS])) < 0) return rc;
   if ((rc = spe__job_build_edges(p)) < 0) return rc;
@@ -83,15 +108,25 @@ static int parse_doc(struct job_parse *p, json_t *doc) {
   return spe__job_canonicalize(p, doc);
 }
 
-static int parse(json_t *doc, int copy_args, size_t size_hint, struct job_def **out,
-                 char **msg) {
+/* A document given already parsed has no text of its own: its size is that of
+ * its canonical text, which is what the store keeps. */
+static int check_canonical_size(struct job_parse *p) {
+  if (p->def->canonical_len <= p->lim->text_bytes) return 0;
+  return spe__job_limit_error(p, JOB_LEVEL, "the job description is %zu bytes (as canonical "
+                              "JSON); the limit is %zu", p->def->canonical_len,
+                              p->lim->text_bytes);
+}
+
+static int parse(json_t *doc, int copy_args, size_t size_hint, const struct job_limits *lim,
+                 struct job_def **out, char **msg) {
   *out = NULL;
   if (msg != NULL) *msg = NULL;
-  struct job_parse p = {.msg = msg, .copy_args = copy_args, .size_hint = size_hint};
+  struct job_parse p = {.msg = msg, .copy_args = copy_args, .size_hint = size_hint, .lim = lim};
   p.def = calloc(1, sizeof *p.def);
   if (p.def == NULL) return spe__job_nomem(&p);
   p.def->strings = spe__job_strings_new();
   int rc = p.def->strings == NULL ? spe__job_nomem(&p) : parse_doc(&p, doc);
+  if (rc == 0 && copy_args) rc = check_canonical_size(&p);
   free(p.enables);
   spe__job_names_free(&p.names);
   if (rc < 0) {
@@ -102,8 +137,13 @@ static int parse(json_t *doc, int copy_args, size_t size_hint, struct job_def **
   return 0;
 }
 
+int spe__job_parse_json_limits(json_t *doc, const struct job_limits *lim,
+                               struct job_def **out, char **msg) {
+  return parse(doc, 1, 0, lim, out, msg);
+}
+
 int spe__job_parse_json(json_t *doc, struct job_def **out, char **msg) {
-  return parse(doc, 1, 0, out, msg);
+  return spe__job_parse_json_limits(doc, &spe__job_limits_default, out, msg);
 }
 
 static int is_blank(const char *text, size_t len) {
@@ -128,9 +168,17 @@ static void one_line(char *out, const char *text) {
   *out = '\0';
 }
 
-int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char **msg) {
+int spe__job_parse_text_limits(const char *text, size_t len, const struct job_limits *lim,
+                               struct job_def **out, char **msg) {
   *out = NULL;
   if (msg != NULL) *msg = NULL;
+  /* Before anything else, and before jansson builds a document several times
+   * the text's size. */
+  if (text != NULL && len > lim->text_bytes) {
+    spe__msg_set(msg, "the job description is %zu bytes; the limit is %zu", len,
+                 lim->text_bytes);
+    return SPE_ELIMIT;
+  }
   if (text == NULL || is_blank(text, len)) {
     spe__msg_set(msg, "the job description is empty");
     return SPE_EJOB;
@@ -150,7 +198,11 @@ int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char
     spe__msg_set(msg, "invalid JSON at line %d, column %d: %s", err.line, err.column, why);
     return SPE_EJOB;
   }
-  int rc = parse(doc, 0, len, out, msg);
+  int rc = parse(doc, 0, len, lim, out, msg);
   json_decref(doc);
   return rc;
+}
+
+int spe__job_parse_text(const char *text, size_t len, struct job_def **out, char **msg) {
+  return spe__job_parse_text_limits(text, len, &spe__job_limits_default, out, msg);
 }

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "base/limits.h"
 #include "spe.h"
 
 enum {
@@ -27,6 +28,8 @@ static int parse_name(struct job_parse *p, uint32_t i, json_t *v) {
     return spe__job_error(p, i, "\"name\" must be a non-empty string");
   if (spe__job_has_nul(v))
     return spe__job_error(p, i, "\"name\" must not contain a NUL character");
+  int rc = spe__job_check_name(p, i, json_string_length(v));
+  if (rc < 0) return rc;
   struct task_def *t = &p->def->tasks[i];
   t->name = spe__job_strings_dup(p->def->strings, json_string_value(v), json_string_length(v));
   if (t->name == NULL) return spe__job_nomem(p);
@@ -51,6 +54,9 @@ static int parse_argv(struct job_parse *p, uint32_t i, json_t *v) {
       return spe__job_error(p, i, "\"argv\"[0], the program, must not be empty");
     if (spe__job_has_nul(s))
       return spe__job_error(p, i, "\"argv\"[%zu] must not contain a NUL character", k);
+    if (json_string_length(s) > p->lim->arg_bytes)
+      return spe__job_limit_error(p, i, "\"argv\"[%zu] is %zu bytes; the limit is %zu", k,
+                                  json_string_length(s), p->lim->arg_bytes);
     argv[k] = spe__job_strings_dup(p->def->strings, json_string_value(s), json_string_length(s));
     if (argv[k] == NULL) return spe__job_nomem(p);
   }
@@ -69,7 +75,11 @@ static int parse_body(struct job_parse *p, uint32_t i, json_t **f) {
   }
   if (f[F_CMD] != NULL) {
     t->body = TASK_CMD;
-    return spe__job_get_string(p, i, "cmd", f[F_CMD], 1, &t->cmd);
+    int rc = spe__job_get_string(p, i, "cmd", f[F_CMD], 1, &t->cmd);
+    if (rc == 0 && json_string_length(f[F_CMD]) > p->lim->arg_bytes)
+      rc = spe__job_limit_error(p, i, "\"cmd\" is %zu bytes; the limit is %zu",
+                                json_string_length(f[F_CMD]), p->lim->arg_bytes);
+    return rc;
   }
   t->body = TASK_EXEC;
   return spe__job_get_string(p, i, "exec", f[F_EXEC], 1, &t->cmd);
@@ -125,6 +135,25 @@ static int parse_arg(struct job_parse *p, uint32_t i, json_t *v) {
   return 0;
 }
 
+/* What the task's command line and environment weigh against the kernel's
+ * ARG_MAX, counted as execve counts them (src/base/limits.h). A `cmd` runs as
+ * "sh" "-c" CMD. The job's `env` counts in full even where the task's replaces
+ * some of it: the count is a bound. An `exec` task runs no program. */
+static int check_command(struct job_parse *p, uint32_t i, size_t env_bytes) {
+  const struct task_def *t = &p->def->tasks[i];
+  if (t->body == TASK_EXEC) return 0;
+  size_t n = p->job_env_bytes + env_bytes;
+  if (t->body == TASK_CMD) {
+    n += strlen("sh") + strlen("-c") + strlen(t->cmd) + 3 * SPE_ARG_OVERHEAD_BYTES;
+  } else {
+    for (char **a = t->argv; *a != NULL; a++) n += strlen(*a) + SPE_ARG_OVERHEAD_BYTES;
+  }
+  if (n <= p->lim->command_bytes) return 0;
+  return spe__job_limit_error(p, i, "the command line and environment take %zu bytes (as "
+                              "execve counts them); the limit is %zu", n,
+                              p->lim->command_bytes);
+}
+
 int spe__job_parse_task(struct job_parse *p, uint32_t i, json_t *task) {
   if (!json_is_object(task)) return spe__job_error(p, i, "a task must be a JSON object");
   json_t *f[F_COUNT];
@@ -140,6 +169,8 @@ int spe__job_parse_task(struct job_parse *p, uint32_t i, json_t *task) {
   if ((rc = parse_retries(p, i, f[F_RETRIES])) < 0) return rc;
   if ((rc = parse_arg(p, i, f[F_ARG])) < 0) return rc;
   if ((rc = spe__job_get_string(p, i, "cwd", f[F_CWD], 1, &t->cwd)) < 0) return rc;
-  if ((rc = spe__job_get_env(p, i, f[F_ENV], &t->env)) < 0) return rc;
+  size_t env_bytes;
+  if ((rc = spe__job_get_env(p, i, f[F_ENV], &t->env, &env_bytes)) < 0) return rc;
+  if ((rc = check_command(p, i, env_bytes)) < 0) return rc;
   return spe__job_get_string(p, i, "description", f[F_DESCRIPTION], 0, &t->description);
 }
