@@ -1,7 +1,7 @@
 /*
  * Job files as `spe run` and `spe validate` take them: read whole into memory
- * ("-" is standard input), then checked with spe_validate_text() so that every
- * file is known good before anything runs.
+ * ("-" is standard input), at most SPE_MAX_JOB_BYTES of them, then checked with
+ * spe_validate_text() so that every file is known good before anything runs.
  */
 #ifndef SPE_CLI_JOB_FILE_H
 #define SPE_CLI_JOB_FILE_H

@@ -149,7 +149,9 @@ static int submit_all(struct run *r, int *finished) {
     char *msg = NULL;
     int was_resumed = 0;
     int rc = spe_submit_ex(r->ex, jf->text, jf->len, flags, r->ids[i], &was_resumed, &msg);
-    if (rc == SPE_EJOB) {
+    /* SPE_ELIMIT: too many unfinished jobs in the executor (the size limits
+     * were met by the validation before): the jobs given are the problem. */
+    if (rc == SPE_EJOB || rc == SPE_ELIMIT) {
       progress_stop();
       fprintf(stderr, "spe: %s: %s\n", jf->path, msg != NULL ? msg : spe_strerror(rc));
       free(msg);
