@@ -457,8 +457,10 @@ static void result_size_at_the_edge(void **state) {
   struct harness h;
   h_open_opts(&h, &o);
   json_t *job = h_run(&h, "{\"name\":\"j\",\"tasks\":["
-                          "{\"name\":\"at\",\"cmd\":\"head -c 1000 /dev/zero | tr '\\\\0' x\"},"
-                          "{\"name\":\"past\",\"cmd\":\"head -c 1001 /dev/zero | tr '\\\\0' x\"}]}");
+                          "{\"name\":\"at\","
+                          "\"cmd\":\"head -c 1000 /dev/zero | tr '\\\\0' x\"},"
+                          "{\"name\":\"past\","
+                          "\"cmd\":\"head -c 1001 /dev/zero | tr '\\\\0' x\"}]}");
   assert_string_equal(h_task_status(job, "at"), "succeeded");
   assert_int_equal(json_string_length(h_task_result(job, "at")), 1000);
   assert_string_equal(h_task_status(job, "past"), "failed");

@@ -102,6 +102,9 @@ static void job_file_size_at_the_edge(void **state) {
   free(dir);
 }
 
+static const char name_job[] =
+    "{\"name\":\"j\",\"tasks\":[{\"name\":\"%s\",\"cmd\":\"touch ran\"}]}";
+
 static void task_name_at_the_edge(void **state) {
   (void)state;
   char *dir = cli_fresh_dir("limits-name");
@@ -109,8 +112,7 @@ static void task_name_at_the_edge(void **state) {
   memset(name, 'n', sizeof name);
   name[SPE_MAX_NAME_BYTES + 1] = '\0';
   char *text = NULL;
-  assert_true(asprintf(&text, "{\"name\":\"j\",\"tasks\":[{\"name\":\"%s\",\"cmd\":\"touch ran\"}]}",
-                       name) > 0);
+  assert_true(asprintf(&text, name_job, name) > 0);
   char *path = cli_path_join(dir, "long.json");
   cli_write_file(path, text);
   free(path);
@@ -119,13 +121,13 @@ static void task_name_at_the_edge(void **state) {
   struct cli_result r;
   const char *run[] = {"run", "--state", "memory:", "long.json", NULL};
   assert_run(&r, dir, run, 2);
-  assert_string_equal(r.err, "spe: long.json: tasks[0]: \"name\" is 1025 bytes; the limit is 1024\n");
+  assert_string_equal(r.err,
+                      "spe: long.json: tasks[0]: \"name\" is 1025 bytes; the limit is 1024\n");
   assert_false(exists(dir, "ran"));
   cli_result_free(&r);
 
   name[SPE_MAX_NAME_BYTES] = '\0';
-  assert_true(asprintf(&text, "{\"name\":\"j\",\"tasks\":[{\"name\":\"%s\",\"cmd\":\"touch ran\"}]}",
-                       name) > 0);
+  assert_true(asprintf(&text, name_job, name) > 0);
   path = cli_path_join(dir, "long.json");
   cli_write_file(path, text);
   free(path);

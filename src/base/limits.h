@@ -31,8 +31,8 @@
 #define SPE_MAX_JOB_BYTES ((size_t)64 * 1024 * 1024)
 
 /* Tasks in one job. A task costs a few hundred bytes of model, run state and
- * stored rows beside its text; a million of them is hundreds of MiB, and the engine keeps every
- * job's model in memory while it runs. */
+ * stored rows beside its text; a million of them is hundreds of MiB, and the
+ * engine keeps every job's model in memory while it runs. */
 #define SPE_MAX_TASKS 1000000u
 
 /* Dependencies (distinct `enables` entries) in one job: 8 bytes each in the

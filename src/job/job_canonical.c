@@ -25,6 +25,10 @@
  * (SPE_MAX_JSON_DEPTH), and a document built through the API could even
  * contain itself. */
 enum { MAX_DEPTH = SPE_MAX_JSON_DEPTH, STACK_KEYS = 16 };
+#ifdef JSON_PARSER_MAX_DEPTH
+_Static_assert(SPE_MAX_JSON_DEPTH == JSON_PARSER_MAX_DEPTH,
+               "docs/limits.md gives jansson's parsing depth as SPE_MAX_JSON_DEPTH");
+#endif
 
 struct out {
   char *buf;
