@@ -16,10 +16,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- fault injection (a testing aid, docs/store.md) ---- */
@@ -62,6 +64,29 @@ static long read_pid(int fd) {
   return pid > 0 ? pid : 0;
 }
 
+/* flock, with one allowance: if the owner named in the file is dead, the lock
+ * can still be held for a moment by a child it was spawning when it died (a
+ * child holds a copy of its parent's descriptors between clone and exec, where
+ * close-on-exec drops them). Such a child execs within milliseconds, so wait
+ * up to a second for it rather than refuse a store nobody owns. */
+static int take_lock(int fd) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+  int e = errno;
+  long pid = read_pid(fd);
+  if (e != EWOULDBLOCK || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
+    errno = e;
+    return -1;
+  }
+  for (int i = 0; i < 100; i++) {
+    struct timespec ten_ms = {0, 10 * 1000 * 1000};
+    nanosleep(&ten_ms, NULL);
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+    if (errno != EWOULDBLOCK) return -1;
+  }
+  errno = EWOULDBLOCK;
+  return -1;
+}
+
 int spe__store_sqlite_lock(struct sqlite_store *ss, char **msg) {
   char *lockpath = spe__msg_new("%s.lock", ss->path);
   if (lockpath == NULL) return SPE_ENOMEM;
@@ -74,7 +99,7 @@ int spe__store_sqlite_lock(struct sqlite_store *ss, char **msg) {
     return SPE_ESTORE;
   }
   free(lockpath);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  if (take_lock(fd) != 0) {
     int e = errno;
     long pid = read_pid(fd);
     close(fd);
