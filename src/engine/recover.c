@@ -47,7 +47,8 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t *restarted, uint32_t *lost) {
   struct task_state *ts = &job->tasks[t];
   const char *name = job->def->tasks[t].name;
-  ts->lost++;
+  /* Saturate: a stored count at the top must not wrap to 0 and run again. */
+  if (ts->lost < UINT32_MAX) ts->lost++;
   if (ts->lost < eng->cfg.lost_limit) {
     ts->status = TASK_PENDING;
     (*restarted)++;
@@ -124,8 +125,14 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   /* First every stored state, then readiness: a task is waiting for each
    * upstream task that has not succeeded. */
   uint32_t cut_short = 0;
-  for (uint32_t i = 0; i < sj->ntasks; i++)
-    if (sj->tasks[i].index < def->ntasks) cut_short += (uint32_t)restore_task(job, &sj->tasks[i]);
+  for (uint32_t i = 0; i < sj->ntasks; i++) {
+    if (sj->tasks[i].index < def->ntasks)
+      cut_short += (uint32_t)restore_task(job, &sj->tasks[i]);
+    else /* this build never writes one: say so, keep the rest of the job */
+      spe__log(&eng->cfg.log, SPE_LOG_WARN,
+               "recovery: job %s: stored task %u lies beyond its %u tasks; it is ignored",
+               job->id, sj->tasks[i].index, def->ntasks);
+  }
   for (uint32_t t = 0; t < def->ntasks; t++) {
     uint32_t waiting = 0;
     for (uint32_t e = def->pred_off[t]; e < def->pred_off[t + 1]; e++)

@@ -53,6 +53,46 @@ static int column_json(sqlite3_stmt *st, int col, json_t **out) {
   return *out ? 0 : -1;
 }
 
+/* A text column read as a C string: NULL when it is NULL or holds a NUL byte
+ * (which the C string would silently cut short). */
+static const char *column_string(sqlite3_stmt *st, int col) {
+  const char *text = (const char *)sqlite3_column_text(st, col);
+  if (text == NULL || strlen(text) != (size_t)sqlite3_column_bytes(st, col)) return NULL;
+  return text;
+}
+
+/* An integer column within [lo, hi]. SQLite would read text or a real as some
+ * integer (text as 0, 1.5 as 1) and a cast would wrap a wider value (2^32 + 1
+ * as 1): either would alias another task or count. */
+static int column_int(sqlite3_stmt *st, int col, int64_t lo, int64_t hi, int64_t *out) {
+  if (sqlite3_column_type(st, col) != SQLITE_INTEGER) return -1;
+  *out = sqlite3_column_int64(st, col);
+  return *out >= lo && *out <= hi ? 0 : -1;
+}
+
+/* Read the current row of select_tasks into t (JSON left to the caller);
+ * NULL, or what is unreadable. */
+static const char *read_task_fields(sqlite3_stmt *st, struct task_rec *t) {
+  int64_t idx, attempts, lost, blocked_by = -1;
+  if (column_int(st, 0, 0, UINT32_MAX, &idx) != 0) return "task index";
+  const char *status = column_string(st, 1);
+  int s = status ? spe__task_status_parse(status) : -1;
+  if (s < 0) return "task status";
+  if (column_int(st, 2, 0, UINT32_MAX, &attempts) != 0) return "task attempt count";
+  if (column_int(st, 3, 0, UINT32_MAX, &lost) != 0) return "task lost count";
+  if (sqlite3_column_type(st, 8) != SQLITE_NULL &&
+      column_int(st, 8, INT32_MIN, INT32_MAX, &blocked_by) != 0)
+    return "task blocked_by";
+  t->index = (uint32_t)idx;
+  t->status = (enum task_status)s;
+  t->attempts = (uint32_t)attempts;
+  t->lost = (uint32_t)lost;
+  t->blocked_by = (int32_t)blocked_by;
+  t->started_ms = sqlite3_column_int64(st, 6);
+  t->finished_ms = sqlite3_column_int64(st, 7);
+  return NULL;
+}
+
 static void free_loaded(struct sqlite_store *ss, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     json_decref(ss->loaded[i].result);
@@ -62,11 +102,11 @@ static void free_loaded(struct sqlite_store *ss, uint32_t n) {
 
 /* Read the current row of `st` (JOB_COLUMNS) into a job record. */
 static int read_job(sqlite3_stmt *st, struct job_rec *j) {
-  j->id = (const char *)sqlite3_column_text(st, 0);
+  j->id = column_string(st, 0);
   j->name = (const char *)sqlite3_column_text(st, 1);
   j->canonical = (const char *)sqlite3_column_text(st, 2);
   j->canonical_len = (size_t)sqlite3_column_bytes(st, 2);
-  const char *status = (const char *)sqlite3_column_text(st, 3);
+  const char *status = column_string(st, 3);
   int s = status ? spe__job_status_parse(status) : -1;
   j->status = (enum job_status)s;
   j->submitted_ms = sqlite3_column_int64(st, 4);
@@ -97,17 +137,8 @@ static int read_tasks(struct sqlite_store *ss, const char *id, uint32_t *n,
     struct task_rec *t = &ss->loaded[(*n)++];
     memset(t, 0, sizeof *t);
     t->job_id = id;
-    t->index = (uint32_t)sqlite3_column_int64(st, 0);
-    const char *status = (const char *)sqlite3_column_text(st, 1);
-    int s = status ? spe__task_status_parse(status) : -1;
-    t->status = (enum task_status)s;
-    t->attempts = (uint32_t)sqlite3_column_int64(st, 2);
-    t->lost = (uint32_t)sqlite3_column_int64(st, 3);
-    t->started_ms = sqlite3_column_int64(st, 6);
-    t->finished_ms = sqlite3_column_int64(st, 7);
-    t->blocked_by =
-        sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : (int32_t)sqlite3_column_int64(st, 8);
-    bad->what = s < 0 ? "task status"
+    const char *unreadable = read_task_fields(st, t);
+    bad->what = unreadable                            ? unreadable
                 : column_json(st, 4, &t->result) != 0 ? "task result"
                 : column_json(st, 5, &t->error) != 0  ? "task error"
                                                       : NULL;
