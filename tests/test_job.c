@@ -338,6 +338,32 @@ static void test_many_tasks(void **state) {
   json_decref(doc);
 }
 
+/* Strings of every length up to past the string store's second block, so
+ * that some string fills a block exactly, wherever it lands: an off-by-one in
+ * the store (its terminating NUL one byte past the block) writes out of
+ * bounds, which the sanitizer builds and valgrind report. The fuzzer found
+ * such a planted bug; the data-driven jobs above never reached a boundary. */
+static void test_strings_fill_blocks(void **state) {
+  enum { LONGEST = 3200 };
+  char *s = malloc(LONGEST + 1);
+  assert_non_null(s);
+  memset(s, 'x', LONGEST);
+  for (int len = 1; len <= LONGEST; len++) {
+    s[len] = '\0';
+    json_t *doc = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:[s, s]}]}", "name", "j", "tasks",
+                            "name", s, "cmd", "c", "name", "b", "argv", "p", s);
+    struct job_def *def;
+    assert_int_equal(spe__job_parse_json(doc, &def, NULL), 0);
+    assert_int_equal(strlen(def->tasks[0].name), len);
+    assert_int_equal(strlen(def->tasks[1].argv[1]), len);
+    assert_string_equal(def->tasks[0].cmd, "c");
+    spe__job_free(def);
+    json_decref(doc);
+    s[len] = 'x';
+  }
+  free(s);
+}
+
 /* A job_def built by hand (no string store) is freed string by string. */
 static void test_free_hand_built(void **state) {
   struct job_def *def = calloc(1, sizeof *def);
@@ -481,6 +507,7 @@ int main(void) {
       cmocka_unit_test(test_spec_example),     cmocka_unit_test(test_every_field),
       cmocka_unit_test(test_canonical_form),   cmocka_unit_test(test_parse_json_copies),
       cmocka_unit_test(test_key_with_nul),     cmocka_unit_test(test_many_tasks),
+      cmocka_unit_test(test_strings_fill_blocks),
       cmocka_unit_test(test_free_hand_built),  cmocka_unit_test(test_validate_levels),
       cmocka_unit_test(test_canonical_matches_jansson),
       cmocka_unit_test(test_canonical_refusals),
