@@ -91,6 +91,12 @@ static void test_plan(void **state) { check_target("plan", spe__fuzz_plan_check)
 static void test_recovery(void **state) { check_target("recovery", spe__fuzz_recovery_check); }
 
 int main(void) {
+  /* The recovery target's scratch store goes into the test folder. */
+  const char *tmp = getenv("SPE_TEST_TMP");
+  if (tmp != NULL) {
+    mkdir(tmp, 0777);
+    setenv("SPE_FUZZ_TMP", tmp, 1);
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_job),
       cmocka_unit_test(test_plan),
