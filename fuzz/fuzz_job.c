@@ -15,15 +15,20 @@
  *  - the canonical text is exactly jansson's compact, key-sorted dump (its
  *    documented contract);
  *  - spe__job_parse_json on the same document decides the same way, with the
- *    same message or the same canonical text.
+ *    same message or the same canonical text;
+ *  - under small limits (struct job_limits), an accepted job is within every
+ *    one of them and is the job the default limits accept; a job valid under
+ *    the default limits is refused only with SPE_ELIMIT, never as invalid.
  * Leaks are caught by LeakSanitizer (libFuzzer checks each input).
  */
 #include "fuzz.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/limits.h"
 #include "job/job.h"
 #include "plan/plan.h"
 #include "spe.h"
@@ -248,12 +253,73 @@ static void check_against_json(const uint8_t *data, size_t size, int rc,
   json_decref(doc);
 }
 
+/* Small enough that inputs of a few hundred bytes meet every one. */
+static const struct job_limits small = {
+    .text_bytes = 600, .tasks = 5, .edges = 6, .name_bytes = 12,
+    .arg_bytes = 24, .command_bytes = 160, .env_vars = 3};
+
+/* An `env` within the limits; adds what it weighs for execve to *bytes. */
+static void check_env_limits(char *const *env, size_t *bytes) {
+  size_t n = 0;
+  for (; env != NULL && env[n] != NULL; n++) {
+    FUZZ_CHECK(strlen(env[n]) <= small.arg_bytes, "env entry past the limit accepted");
+    *bytes += strlen(env[n]) + SPE_ARG_OVERHEAD_BYTES;
+  }
+  FUZZ_CHECK(n <= small.env_vars, "%zu env entries accepted", n);
+}
+
+/* Every limit, counted as src/base/limits.h says. */
+static void check_within(const struct job_def *def, size_t size) {
+  FUZZ_CHECK(size <= small.text_bytes && def->ntasks <= small.tasks &&
+                 def->nedges <= small.edges && strlen(def->name) <= small.name_bytes,
+             "a job past the text, task, edge or name limit accepted");
+  size_t job_env = 0;
+  check_env_limits(def->env, &job_env);
+  for (uint32_t i = 0; i < def->ntasks; i++) {
+    const struct task_def *t = &def->tasks[i];
+    FUZZ_CHECK(strlen(t->name) <= small.name_bytes, "task %u: name past the limit", i);
+    size_t bytes = job_env;
+    check_env_limits(t->env, &bytes);
+    if (t->body == TASK_CMD) {
+      FUZZ_CHECK(strlen(t->cmd) <= small.arg_bytes, "task %u: cmd past the limit", i);
+      bytes += strlen("sh") + strlen("-c") + strlen(t->cmd) + 3 * SPE_ARG_OVERHEAD_BYTES;
+    } else if (t->body == TASK_ARGV) {
+      for (char **a = t->argv; *a != NULL; a++) {
+        FUZZ_CHECK(strlen(*a) <= small.arg_bytes, "task %u: argv past the limit", i);
+        bytes += strlen(*a) + SPE_ARG_OVERHEAD_BYTES;
+      }
+    }
+    FUZZ_CHECK(t->body == TASK_EXEC || bytes <= small.command_bytes,
+               "task %u: %zu command bytes accepted", i, bytes);
+  }
+}
+
+static void check_limits(const uint8_t *data, size_t size, int rc, const struct job_def *def) {
+  struct job_def *lim_def = NULL;
+  char *msg = NULL;
+  int lim_rc = spe__job_parse_text_limits((const char *)data, size, &small, &lim_def, &msg);
+  FUZZ_CHECK(lim_rc == 0 || lim_rc == SPE_EJOB || lim_rc == SPE_ELIMIT || lim_rc == SPE_ENOMEM,
+             "parse under limits returned %d", lim_rc);
+  if (lim_rc == 0) {
+    FUZZ_CHECK(rc == 0 && lim_def->canonical_len == def->canonical_len &&
+                   memcmp(lim_def->canonical, def->canonical, def->canonical_len) == 0,
+               "accepted under small limits, not the same under the default ones");
+    check_within(lim_def, size);
+  } else {
+    FUZZ_CHECK(msg != NULL && strpbrk(msg, "\n\r") == NULL, "a refusal without a one-line message");
+    if (rc == 0)
+      FUZZ_CHECK(lim_rc == SPE_ELIMIT, "a valid job refused as invalid under limits: %s", msg);
+  }
+  spe__job_free(lim_def);
+  free(msg);
+}
+
 void spe__fuzz_job_check(const uint8_t *data, size_t size) {
   struct job_def *def = (struct job_def *)1;
   char *msg = (char *)1;
   int rc = spe__job_parse_text((const char *)data, size, &def, &msg);
   if (rc != 0) {
-    FUZZ_CHECK(rc == SPE_EJOB || rc == SPE_ENOMEM, "parse returned %d", rc);
+    FUZZ_CHECK(rc == SPE_EJOB || rc == SPE_ELIMIT || rc == SPE_ENOMEM, "parse returned %d", rc);
     FUZZ_CHECK(def == NULL, "a refused job left a job_def");
     FUZZ_CHECK(msg != NULL && msg[0] != '\0', "a refusal without a message");
     FUZZ_CHECK(strpbrk(msg, "\n\r") == NULL, "the message is not one line: %s", msg);
@@ -263,6 +329,7 @@ void spe__fuzz_job_check(const uint8_t *data, size_t size) {
     check_round_trip(def);
   }
   check_against_json(data, size, rc, def, msg);
+  check_limits(data, size, rc, def);
   spe__job_free(def);
   free(msg);
 }

@@ -29,8 +29,8 @@
  *    integer in its field's range (the loader must not alias 2^32 + 1 to 1,
  *    or read "x" as 0), or a job id or status name with a NUL byte in it
  *    (which a C string would cut short);
- *  - a job whose id is not a ULID or whose description does not parse is
- *    skipped with a log line, and so is a stored task beyond the job's tasks;
+ *  - a job whose id is not a ULID or whose description does not parse (held
+ *    to no limit, as recovery holds it) is skipped with a log line, and so is a stored task beyond the job's tasks;
  *  - every other unfinished job is there afterwards (spe_job_get), each stored
  *    task with the status it had (a task that was running is pending again,
  *    or failed as lost when this crash brings it to the lost-attempt limit; a
@@ -288,7 +288,8 @@ static void classify(struct job_row *j) {
   struct job_def *def = NULL;
   char *msg = NULL;
   j->readable = strlen(j->cid) == SPE_ID_SIZE - 1 &&
-                spe__job_parse_text(j->text.p, j->text.len, &def, &msg) == 0;
+                spe__job_parse_text_limits(j->text.p, j->text.len, &spe__job_limits_none, &def,
+                                           &msg) == 0;
   sqlite3_stmt *st = scratch->select_tasks;
   sqlite3_bind_text(st, 1, j->cid, -1, SQLITE_STATIC);
   while (sqlite3_step(st) == SQLITE_ROW) {
@@ -336,7 +337,9 @@ static void check_job(spe_executor *ex, const struct job_row *j) {
   int rc = spe_job_get(ex, id, &job, &msg);
   FUZZ_CHECK(rc == 0, "recovered job %s is missing: %s", id, msg ? msg : "?");
   struct job_def *def = NULL;
-  FUZZ_CHECK(spe__job_parse_text(j->text.p, j->text.len, &def, NULL) == 0, "reparse");
+  FUZZ_CHECK(spe__job_parse_text_limits(j->text.p, j->text.len, &spe__job_limits_none, &def,
+                                         NULL) == 0,
+             "reparse");
   json_t *tasks = json_object_get(job, "tasks");
   FUZZ_CHECK(json_object_size(tasks) == def->ntasks, "job %s shows %zu of %u tasks", id,
              json_object_size(tasks), def->ntasks);
