@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,10 +110,27 @@ static int write_all(int fd, const char *p, size_t n) {
 /* Open the five descriptors. Returns 0 or an errno, with *step naming what failed. */
 static int open_fds(const struct task_launch *l, struct child_fds *c, const char **step) {
   *step = "writing its input";
-  c->in = memfd_create("spe-input", MFD_CLOEXEC);
-  if (c->in < 0) return errno;
-  int e = write_all(c->in, l->input, l->input ? l->input_len : 0);
-  if (e != 0) return e;
+  size_t len = l->input ? l->input_len : 0;
+  int e;
+  if (len <= PIPE_BUF) {
+    /* A small input goes through a pipe, written whole before the spawn: an
+     * empty pipe always takes PIPE_BUF bytes without blocking, and a pipe is
+     * cheaper to make than a memfd. The write end is closed at once, so the
+     * task reads its input, then end of file. */
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return errno;
+    c->in = p[0];
+    ssize_t w = len ? write(p[1], l->input, len) : 0;
+    e = w < 0 ? errno : (size_t)w != len ? EIO : 0;
+    close(p[1]);
+    if (e != 0) return e;
+  } else {
+    /* A larger one goes into a memfd, which holds any size without a reader. */
+    c->in = memfd_create("spe-input", MFD_CLOEXEC);
+    if (c->in < 0) return errno;
+    e = write_all(c->in, l->input, len);
+    if (e != 0) return e;
+  }
 
   *step = "creating its output pipes";
   if (pipe2(c->out, O_CLOEXEC) < 0 || pipe2(c->err, O_CLOEXEC) < 0) return errno;
