@@ -4,7 +4,7 @@
  *
  * Each attempt is started with posix_spawn (never fork: the executor may be a
  * large, threaded process) in a process group of its own, with its input in a
- * memfd as stdin and its stdout and stderr on non-blocking pipes read as data
+ * pipe (small) or memfd (large) as stdin and its stdout and stderr on non-blocking pipes read as data
  * arrives. Its end is seen through a pidfd. When the task's own process exits,
  * whatever is left of its process group is killed, its buffered output read, the
  * child reaped, and the outcome reported. A timeout kills the whole group at
