@@ -61,10 +61,3 @@ void spe__ulid_new(char out[SPE_ULID_LEN + 1]) {
   }
   out[SPE_ULID_LEN] = '\0';
 }
-
-int spe__ulid_valid(const char *s) {
-  if (s == NULL || strlen(s) != SPE_ULID_LEN) return 0;
-  for (int i = 0; i < SPE_ULID_LEN; i++)
-    if (strchr(crockford, s[i]) == NULL || s[i] == '\0') return 0;
-  return 1;
-}

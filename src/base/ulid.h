@@ -9,7 +9,5 @@
 
 /* Write a new id and its NUL into out[27]. Thread-safe. */
 void spe__ulid_new(char out[SPE_ULID_LEN + 1]);
-/* 1 if s is 26 characters of Crockford base32, else 0. */
-int spe__ulid_valid(const char *s);
 
 #endif

@@ -348,10 +348,6 @@ int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, c
   return rc;
 }
 
-int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg) {
-  return spe__engine_submit_ex(eng, def, 0, id, NULL, msg);
-}
-
 int spe__engine_start(struct engine *eng, const char *id, char **msg) {
   return id_command(eng, CMD_START, id, NULL, msg);
 }

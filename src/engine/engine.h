@@ -34,11 +34,9 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
                     struct store *st, struct event_bus *bus, char **msg);
 
 /* Store a new submitted job; takes ownership of def (even on failure). Returns
- * once the job is committed. */
-int spe__engine_submit(struct engine *eng, struct job_def *def, char id[27], char **msg);
-/* With resume set: if a recovered, not yet resumed job (unfinished in the store
- * at open) has the same name and canonical text, hand out its id (and set
- * *resumed) instead. */
+ * once the job is committed. With resume set: if a recovered, not yet resumed
+ * job (unfinished in the store at open) has the same name and canonical text,
+ * hand out its id (and set *resumed) instead. */
 int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
                           int *resumed, char **msg);
 /* Start a submitted job, or let a held recovered one go on. */

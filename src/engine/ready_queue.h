@@ -13,8 +13,8 @@ struct ready_entry {
   uint64_t key;         /* rank << 32 | job order */
   struct job_run *job;
   uint32_t task;
-  uint32_t round;       /* the engine round whose commit makes the task's
-                           inputs durable; 0 when they already are */
+  uint32_t round;       /* the commit set (round_set.gen) whose commit makes
+                           the task's inputs durable; 0 when they already are */
 };
 
 struct ready_queue {

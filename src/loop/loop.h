@@ -84,7 +84,4 @@ int spe__loop_defer(struct loop *lp, void (*fn)(void *arg), void *arg);
  * safe. */
 void spe__loop_wake(struct loop *lp);
 
-/* The loop's cached monotonic time (updated by each poll). */
-static inline int64_t spe__loop_now(const struct loop *lp) { return lp->now_ms; }
-
 #endif
