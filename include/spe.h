@@ -87,6 +87,36 @@ typedef void (*spe_log_fn)(void *ctx, int level, const char *msg);
 /* ---- Executor ------------------------------------------------------------ */
 
 typedef struct spe_executor spe_executor;
+struct spe_registry;
+
+/* Isolation of `exec` functions (spe_options.isolation).
+ *
+ * SPE_ISOLATION_PROCESS: every function runs in a worker process. A function
+ * that crashes, calls abort() or exit(), kills itself, loops or leaks costs only
+ * its own task (kind "crashed" with its "signal" or "exit_code", or "timeout");
+ * the worker is replaced and the executor goes on. Workers are forked by a small
+ * fork server that spe_open() forks first, before the library starts any thread,
+ * from the functions registered then; inputs and results cross a socket as JSON
+ * text, so a result must be JSON-encodable (a bare number, string, etc. is fine).
+ * Workers are reused from task to task: a function must not rely on a fresh
+ * process, only on a healthy one. A timeout or a cancel kills the worker's
+ * process group (SIGTERM, then SIGKILL after grace_ms, for a cancel; SIGKILL at
+ * once for a timeout).
+ *   Forking a program that already runs threads of its own is only safe if no
+ *   other thread holds a lock that the functions need in the worker (glibc's
+ *   malloc is safe): open executors that use process isolation early, before
+ *   starting threads.
+ *
+ * SPE_ISOLATION_THREAD: functions run on a pool of threads inside the process,
+ * as many as `workers` (the online CPUs when workers is unbound). Much cheaper
+ * per task, and no protection at all: a crash of a function is a crash of the
+ * program. Timeouts and cancels are soft: the task is reported as "timeout" or
+ * "cancelled" on time, but the function runs on until it returns, its result
+ * then discarded; spe_call_cancelled() lets a long function notice and return
+ * early. spe_close() waits for running functions to return. For trusted, small
+ * tasks. */
+#define SPE_ISOLATION_PROCESS 0
+#define SPE_ISOLATION_THREAD 1
 
 #define SPE_WORKERS_UNBOUND (-1)
 #define SPE_ID_SIZE 27 /* a job id: 26 characters (a ULID) and the NUL */
@@ -133,6 +163,20 @@ typedef struct spe_options {
    * Recovery itself (job_recovered, lost tasks) is the same either way.
    * Default 0. */
   int hold_recovered;
+  /* The C functions that `exec` tasks may name (see "C functions" below), or
+   * NULL for none. Copied by spe_open(): the registry may be changed or freed
+   * afterwards without effect on the executor. A job naming a function that is
+   * not in it is refused on submit (SPE_EJOB); a recovered task whose function
+   * is no longer registered fails with kind "error". Default NULL. */
+  const struct spe_registry *functions;
+  /* Where `exec` functions run: SPE_ISOLATION_PROCESS (the default) or
+   * SPE_ISOLATION_THREAD. See "Isolation" below. */
+  int isolation;
+  /* Process isolation: the most address space (RLIMIT_AS, bytes) one worker
+   * process may map, so that a function that leaks or runs away with memory
+   * fails its own task instead of exhausting the machine. 0 = the default,
+   * 4 GiB; SIZE_MAX for no limit. */
+  size_t function_memory_limit;
 } spe_options;
 
 /* Fill `opt` with the defaults above. */
@@ -220,6 +264,84 @@ typedef void (*spe_event_fn)(void *ctx, const json_t *event);
 SPE_EXPORT int spe_subscribe(spe_executor *ex, const char *job_id, spe_event_fn fn,
                              void *ctx, spe_subscription **out);
 SPE_EXPORT void spe_unsubscribe(spe_subscription *sub);
+
+/* A pollable queue of events, for programs with an event loop of their own:
+ * events are appended to it (on the delivery thread) and read with
+ * spe_queue_next() on any thread; spe_queue_fd() becomes readable while events
+ * are waiting. The queue is unbounded: read it. */
+typedef struct spe_queue spe_queue;
+
+/* Open a queue of one job's events (job_id) or every job's (NULL): it receives
+ * the events published after the call. Released with spe_queue_close(), before
+ * spe_close() or not at all (spe_close() then releases it; the handle must not
+ * be used afterwards). */
+SPE_EXPORT int spe_queue_open(spe_executor *ex, const char *job_id, spe_queue **out);
+/* A file descriptor to poll for reading (POLLIN/EPOLLIN): readable while the
+ * queue holds events, and once the executor closes it. Owned by the queue: do not
+ * read or close it. */
+SPE_EXPORT int spe_queue_fd(const spe_queue *q);
+/* Take the oldest event: 0 and *event (a new reference, json_decref() it), or
+ * SPE_ETIMEDOUT when none came within timeout_ms (0: do not wait; negative: no
+ * limit), or SPE_ECLOSED once the queue is empty and the executor has stopped
+ * delivering events (spe_shutdown()/spe_close()). */
+SPE_EXPORT int spe_queue_next(spe_queue *q, int timeout_ms, json_t **event);
+/* How many events wait in the queue. */
+SPE_EXPORT size_t spe_queue_length(const spe_queue *q);
+/* Release the queue and the events still in it. NULL is a no-op. */
+SPE_EXPORT void spe_queue_close(spe_queue *q);
+
+/* ---- C functions ------------------------------------------------------------- */
+
+/* An `exec` task's call of a registered function: what it receives. Valid only
+ * during the call, on the thread that runs it. */
+typedef struct spe_call spe_call;
+
+/* A registered function. `ctx` is the pointer given to spe_register().
+ * Return the task's result as a new reference (the library steals it; NULL
+ * means JSON null), or report a failure with spe_call_fail() (kind "error";
+ * whatever is returned then is released and ignored). Under process isolation
+ * the function runs in a worker process: `ctx` is the worker's copy of what it
+ * pointed to when the fork server was forked (in spe_open()). */
+typedef json_t *(*spe_function)(void *ctx, spe_call *call);
+
+/* The task's input: an object mapping the name of every task upstream of it (every
+ * ancestor) to its result; {} for a task with none. Borrowed, read-only (under
+ * thread isolation it shares results with other tasks running at the same time:
+ * never modify it, json_deep_copy() what you want to change). */
+SPE_EXPORT const json_t *spe_call_input(const spe_call *call);
+/* The task's `arg` (any JSON; JSON null when the task has none). Borrowed,
+ * read-only. */
+SPE_EXPORT const json_t *spe_call_arg(const spe_call *call);
+/* The job's id and name, the task's name: borrowed for the call. */
+SPE_EXPORT const char *spe_call_job_id(const spe_call *call);
+SPE_EXPORT const char *spe_call_job_name(const spe_call *call);
+SPE_EXPORT const char *spe_call_task(const spe_call *call);
+/* The attempt: 1 for the first, more on retries and after a crash. */
+SPE_EXPORT unsigned spe_call_attempt(const spe_call *call);
+/* 1 once nobody waits for this call's result any more (thread isolation: the task
+ * timed out, was cancelled or the executor is stopping), else 0. A long function
+ * may poll it and return early. Always 0 under process isolation, where such a
+ * call is killed instead. */
+SPE_EXPORT int spe_call_cancelled(const spe_call *call);
+/* Report failure: the task fails with kind "error" and this message (printf
+ * format). Returns NULL, so that a function can `return spe_call_fail(...)`. */
+SPE_EXPORT json_t *spe_call_fail(spe_call *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* A set of named functions, given to spe_open() through spe_options.functions. */
+typedef struct spe_registry spe_registry;
+
+SPE_EXPORT int spe_registry_new(spe_registry **out);
+/* NULL is a no-op. */
+SPE_EXPORT void spe_registry_free(spe_registry *reg);
+/* Register `fn` under `name` (copied; non-empty, at most 1,024 bytes) with the
+ * context handed to it. SPE_EINVAL for NULLs, an empty or too long name, or a
+ * name already registered (*msg says which). */
+SPE_EXPORT int spe_register(spe_registry *reg, const char *name, spe_function fn, void *ctx,
+                            char **msg);
 
 /* ---- Jobs without an executor ------------------------------------------------ */
 

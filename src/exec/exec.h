@@ -1,6 +1,7 @@
 /*
- * What every executor (commands now; C functions in processes or threads later)
- * takes to run one attempt of a task, and what it reports back.
+ * What every executor (commands: exec/cmd.h; C functions in processes or
+ * threads: func/func.h) takes to run one attempt of a task, and what it reports
+ * back.
  */
 #ifndef SPE_EXEC_EXEC_H
 #define SPE_EXEC_EXEC_H
@@ -30,6 +31,11 @@ struct task_launch {
 
   const char *input;      /* the input object as JSON text: the task's stdin */
   size_t input_len;
+
+  const char *function;   /* `exec` tasks (func/func.h): the function's name */
+  const json_t *arg;      /* `exec`: the task's `arg`, or NULL */
+  json_t *input_json;     /* `exec`: the input object (the executor references it
+                             if it keeps it); `input` is then unused */
 
   uint64_t timeout_ms;    /* 0 = none */
   size_t max_result_bytes;/* stdout beyond this fails the attempt */

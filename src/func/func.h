@@ -1,0 +1,78 @@
+/*
+ * The executor of `exec` tasks: C functions the embedding program registered
+ * (include/spe.h, "C functions"), run in worker processes (process isolation,
+ * proc_*.c and forkserver.c) or on a thread pool (thread isolation,
+ * thread_pool.c). The engine sees one interface, shaped like the command
+ * executor's (exec/cmd.h): start an attempt, signal it, learn its outcome
+ * through a callback on the loop's thread.
+ *
+ * Outcomes (struct task_outcome, exec/exec.h):
+ *   - the function returned a value: succeeded, `result` = the value (JSON null
+ *     when it returned NULL);
+ *   - it called spe_call_fail(): kind "error" with its message;
+ *   - process isolation, its worker died: kind "crashed" with "signal" (killed
+ *     by a signal) or "exit_code" (it called exit()), and a message saying which;
+ *   - it ran past the task's timeout: kind "timeout" ("ran past N ms");
+ *   - signalled with a kind ("cancelled"): that kind, however it ended;
+ *   - a result larger than max_result_bytes as JSON text (process isolation,
+ *     where it crosses as text): kind "error".
+ *
+ * Threads: every function here is called on the loop's thread, and the done
+ * callback is called there, from spe__loop_poll(), never from inside a call.
+ */
+#ifndef SPE_FUNC_FUNC_H
+#define SPE_FUNC_FUNC_H
+
+#include "base/log.h"
+#include "exec/cmd.h"
+#include "exec/exec.h"
+#include "func/registry.h"
+#include "loop/loop.h"
+
+struct func_exec;
+struct func_run;
+struct fork_server;
+
+struct func_exec_config {
+  int isolation;                  /* SPE_ISOLATION_PROCESS or _THREAD */
+  uint32_t workers;               /* the most calls running at once; UINT32_MAX =
+                                     unbound (thread isolation then uses one
+                                     thread per online CPU) */
+  size_t max_result_bytes;        /* process isolation: cap on a result's text */
+  const struct spe_registry *reg; /* the functions; borrowed, outlives the executor */
+  struct fork_server *fs;         /* process isolation: the fork server that
+                                     spe_open() started (borrowed); NULL = none
+                                     (then every start fails with kind "error") */
+};
+
+/* Create the executor on a loop. `done` receives every outcome (same contract
+ * as for the command executor: the callee takes the references in `out`). */
+int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cfg,
+                       struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx);
+
+/* Start an attempt of launch->function with launch->input_json (an object,
+ * borrowed: referenced if kept) and launch->arg (borrowed, may be NULL).
+ * launch->cmd/argv/cwd/env/input are ignored. Returns 0 and *run, or a
+ * negative code with *run NULL and `failed` filled (kind "error": no such
+ * function, no fork server, out of memory...); then the done callback is not
+ * called. Otherwise the done callback is called later, exactly once. */
+int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void *task_ctx,
+                    struct func_run **run, struct task_outcome *failed);
+
+/* Stop an attempt. Process isolation: send `sig` to the worker's process group
+ * (the worker is not reused). Thread isolation: the function cannot be
+ * stopped; the attempt is reported at once (from the next poll), its late
+ * result discarded, and spe_call_cancelled() becomes 1 for it. If `kind` is not
+ * NULL, the attempt is reported as failed with that kind whatever happens.
+ * Harmless on an attempt that has ended but not yet been reported. */
+void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const char *kind);
+
+/* Attempts started and not yet reported. */
+uint32_t spe__func_running(const struct func_exec *fx);
+
+/* Kill (process) or abandon (thread) every running attempt without reporting
+ * it, then free. Thread isolation waits for running functions to return.
+ * NULL is a no-op. Same rules as spe__cmd_exec_free(). */
+void spe__func_exec_free(struct func_exec *fx);
+
+#endif
