@@ -39,7 +39,7 @@ static void bad_jobs_are_refused(void **state) {
       {"{\"name\":\"j\",\"tasks\":[{\"name\":\"a\",\"cmd\":\"true\",\"enables\":[\"a\"]}]}",
        "dependency cycle: a -> a"},
       {"{\"name\":\"j\",\"tasks\":[{\"name\":\"a\",\"exec\":\"f\"}]}",
-       "task \"a\": no function \"f\" is registered"},
+       "task \"a\": exec function \"f\" is not registered"},
       {"", "empty"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -7,6 +7,8 @@
 #include "engine/engine.h"
 #include "events/bus.h"
 #include "exec/exec.h"
+#include "func/forkserver.h"
+#include "func/registry.h"
 #include "job/job.h"
 #include "store/store.h"
 
@@ -21,6 +23,8 @@ struct spe_executor {
   struct store *store;
   struct event_bus *bus;
   struct engine *engine;
+  struct spe_registry *functions;  /* the copy of spe_options.functions */
+  struct fork_server *fork_server; /* process isolation with functions */
   pthread_mutex_t subs_lock;  /* guards `subs` */
   struct spe_subscription *subs;
 };
@@ -43,6 +47,8 @@ SPE_EXPORT void spe_options_init(spe_options *opt) {
   opt->retry_backoff_max_ms = 30000;
   opt->grace_ms = 5000;
   opt->lost_attempt_limit = 3;
+  opt->isolation = SPE_ISOLATION_PROCESS;
+  opt->function_memory_limit = SPE_DEFAULT_FUNCTION_MEMORY;
 }
 
 static int check_options(const spe_options *o, char **msg) {
@@ -56,6 +62,10 @@ static int check_options(const spe_options *o, char **msg) {
   }
   if (o->retry_backoff_ms < 0 || o->retry_backoff_max_ms < 0 || o->grace_ms < 0) {
     spe__msg_set(msg, "retry backoff and grace times must not be negative");
+    return SPE_EINVAL;
+  }
+  if (o->isolation != SPE_ISOLATION_PROCESS && o->isolation != SPE_ISOLATION_THREAD) {
+    spe__msg_set(msg, "isolation must be SPE_ISOLATION_PROCESS or SPE_ISOLATION_THREAD");
     return SPE_EINVAL;
   }
   if (o->log_level < SPE_LOG_ERROR || o->log_level > SPE_LOG_DEBUG) {
@@ -82,6 +92,20 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
   if (ex == NULL) return SPE_ENOMEM;
   ex->log = (struct logger){o.log, o.log_ctx, o.log_level};
   pthread_mutex_init(&ex->subs_lock, NULL);
+  rc = spe__registry_copy(&ex->functions, o.functions);
+  /* The fork server first, while the library has started no thread: forking a
+   * process whose other threads may hold locks is what it exists to avoid. */
+  if (rc == 0 && o.isolation == SPE_ISOLATION_PROCESS && ex->functions->len > 0) {
+    size_t limit = o.function_memory_limit ? o.function_memory_limit
+                                           : SPE_DEFAULT_FUNCTION_MEMORY;
+    rc = spe__forkserver_start(&ex->fork_server, ex->functions, limit, &ex->log, msg);
+  }
+  if (rc != 0) {
+    spe_registry_free(ex->functions);
+    pthread_mutex_destroy(&ex->subs_lock);
+    free(ex);
+    return rc;
+  }
 
   struct engine_config cfg = {
       .max_result_bytes = o.max_result_bytes ? o.max_result_bytes : SPE_DEFAULT_MAX_RESULT,
@@ -92,6 +116,9 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
       .grace_ms = o.grace_ms,
       .lost_limit = (uint32_t)o.lost_attempt_limit,
       .hold_recovered = o.hold_recovered != 0,
+      .isolation = o.isolation,
+      .functions = ex->functions,
+      .fork_server = ex->fork_server,
       .log = ex->log,
   };
   if (o.workers == SPE_WORKERS_UNBOUND) {
@@ -112,6 +139,8 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
   if (rc != 0) {
     spe__bus_free(ex->bus);
     spe__store_close(ex->store);
+    spe__forkserver_stop(ex->fork_server);
+    spe_registry_free(ex->functions);
     pthread_mutex_destroy(&ex->subs_lock);
     free(ex);
     return rc;
@@ -133,6 +162,8 @@ SPE_EXPORT void spe_close(spe_executor *ex) {
   spe__engine_free(ex->engine);
   spe__bus_free(ex->bus);
   spe__store_close(ex->store);
+  spe__forkserver_stop(ex->fork_server);
+  spe_registry_free(ex->functions);
   while (ex->subs) {
     struct spe_subscription *s = ex->subs;
     ex->subs = s->next;
@@ -146,12 +177,13 @@ SPE_EXPORT void spe_close(spe_executor *ex) {
 
 static int submit_def(spe_executor *ex, struct job_def *def, unsigned flags,
                       char id[SPE_ID_SIZE], int *resumed, char **msg) {
-  /* No C functions can be registered yet, so an exec task could never run:
-   * refuse the job now rather than fail it later. */
+  /* An exec task naming a function this executor does not have could never
+   * run: refuse the job now rather than fail it later. */
   for (uint32_t t = 0; t < def->ntasks; t++) {
-    if (def->tasks[t].body == TASK_EXEC) {
-      spe__msg_set(msg, "task \"%s\": no function \"%s\" is registered", def->tasks[t].name,
-                   def->tasks[t].cmd);
+    if (def->tasks[t].body == TASK_EXEC &&
+        spe__registry_find(ex->functions, def->tasks[t].cmd) == NULL) {
+      spe__msg_set(msg, "task \"%s\": exec function \"%s\" is not registered",
+                   def->tasks[t].name, def->tasks[t].cmd);
       spe__job_free(def);
       return SPE_EJOB;
     }

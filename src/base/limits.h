@@ -82,6 +82,14 @@
  * memory, stored, and sent to every downstream task and subscriber. */
 #define SPE_DEFAULT_MAX_RESULT ((size_t)16 * 1024 * 1024)
 
+/* The default of spe_options.function_memory_limit: the address space
+ * (RLIMIT_AS) of one worker process of process isolation. A function that leaks
+ * or runs away with memory then fails its own task (its allocations fail, and
+ * it crashes or reports the failure) long before the machine runs short. 4 GiB
+ * is far above what a task function should need while leaving room for the
+ * address space a program's libraries map without using it. */
+#define SPE_DEFAULT_FUNCTION_MEMORY ((size_t)4 * 1024 * 1024 * 1024)
+
 /* ---- Commands (src/exec; not settable) ------------------------------------ */
 
 /* The stderr kept in a failed attempt's error: its last this many bytes. Enough

@@ -62,10 +62,12 @@ void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
   job->finished_ms = spe__now_ms();
   eng->unfinished--; /* counted on submit or recovery */
   spe__record_job(eng, job);
-  json_t *ev = spe__event_new(job, "job_finished");
-  json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));
-  json_object_set_new(ev, "tasks", spe__tasks_json(job));
-  spe__record_event(eng, ev);
+  json_t *ev = spe__event_new(eng, job, "job_finished");
+  if (ev) {
+    json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));
+    json_object_set_new(ev, "tasks", spe__tasks_json(job));
+    spe__record_event(eng, ev);
+  }
   job->next_finished = eng->fill->finished;
   eng->fill->finished = job;
   spe__log(&eng->cfg.log, SPE_LOG_DEBUG, "job %s \"%s\" %s", job->id, job->def->name,
@@ -76,7 +78,7 @@ void spe__engine_job_start(struct engine *eng, struct job_run *job) {
   job->status = JOB_RUNNING;
   job->started_ms = spe__now_ms();
   spe__record_job(eng, job);
-  spe__record_event(eng, spe__event_new(job, "job_started"));
+  spe__record_event(eng, spe__event_new(eng, job, "job_started"));
   for (uint32_t t = 0; t < job->def->ntasks; t++)
     if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
 }
@@ -87,10 +89,12 @@ static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, in
   ts->blocked_by = by;
   job->remaining--;
   spe__record_task(eng, job, t);
-  json_t *ev = spe__event_new(job, "task_not_run");
-  json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
-  if (by >= 0) json_object_set_new(ev, "blocked_by", json_string(job->def->tasks[by].name));
-  spe__record_event(eng, ev);
+  json_t *ev = spe__event_new(eng, job, "task_not_run");
+  if (ev) {
+    json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
+    if (by >= 0) json_object_set_new(ev, "blocked_by", json_string(job->def->tasks[by].name));
+    spe__record_event(eng, ev);
+  }
 }
 
 /* Everything downstream of failed task f that has not run becomes not_run. Each
@@ -118,10 +122,18 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
   free(stack);
 }
 
+/* Signal a spawned attempt, whichever executor runs it; 0 if not spawned yet. */
+static int signal_attempt(struct engine *eng, struct attempt *a, int sig, const char *kind) {
+  if (a->run) spe__cmd_signal(eng->cmd, a->run, sig, kind);
+  else if (a->frun) spe__func_signal(eng->func, a->frun, sig, kind);
+  else return 0;
+  return 1;
+}
+
 void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
   if (job->cancelling) return;
   job->cancelling = 1;
-  spe__record_event(eng, spe__event_new(job, "job_cancelled"));
+  spe__record_event(eng, spe__event_new(eng, job, "job_cancelled"));
   if (job->status == JOB_SUBMITTED) job->status = JOB_RUNNING; /* so that it can finish */
   /* Tasks not started (including those waiting out a retry) will never run. */
   for (uint32_t t = 0; t < job->def->ntasks; t++)
@@ -130,7 +142,7 @@ void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
   for (struct attempt *a = eng->attempts; a; a = a->next) {
     if (a->job != job || a->cancelled) continue;
     a->cancelled = 1;
-    if (a->run) spe__cmd_signal(eng->cmd, a->run, SIGTERM, "cancelled");
+    signal_attempt(eng, a, SIGTERM, "cancelled");
     signalled = 1;
   }
   if (signalled && !spe__timer_active(&eng->grace_timer)) {
@@ -145,8 +157,8 @@ void spe__engine_grace_expired(struct loop *lp, struct timer *t) {
   struct engine *eng = t->data;
   (void)lp;
   for (struct attempt *a = eng->attempts; a; a = a->next)
-    if ((a->cancelled || a->interrupted) && a->run)
-      spe__cmd_signal(eng->cmd, a->run, SIGKILL, a->cancelled ? "cancelled" : NULL);
+    if (a->cancelled || a->interrupted)
+      signal_attempt(eng, a, SIGKILL, a->cancelled ? "cancelled" : NULL);
 }
 
 void spe__engine_stop_tasks(struct engine *eng) {
@@ -161,10 +173,7 @@ void spe__engine_stop_tasks(struct engine *eng) {
   for (struct attempt *a = eng->attempts; a; a = a->next) {
     if (a->cancelled) continue;
     a->interrupted = 1;
-    if (a->run) {
-      spe__cmd_signal(eng->cmd, a->run, SIGTERM, NULL);
-      signalled = 1;
-    }
+    if (signal_attempt(eng, a, SIGTERM, NULL)) signalled = 1;
   }
   if (signalled) {
     spe__log(&eng->cfg.log, SPE_LOG_INFO,
@@ -234,10 +243,12 @@ void spe__engine_pick(struct engine *eng) {
     eng->running++;
     job->running++;
     spe__record_task(eng, job, e.task);
-    json_t *ev = spe__event_new(job, "task_started");
-    json_object_set_new(ev, "task", json_string(job->def->tasks[e.task].name));
-    json_object_set_new(ev, "attempt", json_integer(ts->attempts));
-    spe__record_event(eng, ev);
+    json_t *ev = spe__event_new(eng, job, "task_started");
+    if (ev) {
+      json_object_set_new(ev, "task", json_string(job->def->tasks[e.task].name));
+      json_object_set_new(ev, "attempt", json_integer(ts->attempts));
+      spe__record_event(eng, ev);
+    }
   }
   return;
 nomem:
@@ -251,9 +262,9 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 /* The input of task t: an object mapping every ancestor's name to its result.
- * The results are shared (referenced), not copied; the text is built once, for
- * the attempt's stdin. Returns malloc'd text, or NULL when out of memory. */
-static char *build_input(struct job_run *job, uint32_t t, size_t *len) {
+ * The results are shared (referenced), not copied. Returns a new reference, or
+ * NULL when out of memory. */
+static json_t *build_input(struct job_run *job, uint32_t t) {
   const struct job_def *def = job->def;
   if (++job->walk == 0) { /* the walk counter wrapped: forget old marks */
     for (uint32_t i = 0; i < def->ntasks; i++) job->tasks[i].mark = 0;
@@ -285,13 +296,44 @@ static char *build_input(struct job_run *job, uint32_t t, size_t *len) {
   json_t *obj = json_object();
   for (uint32_t i = 0; obj && i < n; i++) {
     json_t *r = job->tasks[found[i]].result;
-    json_object_set(obj, def->tasks[found[i]].name, r ? r : json_null());
+    if (json_object_set(obj, def->tasks[found[i]].name, r ? r : json_null()) != 0) {
+      json_decref(obj);
+      obj = NULL;
+    }
   }
   free(found);
+  return obj;
+}
+
+/* The input as text, for a command's stdin: malloc'd, or NULL when out of
+ * memory. */
+static char *build_input_text(struct job_run *job, uint32_t t, size_t *len) {
+  json_t *obj = build_input(job, t);
   char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
   json_decref(obj);
   if (text) *len = strlen(text);
   return text;
+}
+
+static int no_inputs(const struct job_run *job, uint32_t t) {
+  return job->def->pred_off[t] == job->def->pred_off[t + 1];
+}
+
+/* Start an exec task on the function executor. */
+static int spawn_function(struct engine *eng, struct attempt *a, struct task_launch *launch,
+                          struct task_outcome *failed) {
+  const struct task_def *td = &a->job->def->tasks[a->task];
+  launch->function = td->cmd;
+  launch->arg = td->arg;
+  launch->input_json = no_inputs(a->job, a->task) ? json_incref(eng->empty_input)
+                                                  : build_input(a->job, a->task);
+  if (launch->input_json == NULL) {
+    failed->error = spe__error_new("error", "out of memory building the task's input");
+    return SPE_ENOMEM;
+  }
+  int rc = spe__func_start(eng->func, launch, a, &a->frun, failed);
+  json_decref(launch->input_json);
+  return rc;
 }
 
 static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out);
@@ -305,33 +347,32 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
     failed.error = spe__error_new("cancelled", "the job was cancelled");
     goto fail;
   }
-  if (td->body == TASK_EXEC) {
-    failed.error = spe__error_new("error", "no function \"%s\" is registered", td->cmd);
-    goto fail;
-  }
-  size_t input_len = sizeof empty_input - 1;
-  char *input = job->def->pred_off[a->task] == job->def->pred_off[a->task + 1]
-                    ? (char *)empty_input
-                    : build_input(job, a->task, &input_len);
-  if (input == NULL) {
-    failed.error = spe__error_new("error", "out of memory building the task's input");
-    goto fail;
-  }
   struct task_launch launch = {
       .job_id = job->id,
       .job_name = job->def->name,
       .task_name = td->name,
       .attempt = job->tasks[a->task].attempts,
-      .cmd = td->body == TASK_CMD ? td->cmd : NULL,
-      .argv = td->body == TASK_ARGV ? td->argv : NULL,
-      .cwd = td->cwd ? td->cwd : job->def->cwd,
-      .env_job = job->def->env,
-      .env_task = td->env,
-      .input = input,
-      .input_len = input_len,
       .timeout_ms = td->timeout_ms,
       .max_result_bytes = eng->cfg.max_result_bytes,
   };
+  if (td->body == TASK_EXEC) {
+    if (spawn_function(eng, a, &launch, &failed) == 0) return;
+    goto fail;
+  }
+  size_t input_len = sizeof empty_input - 1;
+  char *input = no_inputs(job, a->task) ? (char *)empty_input
+                                        : build_input_text(job, a->task, &input_len);
+  if (input == NULL) {
+    failed.error = spe__error_new("error", "out of memory building the task's input");
+    goto fail;
+  }
+  launch.cmd = td->body == TASK_CMD ? td->cmd : NULL;
+  launch.argv = td->body == TASK_ARGV ? td->argv : NULL;
+  launch.cwd = td->cwd ? td->cwd : job->def->cwd;
+  launch.env_job = job->def->env;
+  launch.env_task = td->env;
+  launch.input = input;
+  launch.input_len = input_len;
   int rc = spe__cmd_start(eng->cmd, &launch, a, &a->run, &failed);
   if (input != empty_input) free(input);
   if (rc == 0) return;
@@ -397,8 +438,10 @@ static int schedule_retry(struct engine *eng, struct job_run *job, uint32_t t, i
   return 0;
 }
 
-static json_t *terminated_event(struct job_run *job, uint32_t t, const char *status) {
-  json_t *ev = spe__event_new(job, "task_terminated");
+static json_t *terminated_event(struct engine *eng, struct job_run *job, uint32_t t,
+                                const char *status) {
+  json_t *ev = spe__event_new(eng, job, "task_terminated");
+  if (ev == NULL) return NULL;
   json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
   json_object_set_new(ev, "attempt", json_integer(job->tasks[t].attempts));
   json_object_set_new(ev, "status", json_string(status));
@@ -410,7 +453,7 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
   uint32_t t = a->task;
   struct task_state *ts = &job->tasks[t];
   const struct task_def *td = &job->def->tasks[t];
-  json_t *ev = terminated_event(job, t, "failed");
+  json_t *ev = terminated_event(eng, job, t, "failed");
   json_object_set(ev, "error", out->error);
   int64_t delay = 0;
   if (!a->cancelled && !job->cancelling && ts->attempts <= td->retries &&
@@ -444,7 +487,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
   if (a->interrupted && !a->cancelled) {
     /* Stopped by a shutdown: the attempt does not count; a later run starts
      * the task again. */
-    spe__record_event(eng, terminated_event(job, t, "interrupted"));
+    spe__record_event(eng, terminated_event(eng, job, t, "interrupted"));
     ts->status = TASK_PENDING;
     ts->attempts--;
     json_decref(out->result);
@@ -456,7 +499,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     ts->finished_ms = out->finished_ms;
     job->remaining--;
     spe__record_task(eng, job, t);
-    json_t *ev = terminated_event(job, t, "succeeded");
+    json_t *ev = terminated_event(eng, job, t, "succeeded");
     json_object_set(ev, "result", ts->result);
     spe__record_event(eng, ev);
     const struct job_def *def = job->def;

@@ -96,7 +96,7 @@ static void do_submit(struct engine *eng, struct command *c) {
   }
   eng->unfinished++;
   spe__record_job(eng, job);
-  json_t *ev = spe__event_new(job, "job_submitted");
+  json_t *ev = spe__event_new(eng, job, "job_submitted");
   json_object_set_new(ev, "name", json_string(job->def->name));
   json_object_set_new(ev, "tasks", json_integer(job->def->ntasks));
   spe__record_event(eng, ev);
@@ -417,6 +417,8 @@ static void release(struct engine *eng) {
   if (eng->commit_w.fd >= 0) spe__io_stop(&eng->loop, &eng->commit_w);
   spe__committer_stop(&eng->committer);
   spe__cmd_exec_free(eng->cmd);
+  spe__func_exec_free(eng->func);
+  json_decref(eng->empty_input);
   if (eng->loop.epfd > 0) spe__loop_close(&eng->loop);
   for (size_t i = 0; i < eng->jobs.cap; i++)
     if (eng->jobs.slots[i].key) spe__job_run_free(eng->jobs.slots[i].value);
@@ -459,6 +461,24 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
   rc = spe__cmd_exec_new(&eng->cmd, &eng->loop, &eng->cfg.log, spe__engine_on_done, eng);
   if (rc != 0) {
     spe__msg_set(msg, "cannot create the command executor: %s", spe_strerror(rc));
+    goto fail;
+  }
+  eng->empty_input = json_object();
+  if (eng->empty_input == NULL) {
+    rc = SPE_ENOMEM;
+    goto fail;
+  }
+  struct func_exec_config fcfg = {
+      .isolation = cfg->isolation,
+      .workers = cfg->workers,
+      .max_result_bytes = cfg->max_result_bytes,
+      .reg = cfg->functions,
+      .fs = cfg->fork_server,
+  };
+  rc = spe__func_exec_new(&eng->func, &fcfg, &eng->loop, &eng->cfg.log, spe__engine_on_done,
+                          eng);
+  if (rc != 0) {
+    spe__msg_set(msg, "cannot create the executor of exec functions: %s", spe_strerror(rc));
     goto fail;
   }
   /* Recover before anything runs: the unfinished jobs of the store are back in

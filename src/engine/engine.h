@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 struct engine;
+struct fork_server;
+struct spe_registry;
 
 struct engine_config {
   uint32_t workers;          /* tasks running at once; UINT32_MAX = unbound */
@@ -25,6 +27,10 @@ struct engine_config {
   int grace_ms;              /* SIGTERM → SIGKILL delay on cancel and shutdown */
   uint32_t lost_limit;       /* a task cut short by this many crashes fails as "lost" */
   int hold_recovered;        /* recovered running jobs wait for spe__engine_start */
+  int isolation;             /* where exec functions run: SPE_ISOLATION_* */
+  const struct spe_registry *functions; /* exec functions; borrowed, outlives
+                                           the engine (may be empty) */
+  struct fork_server *fork_server;      /* process isolation: borrowed, or NULL */
   struct logger log;
 };
 

@@ -37,6 +37,7 @@
 #include "engine/engine.h"
 #include "engine/ready_queue.h"
 #include "exec/cmd.h"
+#include "func/func.h"
 #include "loop/loop.h"
 
 #include <pthread.h>
@@ -64,7 +65,8 @@ struct attempt {
   uint32_t task;
   int cancelled;               /* cancelled: report kind "cancelled" */
   int interrupted;             /* shutdown: put the task back to pending */
-  struct cmd_run *run;         /* once spawned */
+  struct cmd_run *run;         /* once spawned: a command, */
+  struct func_run *frun;       /* or an exec function */
 };
 
 struct job_run {
@@ -135,6 +137,9 @@ struct engine {
   struct store *store;     /* borrowed */
   struct event_bus *bus;   /* borrowed */
   struct cmd_exec *cmd;
+  struct func_exec *func;  /* exec tasks */
+  json_t *empty_input;     /* {}: the input of every exec task without
+                              upstream tasks (read-only, shared) */
   pthread_t thread;
 
   /* Engine thread only. */
@@ -196,7 +201,11 @@ void spe__engine_release_held(struct engine *eng, struct job_run *job);
 void spe__record_job(struct engine *eng, struct job_run *job);
 void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t);
 void spe__record_event(struct engine *eng, json_t *ev);
-json_t *spe__event_new(const struct job_run *job, const char *type);
+/* A new event of `type` for `job`, or NULL when nobody could ever see it (the
+ * store keeps no event log and nobody subscribes: building it would be wasted)
+ * or memory ran out. Every field added to NULL is dropped by jansson;
+ * spe__record_event(NULL) does nothing. Guard costly fields with `if (ev)`. */
+json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type);
 
 /* snapshot.c: the SPEC §3 view. */
 json_t *spe__job_json(const struct job_run *job);

@@ -5,6 +5,7 @@
 #include "base/clock.h"
 
 void spe__record_job(struct engine *eng, struct job_run *job) {
+  if (!eng->store->ops->keeps_state) return;
   struct job_rec r = {
       .id = job->id,
       .name = job->def->name,
@@ -20,6 +21,7 @@ void spe__record_job(struct engine *eng, struct job_run *job) {
 }
 
 void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
+  if (!eng->store->ops->keeps_state) return;
   const struct task_state *ts = &job->tasks[t];
   struct task_rec r = {
       .job_id = job->id,
@@ -38,12 +40,17 @@ void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
 }
 
 void spe__record_event(struct engine *eng, json_t *ev) {
-  if (ev == NULL || spe__batch_event(&eng->fill->batch, ev) != 0)
+  if (ev != NULL && spe__batch_event(&eng->fill->batch, ev) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording an event");
 }
 
-json_t *spe__event_new(const struct job_run *job, const char *type) {
+json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type) {
+  /* A subscription made while this round runs may miss the round's events:
+   * they report changes made before it existed (spe_subscribe). */
+  if (!eng->store->ops->keeps_state && !spe__bus_has_subscribers(eng->bus)) return NULL;
   /* "seq" comes first and is filled in by the store's commit. */
-  return json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)spe__now_ms(), "job",
-                   job->id, "type", type);
+  json_t *ev = json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)spe__now_ms(),
+                         "job", job->id, "type", type);
+  if (ev == NULL) spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording an event");
+  return ev;
 }

@@ -60,7 +60,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
     /* The crashed attempt ends here, in the event log too: every attempt has
      * one task_started and one task_terminated (SPEC §4). Unlike an
      * interruption by a shutdown, it keeps its number: the next is one more. */
-    json_t *ev = spe__event_new(job, "task_terminated");
+    json_t *ev = spe__event_new(eng, job, "task_terminated");
     json_object_set_new(ev, "task", json_string(name));
     json_object_set_new(ev, "attempt", json_integer(ts->attempts));
     json_object_set_new(ev, "status", json_string("interrupted"));
@@ -78,7 +78,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
            "recovery: job %s task \"%s\" was interrupted by crashes %u time(s); it fails as lost", job->id,
            name, ts->lost);
   spe__record_task(eng, job, t);
-  json_t *ev = spe__event_new(job, "task_terminated");
+  json_t *ev = spe__event_new(eng, job, "task_terminated");
   json_object_set_new(ev, "task", json_string(name));
   json_object_set_new(ev, "attempt", json_integer(ts->attempts));
   json_object_set_new(ev, "status", json_string("failed"));
@@ -150,7 +150,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
     for (uint32_t t = 0; t < def->ntasks; t++)
       if (job->tasks[t].status == TASK_RUNNING) restart_or_lose(eng, job, t, &restarted, &lost);
 
-  json_t *ev = spe__event_new(job, "job_recovered");
+  json_t *ev = spe__event_new(eng, job, "job_recovered");
   json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));
   json_object_set_new(ev, "tasks_done", json_integer(done));
   json_object_set_new(ev, "tasks_total", json_integer(def->ntasks));

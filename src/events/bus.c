@@ -52,6 +52,7 @@
 #include "base/thread.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -84,6 +85,7 @@ struct event_bus {
   bool thread_waiting;    /* the delivery thread sleeps on `wake` */
   bool stopping;          /* spe__bus_free: drain, then exit */
   struct bus_sub *head, *tail;
+  atomic_uint nsubs;      /* live subscriptions (read without the lock) */
 
   /* The delivery thread's spare array, swapped with `pending` when it takes a
    * batch. Only the delivery thread touches it, and bus_new/bus_free when the
@@ -265,15 +267,21 @@ int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn f
   if (bus->tail) bus->tail->next = s;
   else bus->head = s;
   bus->tail = s;
+  atomic_fetch_add_explicit(&bus->nsubs, 1, memory_order_release);
   pthread_mutex_unlock(&bus->lock);
   *out = s;
   return 0;
+}
+
+int spe__bus_has_subscribers(struct event_bus *bus) {
+  return atomic_load_explicit(&bus->nsubs, memory_order_acquire) != 0;
 }
 
 void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *s) {
   if (s == NULL) return;
   pthread_mutex_lock(&bus->lock);
   s->dead = true;
+  atomic_fetch_sub_explicit(&bus->nsubs, 1, memory_order_release);
   if (s->running) {
     if (delivering_for == bus) {
       /* Called from its own callback (only one runs at a time): the delivery

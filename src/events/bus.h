@@ -41,6 +41,10 @@ int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn f
  * callback (its own or another's) it returns at once. NULL is a no-op. */
 void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
 
+/* Whether any subscription is live. The engine builds no events while none
+ * is and the store keeps no event log: nobody could ever see them. Any thread. */
+int spe__bus_has_subscribers(struct event_bus *bus);
+
 /* Wait until every event published before the call has been delivered (every
  * callback for it has returned). From inside a callback it returns at once: the
  * delivery thread cannot wait for itself. */

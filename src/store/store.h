@@ -77,6 +77,9 @@ struct store_ops {
   const char *scheme; /* "memory", "sqlite" */
   int slow_commit;    /* 1: a commit waits for the disk, so the engine commits
                          on a thread of its own while it goes on scheduling */
+  int keeps_state;    /* 1: the store keeps jobs, tasks and events. 0 (the
+                         memory store): a commit reads only the batch's events,
+                         and the engine leaves jobs and tasks out of it */
   /* Open the store at `where` (the URL after "scheme:"). */
   int (*open)(struct store **out, const char *where, const struct logger *lg, char **msg);
   /* Write the batch in one transaction and number its events. On failure

@@ -228,6 +228,7 @@ static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
 const struct store_ops spe__store_sqlite_ops = {
     .scheme = "sqlite",
     .slow_commit = 1,
+    .keeps_state = 1,
     .open = spe__store_sqlite_open,
     .commit = sqlite_commit,
     .load_unfinished = spe__store_sqlite_load_unfinished,
