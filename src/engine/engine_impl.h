@@ -54,6 +54,8 @@ struct task_state {
   int32_t blocked_by;      /* not_run: the failed task, else -1 */
   uint8_t status;          /* enum task_status */
 
+  uint32_t row_gen;        /* the round set whose batch holds this task's row, */
+  uint32_t row;            /* at this index (a later change replaces it) */
   uint32_t waiting;        /* upstream tasks not yet succeeded */
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
 };

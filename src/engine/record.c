@@ -35,8 +35,18 @@ void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
       .blocked_by = ts->blocked_by,
       .lost = ts->lost,
   };
-  if (spe__batch_task(&eng->fill->batch, &r) != 0)
+  /* A task that starts and ends within one batch (tasks shorter than a
+   * commit) needs one row, not two. */
+  struct store_batch *b = &eng->fill->batch;
+  struct task_state *st = &job->tasks[t];
+  if (st->row_gen == eng->fill->gen && st->row < b->ntasks) {
+    spe__batch_task_replace(b, st->row, &r);
+  } else if (spe__batch_task(b, &r) == 0) {
+    st->row_gen = eng->fill->gen;
+    st->row = b->ntasks - 1;
+  } else {
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
+  }
 }
 
 void spe__record_event(struct engine *eng, json_t *ev) {

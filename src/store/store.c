@@ -90,6 +90,15 @@ int spe__batch_task(struct store_batch *b, const struct task_rec *r) {
   return 0;
 }
 
+void spe__batch_task_replace(struct store_batch *b, uint32_t row, const struct task_rec *r) {
+  struct task_rec *old = &b->tasks[row];
+  json_incref(r->result);
+  json_incref(r->error);
+  json_decref(old->result);
+  json_decref(old->error);
+  *old = *r;
+}
+
 int spe__batch_event(struct store_batch *b, json_t *ev) {
   if (grow((void **)&b->events, b->nevents, &b->capevents, sizeof *b->events) != 0) {
     json_decref(ev);

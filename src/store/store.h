@@ -114,6 +114,9 @@ void spe__store_close(struct store *st);
  * fails. spe__batch_free also releases the arrays and zeroes the batch. */
 int spe__batch_job(struct store_batch *b, const struct job_rec *r);
 int spe__batch_task(struct store_batch *b, const struct task_rec *r);
+/* Overwrite task row `row` of the batch with a newer state of the same task:
+ * rows are upserts, so a batch needs only a task's last state. */
+void spe__batch_task_replace(struct store_batch *b, uint32_t row, const struct task_rec *r);
 int spe__batch_event(struct store_batch *b, json_t *ev /* stolen */);
 void spe__batch_clear(struct store_batch *b);
 void spe__batch_free(struct store_batch *b);
