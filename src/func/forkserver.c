@@ -53,6 +53,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long spe__forkserver_stop() waits for the server to kill and reap its
@@ -296,18 +297,20 @@ int spe__forkserver_start(struct fork_server **out, const struct spe_registry *r
   return 0;
 }
 
-/* Wait for the server to exit, at most STOP_WAIT_MS where the kernel has
- * pidfds (under valgrind it has not: then wait as long as it takes). Returns
- * 0 once it has exited (not reaped yet), -1 if it is still running. */
-static int await_exit(pid_t pid) {
-  int fd = pidfd_open_(pid);
-  if (fd < 0) return 0;
-  struct pollfd p = {fd, POLLIN, 0};
-  int n;
-  while ((n = poll(&p, 1, STOP_WAIT_MS)) < 0 && errno == EINTR) {
+/* Reap the server, waiting at most STOP_WAIT_MS for it to exit. It exits
+ * within a millisecond or so of CTL_QUIT, so a few polls with growing pauses
+ * cost nothing (and work where there are no pidfds, as under valgrind).
+ * Returns 0 and *status once reaped, -1 if it is still running. */
+static int reap_server(pid_t pid, int *status) {
+  long pause_us = 100;
+  for (long waited_us = 0; waited_us < STOP_WAIT_MS * 1000L; waited_us += pause_us) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return 0; /* reaped, or not ours to reap */
+    struct timespec ts = {0, pause_us * 1000};
+    nanosleep(&ts, NULL);
+    if (pause_us < 10000) pause_us *= 2;
   }
-  close(fd);
-  return n == 1 ? 0 : -1;
+  return -1;
 }
 
 void spe__forkserver_stop(struct fork_server *fs) {
@@ -316,13 +319,13 @@ void spe__forkserver_stop(struct fork_server *fs) {
   if (send(fs->ctl, &q, sizeof q, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
     spe__log(fs->lg, SPE_LOG_DEBUG, "fork server: cannot send quit: %s", strerror(errno));
   close(fs->ctl); /* end of file, should the quit not fit in the socket */
-  if (await_exit(fs->pid) != 0) {
+  int status = 0;
+  if (reap_server(fs->pid, &status) != 0) {
     spe__log(fs->lg, SPE_LOG_WARN, "fork server %d did not stop in %d ms: killed",
              (int)fs->pid, STOP_WAIT_MS);
     kill(fs->pid, SIGKILL); /* its workers die with it (their death signal) */
-  }
-  int status = 0;
-  while (waitpid(fs->pid, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(fs->pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   if (WIFSIGNALED(status))
     spe__log(fs->lg, SPE_LOG_DEBUG, "fork server %d was killed by signal %d", (int)fs->pid,
