@@ -683,6 +683,24 @@ static void test_unknown_function(void **state) {
   assert_false(s.done);
 }
 
+/* An arg jansson cannot dump (not UTF-8) is refused at the start. */
+static void test_unencodable_arg(void **state) {
+  struct fx *f = *state;
+  json_t *arg = json_stringn_nocheck("\xff", 1);
+  struct task_launch l = launch("echo", arg);
+  struct task_outcome failed = {0};
+  struct func_run *r;
+  struct slot s = {0};
+  f->in_call = 1;
+  assert_true(spe__proc_start(f->px, &l, &s, &r, &failed) < 0);
+  f->in_call = 0;
+  assert_string_equal(json_string_value(json_object_get(failed.error, "message")),
+                      "the task's input or arg cannot be encoded as JSON");
+  json_decref(failed.error);
+  json_decref(arg);
+  worker_pid(f);
+}
+
 static void test_no_fork_server(void **state) {
   struct loop lp;
   assert_int_equal(spe__loop_init(&lp), 0);
@@ -835,6 +853,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_waiting, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unknown_function, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_unencodable_arg, setup, teardown),
       cmocka_unit_test(test_no_fork_server),
       cmocka_unit_test_setup_teardown(test_big_input_and_result, setup, teardown),
       cmocka_unit_test_setup_teardown(test_result_limit, setup, teardown),

@@ -61,31 +61,48 @@ static int append_str(struct pbuf *b, const char *s, uint32_t *len) {
   return spe__pbuf_append(b, s ? s : "", n + 1); /* with its NUL */
 }
 
-static int append_json(struct pbuf *b, const json_t *v, uint64_t *len) {
-  size_t start = b->len;
-  if (json_dump_callback(v, spe__pbuf_dump_cb, b, JSON_ENCODE_ANY | JSON_COMPACT) != 0) return -1;
-  *len = b->len - start;
-  return spe__pbuf_append(b, "", 1);
+/* A dump callback that tells running out of memory apart from a value
+ * jansson refuses to dump (a string that is not UTF-8, say). */
+struct dump_ctx {
+  struct pbuf *b;
+  int nomem;
+};
+
+static int dump_cb(const char *p, size_t n, void *data) {
+  struct dump_ctx *d = data;
+  if (spe__pbuf_append(d->b, p, n) == 0) return 0;
+  d->nomem = 1;
+  return -1;
 }
 
-/* The request frame of `l` in `b` (proc_protocol.h). 0 or -1 (out of memory,
- * or a value jansson cannot dump). */
+/* 0, SPE_ENOMEM, or SPE_EINVAL when the value cannot be dumped. */
+static int append_json(struct pbuf *b, const json_t *v, uint64_t *len) {
+  size_t start = b->len;
+  struct dump_ctx d = {b, 0};
+  if (json_dump_callback(v, dump_cb, &d, JSON_ENCODE_ANY | JSON_COMPACT) != 0)
+    return d.nomem ? SPE_ENOMEM : SPE_EINVAL;
+  *len = b->len - start;
+  return spe__pbuf_append(b, "", 1) == 0 ? 0 : SPE_ENOMEM;
+}
+
+/* The request frame of `l` in `b` (proc_protocol.h). Returns 0, SPE_ENOMEM,
+ * or SPE_EINVAL when the input or the arg cannot be dumped as JSON. */
 static int build_request(struct pbuf *b, const struct task_launch *l, size_t max_result) {
   struct req_head h = {.magic = REQ_MAGIC, .attempt = l->attempt, .max_result = max_result};
   b->len = 0;
-  if (spe__pbuf_reserve(b, sizeof h) != 0) return -1;
+  if (spe__pbuf_reserve(b, sizeof h) != 0) return SPE_ENOMEM;
   b->len = sizeof h;
   json_t *empty = NULL;
   const json_t *input = l->input_json;
-  if (input == NULL && (input = empty = json_object()) == NULL) return -1;
+  if (input == NULL && (input = empty = json_object()) == NULL) return SPE_ENOMEM;
   int rc = append_str(b, l->job_id, &h.job_id_len) != 0 ||
                    append_str(b, l->job_name, &h.job_name_len) != 0 ||
                    append_str(b, l->task_name, &h.task_len) != 0 ||
-                   append_str(b, l->function, &h.func_len) != 0 ||
-                   append_json(b, input, &h.input_len) != 0 ||
-                   append_json(b, l->arg ? l->arg : json_null(), &h.arg_len) != 0
-               ? -1
+                   append_str(b, l->function, &h.func_len) != 0
+               ? SPE_ENOMEM
                : 0;
+  if (rc == 0) rc = append_json(b, input, &h.input_len);
+  if (rc == 0) rc = append_json(b, l->arg ? l->arg : json_null(), &h.arg_len);
   json_decref(empty);
   if (rc == 0) memcpy(b->data, &h, sizeof h);
   return rc;
@@ -139,13 +156,15 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
     return code;
   }
   struct func_run *run = run_new(px, launch, task_ctx, started_ms);
-  if (run == NULL || build_request(&px->scratch, launch, run->max_result) != 0) {
+  int rc = run ? build_request(&px->scratch, launch, run->max_result) : SPE_ENOMEM;
+  if (rc != 0) {
     spe__pbuf_reset(&px->scratch);
     free(run);
     fail_outcome(failed, started_ms,
-                 spe__error_new("error", "out of memory (or unencodable JSON) building the "
-                                         "function's input"));
-    return SPE_ENOMEM;
+                 rc == SPE_ENOMEM
+                     ? spe__error_new("error", "out of memory building the function's input")
+                     : spe__error_new("error", "the task's input or arg cannot be encoded as JSON"));
+    return rc;
   }
   if (run->timeout_ms > 0) {
     int64_t delay = run->timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)run->timeout_ms;
