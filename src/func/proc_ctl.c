@@ -75,7 +75,7 @@ void spe__proc_ctl_flush(struct proc_exec *px) {
     }
   }
   while (rc == 0 && px->kills != NULL) {
-    struct worker *wk = px->kills;
+    struct proc_worker *wk = px->kills;
     while (rc == 0 && wk->kill_sigs != 0) {
       int sig = next_sig(wk->kill_sigs);
       rc = send_msg(px, CTL_KILL, wk->pid, sig);
@@ -99,7 +99,7 @@ void spe__proc_ctl_spawn(struct proc_exec *px) {
   spe__proc_ctl_flush(px);
 }
 
-void spe__proc_ctl_kill(struct worker *wk, int sig) {
+void spe__proc_ctl_kill(struct proc_worker *wk, int sig) {
   if (sig < 1 || sig > 64) return;
   uint64_t bit = UINT64_C(1) << (sig - 1);
   if (wk->sent_sigs & bit) return;
@@ -128,7 +128,7 @@ static void spawned(struct proc_exec *px, pid_t pid, int fd) {
     spawn_failed(px, EMFILE);
     return;
   }
-  struct worker *wk = spe__proc_worker_new(px, pid, fd);
+  struct proc_worker *wk = spe__proc_worker_new(px, pid, fd);
   if (wk == NULL) {
     spawn_failed(px, ENOMEM);
     return;
@@ -193,7 +193,7 @@ void spe__proc_server_lost(struct proc_exec *px) {
            "the fork server is gone: exec tasks in process isolation fail from now on");
   spe__io_stop(px->lp, &px->ctl_w);
   px->spawn_unsent = px->spawning = 0;
-  for (struct worker *wk = px->kills, *next; wk != NULL; wk = next) {
+  for (struct proc_worker *wk = px->kills, *next; wk != NULL; wk = next) {
     next = wk->kill_next;
     wk->kill_next = NULL;
     wk->in_kills = 0;
@@ -203,12 +203,12 @@ void spe__proc_server_lost(struct proc_exec *px) {
   while (px->pending_head != NULL)
     spe__proc_finish(px->pending_head, spe__error_new("error", "the fork server is gone"));
   /* A response already in a socket still counts. */
-  for (struct worker *wk = px->workers, *next; wk != NULL; wk = next) {
+  for (struct proc_worker *wk = px->workers, *next; wk != NULL; wk = next) {
     next = wk->next;
     if (wk->run != NULL && wk->fd >= 0) spe__proc_worker_read(wk);
   }
   while (px->workers != NULL) {
-    struct worker *wk = px->workers;
+    struct proc_worker *wk = px->workers;
     if (wk->run != NULL)
       spe__proc_finish(wk->run,
                        spe__error_new("error", "the fork server died while the function ran"));

@@ -177,7 +177,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   }
   px->nrunning++;
   *out = run;
-  struct worker *wk = spe__proc_idle_pop(px);
+  struct proc_worker *wk = spe__proc_idle_pop(px);
   if (wk != NULL) {
     spe__proc_dispatch(run, wk, &px->scratch);
     spe__pbuf_reset(&px->scratch);
@@ -225,7 +225,7 @@ void spe__proc_exec_free(struct proc_exec *px) {
   /* Nothing is to be deferred from here on. */
   int was_scheduled = px->flush_scheduled;
   px->flush_scheduled = 1;
-  for (struct worker *wk = px->workers; wk != NULL; wk = wk->next)
+  for (struct proc_worker *wk = px->workers; wk != NULL; wk = wk->next)
     if (wk->run != NULL || wk->doomed) spe__proc_ctl_kill(wk, SIGKILL);
   flush_kills(px);
   /* Every attempt goes without a report. */
@@ -236,7 +236,7 @@ void spe__proc_exec_free(struct proc_exec *px) {
     spe__proc_run_free(run);
   }
   while (px->workers != NULL) {
-    struct worker *wk = px->workers;
+    struct proc_worker *wk = px->workers;
     if (wk->run != NULL) {
       spe__timer_stop(px->lp, &wk->run->timer);
       spe__proc_run_free(wk->run);
@@ -251,7 +251,7 @@ void spe__proc_exec_free(struct proc_exec *px) {
   }
   px->done_tail = NULL;
   while (px->dead != NULL) {
-    struct worker *wk = px->dead;
+    struct proc_worker *wk = px->dead;
     px->dead = wk->dead_next;
     spe__proc_worker_destroy(wk);
   }

@@ -45,12 +45,12 @@
 
 #include <sys/types.h>
 
-struct worker {
+struct proc_worker {
   struct proc_exec *px;
-  struct worker *prev, *next; /* px->workers: every worker we hold a socket to */
-  struct worker *idle_next;   /* px->idle */
-  struct worker *kill_next;   /* px->kills, while `kill_sigs` is not empty */
-  struct worker *dead_next;   /* px->dead: let go, to be freed */
+  struct proc_worker *prev, *next; /* px->workers: every worker we hold a socket to */
+  struct proc_worker *idle_next;   /* px->idle */
+  struct proc_worker *kill_next;   /* px->kills, while `kill_sigs` is not empty */
+  struct proc_worker *dead_next;   /* px->dead: let go, to be freed */
   pid_t pid;
   int fd;                     /* our end of its socket; -1 once closed */
   struct io_watch w;
@@ -74,7 +74,7 @@ enum run_state { RUN_PENDING, RUN_ON_WORKER, RUN_DONE };
 struct func_run {
   struct proc_exec *px;
   struct func_run *prev, *next; /* px->pending, or px->done_* once finished */
-  struct worker *wk;            /* RUN_ON_WORKER */
+  struct proc_worker *wk;            /* RUN_ON_WORKER */
   enum run_state state;
   void *task_ctx;
   struct pbuf req;              /* RUN_PENDING: the request, until a worker comes */
@@ -105,16 +105,16 @@ struct proc_exec {
   int gone;                      /* the fork server is gone */
   uint32_t spawn_unsent;         /* SPAWN requests not yet sent */
   uint32_t spawning;             /* SPAWN requests sent and not yet answered */
-  struct worker *kills;          /* workers with signals not yet asked for */
+  struct proc_worker *kills;          /* workers with signals not yet asked for */
 
-  struct worker *workers;        /* all workers with a socket */
-  struct worker *idle;           /* a stack: the most recently used is warmest */
+  struct proc_worker *workers;        /* all workers with a socket */
+  struct proc_worker *idle;           /* a stack: the most recently used is warmest */
   uint32_t nidle;
   struct func_run *pending_head, *pending_tail;
   uint32_t npending;
 
   struct func_run *done_head, *done_tail; /* finished, to be reported */
-  struct worker *dead;           /* let go, to be freed */
+  struct proc_worker *dead;           /* let go, to be freed */
   int flush_scheduled;           /* the deferred report is queued on the loop */
   int freed;                     /* spe__proc_exec_free() ran while it was */
   uint32_t nrunning;             /* started and not yet reported */
@@ -129,7 +129,7 @@ void spe__proc_ctl_close(struct proc_exec *px);
 void spe__proc_ctl_spawn(struct proc_exec *px);
 /* Ask the server to send `sig` to the worker and its process group (once per
  * signal and worker). */
-void spe__proc_ctl_kill(struct worker *wk, int sig);
+void spe__proc_ctl_kill(struct proc_worker *wk, int sig);
 /* Send what is queued, as far as the socket takes it. */
 void spe__proc_ctl_flush(struct proc_exec *px);
 /* The server is gone: end every attempt and let every worker go. */
@@ -138,24 +138,24 @@ void spe__proc_server_lost(struct proc_exec *px);
 /* ---- workers and attempts on them (proc_run.c) ---- */
 
 /* A new worker from the server. Returns it, or NULL after closing `fd`. */
-struct worker *spe__proc_worker_new(struct proc_exec *px, pid_t pid, int fd);
+struct proc_worker *spe__proc_worker_new(struct proc_exec *px, pid_t pid, int fd);
 /* A worker is free: hand it the oldest pending attempt, keep it idle, or let
  * it go. */
-void spe__proc_worker_free_up(struct worker *wk);
+void spe__proc_worker_free_up(struct proc_worker *wk);
 /* Take an idle worker, or NULL. */
-struct worker *spe__proc_idle_pop(struct proc_exec *px);
+struct proc_worker *spe__proc_idle_pop(struct proc_exec *px);
 /* Start writing `req` to `wk` for `run` (the buffer's memory may be swapped
  * with the worker's). */
-void spe__proc_dispatch(struct func_run *run, struct worker *wk, struct pbuf *req);
+void spe__proc_dispatch(struct func_run *run, struct proc_worker *wk, struct pbuf *req);
 /* Mark the worker as never to be reused and ask for `sig` on its group. */
-void spe__proc_doom(struct worker *wk, int sig);
+void spe__proc_doom(struct proc_worker *wk, int sig);
 /* The server reaped worker `pid`. */
 void spe__proc_worker_exited(struct proc_exec *px, pid_t pid, int code, int status);
 /* Stop watching, close, unlink, and free the worker from the deferred call. */
-void spe__proc_worker_drop(struct worker *wk);
+void spe__proc_worker_drop(struct proc_worker *wk);
 /* Read what a worker has sent, to the end of its response at most. */
-void spe__proc_worker_read(struct worker *wk);
-void spe__proc_worker_destroy(struct worker *wk);
+void spe__proc_worker_read(struct proc_worker *wk);
+void spe__proc_worker_destroy(struct proc_worker *wk);
 void spe__proc_pending_remove(struct func_run *run);
 
 /* ---- outcomes and reports (proc_report.c) ---- */

@@ -90,7 +90,7 @@ void spe__proc_run_free(struct func_run *run) {
 
 static void free_dead(struct proc_exec *px) {
   while (px->dead != NULL) {
-    struct worker *wk = px->dead;
+    struct proc_worker *wk = px->dead;
     px->dead = wk->dead_next;
     spe__proc_worker_destroy(wk);
   }

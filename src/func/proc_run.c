@@ -22,8 +22,8 @@
 
 static void on_worker(struct loop *lp, struct io_watch *w, uint32_t events);
 
-struct worker *spe__proc_worker_new(struct proc_exec *px, pid_t pid, int fd) {
-  struct worker *wk = calloc(1, sizeof *wk);
+struct proc_worker *spe__proc_worker_new(struct proc_exec *px, pid_t pid, int fd) {
+  struct proc_worker *wk = calloc(1, sizeof *wk);
   if (wk == NULL || fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR) != 0) goto fail;
   wk->px = px;
   wk->pid = pid;
@@ -41,33 +41,33 @@ fail:
   return NULL;
 }
 
-void spe__proc_worker_destroy(struct worker *wk) {
+void spe__proc_worker_destroy(struct proc_worker *wk) {
   spe__pbuf_free(&wk->in);
   spe__pbuf_free(&wk->out);
   free(wk);
 }
 
-static void unlink_from(struct worker **head, struct worker *wk, size_t link_off) {
-  for (struct worker **p = head; *p != NULL;
-       p = (struct worker **)((char *)*p + link_off)) {
+static void unlink_from(struct proc_worker **head, struct proc_worker *wk, size_t link_off) {
+  for (struct proc_worker **p = head; *p != NULL;
+       p = (struct proc_worker **)((char *)*p + link_off)) {
     if (*p == wk) {
-      *p = *(struct worker **)((char *)wk + link_off);
+      *p = *(struct proc_worker **)((char *)wk + link_off);
       return;
     }
   }
 }
 
-void spe__proc_worker_drop(struct worker *wk) {
+void spe__proc_worker_drop(struct proc_worker *wk) {
   struct proc_exec *px = wk->px;
   if (wk->dropped) return;
   wk->dropped = 1;
   if (wk->idle) {
-    unlink_from(&px->idle, wk, offsetof(struct worker, idle_next));
+    unlink_from(&px->idle, wk, offsetof(struct proc_worker, idle_next));
     wk->idle = 0;
     px->nidle--;
   }
   if (wk->in_kills) {
-    unlink_from(&px->kills, wk, offsetof(struct worker, kill_next));
+    unlink_from(&px->kills, wk, offsetof(struct proc_worker, kill_next));
     wk->in_kills = 0;
   }
   spe__io_stop(px->lp, &wk->w);
@@ -82,8 +82,8 @@ void spe__proc_worker_drop(struct worker *wk) {
   spe__proc_schedule(px);
 }
 
-struct worker *spe__proc_idle_pop(struct proc_exec *px) {
-  struct worker *wk = px->idle;
+struct proc_worker *spe__proc_idle_pop(struct proc_exec *px) {
+  struct proc_worker *wk = px->idle;
   if (wk == NULL) return NULL;
   px->idle = wk->idle_next;
   wk->idle_next = NULL;
@@ -102,7 +102,7 @@ void spe__proc_pending_remove(struct func_run *run) {
   px->npending--;
 }
 
-void spe__proc_worker_free_up(struct worker *wk) {
+void spe__proc_worker_free_up(struct proc_worker *wk) {
   struct proc_exec *px = wk->px;
   if (px->gone || wk->doomed || wk->eof || wk->exited) {
     spe__proc_worker_drop(wk);
@@ -120,12 +120,12 @@ void spe__proc_worker_free_up(struct worker *wk) {
   }
 }
 
-void spe__proc_doom(struct worker *wk, int sig) {
+void spe__proc_doom(struct proc_worker *wk, int sig) {
   wk->doomed = 1;
   spe__proc_ctl_kill(wk, sig);
 }
 
-static void set_events(struct worker *wk, uint32_t events) {
+static void set_events(struct proc_worker *wk, uint32_t events) {
   if (wk->events == events || wk->fd < 0) return;
   struct proc_exec *px = wk->px;
   spe__io_stop(px->lp, &wk->w);
@@ -140,7 +140,7 @@ static void set_events(struct worker *wk, uint32_t events) {
 }
 
 /* Nothing more will be read from or written to the worker. */
-static void stop_io(struct worker *wk) {
+static void stop_io(struct proc_worker *wk) {
   spe__io_stop(wk->px->lp, &wk->w);
   wk->events = 0;
   wk->eof = 1;
@@ -149,7 +149,7 @@ static void stop_io(struct worker *wk) {
 }
 
 /* Write what is left of the request. */
-static void write_more(struct worker *wk) {
+static void write_more(struct proc_worker *wk) {
   while (wk->out_off < wk->out.len) {
     ssize_t n = send(wk->fd, wk->out.data + wk->out_off, wk->out.len - wk->out_off,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -175,7 +175,7 @@ static void write_more(struct worker *wk) {
   set_events(wk, EPOLLIN);
 }
 
-void spe__proc_dispatch(struct func_run *run, struct worker *wk, struct pbuf *req) {
+void spe__proc_dispatch(struct func_run *run, struct proc_worker *wk, struct pbuf *req) {
   run->state = RUN_ON_WORKER;
   run->wk = wk;
   wk->run = run;
@@ -190,7 +190,7 @@ void spe__proc_dispatch(struct func_run *run, struct worker *wk, struct pbuf *re
 }
 
 /* The worker broke the protocol: it is killed, and the attempt fails. */
-static void broken(struct worker *wk, const char *what) {
+static void broken(struct proc_worker *wk, const char *what) {
   spe__log(wk->px->lg, SPE_LOG_ERROR, "worker %d: %s", (int)wk->pid, what);
   stop_io(wk);
   if (wk->run == NULL) {
@@ -203,7 +203,7 @@ static void broken(struct worker *wk, const char *what) {
 }
 
 /* A whole response is in wk->in. */
-static void response(struct worker *wk, const struct resp_head *h) {
+static void response(struct proc_worker *wk, const struct resp_head *h) {
   struct func_run *run = wk->run;
   const char *text = wk->in.data + sizeof *h;
   struct task_outcome *o = &run->out;
@@ -231,7 +231,7 @@ static void response(struct worker *wk, const struct resp_head *h) {
   else spe__proc_worker_free_up(wk);
 }
 
-void spe__proc_worker_read(struct worker *wk) {
+void spe__proc_worker_read(struct proc_worker *wk) {
   const size_t hs = sizeof(struct resp_head);
   for (;;) {
     size_t want = hs;
@@ -287,7 +287,7 @@ void spe__proc_worker_read(struct worker *wk) {
 }
 
 static void on_worker(struct loop *lp, struct io_watch *w, uint32_t events) {
-  struct worker *wk = w->data;
+  struct proc_worker *wk = w->data;
   struct proc_exec *px = wk->px;
   if ((events & EPOLLOUT) && wk->out_off < wk->out.len) write_more(wk);
   if (wk->fd >= 0 && !wk->eof && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -296,7 +296,7 @@ static void on_worker(struct loop *lp, struct io_watch *w, uint32_t events) {
 }
 
 void spe__proc_worker_exited(struct proc_exec *px, pid_t pid, int code, int status) {
-  struct worker *wk = px->workers;
+  struct proc_worker *wk = px->workers;
   while (wk != NULL && wk->pid != pid) wk = wk->next;
   if (wk == NULL) return; /* one we let go, or one of an earlier executor */
   wk->exited = 1;
