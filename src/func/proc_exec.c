@@ -161,9 +161,10 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
     spe__pbuf_reset(&px->scratch);
     free(run);
     fail_outcome(failed, started_ms,
-                 rc == SPE_ENOMEM
-                     ? spe__error_new("error", "out of memory building the function's input")
-                     : spe__error_new("error", "the task's input or arg cannot be encoded as JSON"));
+                 spe__error_new("error", "%s",
+                                rc == SPE_ENOMEM
+                                    ? "out of memory building the function's input"
+                                    : "the task's input or arg cannot be encoded as JSON"));
     return rc;
   }
   if (run->timeout_ms > 0) {
