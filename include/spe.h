@@ -177,6 +177,10 @@ typedef struct spe_options {
    * fails its own task instead of exhausting the machine. 0 = the default,
    * 4 GiB; SIZE_MAX for no limit. */
   size_t function_memory_limit;
+  /* "memory:" only: how many of the newest events the executor keeps for
+   * spe_events_since() (a server that lets clients reconnect wants some). 0,
+   * the default, keeps none (a durable store keeps them all, until pruned). */
+  size_t event_history;
 } spe_options;
 
 /* Fill `opt` with the defaults above. */
@@ -242,8 +246,28 @@ SPE_EXPORT int spe_cancel(spe_executor *ex, const char *id, char **msg);
  * SPE_ENOJOB or SPE_ECLOSED (the executor is stopping). */
 SPE_EXPORT int spe_wait(spe_executor *ex, const char *id, int timeout_ms);
 
-/* The job in the shape of SPEC §3, also while it runs. *out is a new reference. */
+/* The job in the shape of SPEC §3, also while it runs, and also a finished job
+ * of an earlier run that is still in the store (until pruned). *out is a new
+ * reference. SPE_ENOJOB for an id neither the executor nor its store knows. */
 SPE_EXPORT int spe_job_get(spe_executor *ex, const char *id, json_t **out, char **msg);
+
+/* A page of the jobs the store holds (the memory store: those of this
+ * executor), newest first (jobs are ordered by id, which rises with submission
+ * time). `status` (NULL: any) keeps only jobs in that status ("submitted",
+ * "running", "succeeded", "failed", "cancelled"; another string is SPE_EINVAL).
+ * `before_id` (NULL: from the newest) starts after that job: pass the last id
+ * of a page to get the next one. `limit`: 1 to 1000 jobs, 0 for 100. *out is a
+ * new JSON array of summaries: {"id", "name", "status", "submitted_ms",
+ * "started_ms", "finished_ms"} (times 0 when not yet), the caller's reference. */
+SPE_EXPORT int spe_jobs_list(spe_executor *ex, const char *status, const char *before_id,
+                             size_t limit, json_t **out, char **msg);
+
+/* Remove finished jobs (succeeded, failed, cancelled) that finished before
+ * `finished_before_ms` (Unix ms) from the store and from the executor, with
+ * their tasks and events. *pruned (may be NULL) receives how many. Unfinished
+ * jobs are never pruned. */
+SPE_EXPORT int spe_prune(spe_executor *ex, int64_t finished_before_ms, size_t *pruned,
+                         char **msg);
 
 /* ---- Events ------------------------------------------------------------------ */
 
@@ -267,6 +291,37 @@ typedef void (*spe_event_fn)(void *ctx, const json_t *event);
 SPE_EXPORT int spe_subscribe(spe_executor *ex, const char *job_id, spe_event_fn fn,
                              void *ctx, spe_subscription **out);
 SPE_EXPORT void spe_unsubscribe(spe_subscription *sub);
+
+/* Replay: the events with seq > after_seq, oldest first, at most `limit` (1 to
+ * 10,000; 0 for 1,000), of one job (job_id) or all (NULL), from the store's
+ * event log. *out is a new JSON array (empty when there are none yet). With
+ * "memory:", only the last spe_options.event_history events are kept:
+ * SPE_ENOTSUP when that is 0, SPE_ELIMIT (with the oldest seq still kept in
+ * *msg) when events after after_seq have been forgotten. Every event in the log
+ * has been published, so a subscriber that subscribes first and then replays up
+ * to the newest event it receives live misses none and can drop duplicates by
+ * seq. *last_seq (may be NULL) receives the newest seq in the log (0: none). */
+SPE_EXPORT int spe_events_since(spe_executor *ex, const char *job_id, int64_t after_seq,
+                                size_t limit, json_t **out, int64_t *last_seq, char **msg);
+
+/* ---- Monitoring ------------------------------------------------------------- */
+
+typedef struct spe_stats {
+  uint64_t jobs_submitted, jobs_running, jobs_succeeded, jobs_failed, jobs_cancelled;
+                                  /* jobs in the store (memory: this executor) by status */
+  uint64_t tasks_running;         /* attempts running now */
+  uint64_t tasks_ready;           /* ready tasks waiting for a worker (queue depth) */
+  uint64_t tasks_succeeded, tasks_failed, tasks_not_run;
+                                  /* tasks that ended so, since spe_open() */
+  uint64_t commits;               /* store commits since spe_open() */
+  double commit_seconds_total;    /* their total duration, seconds */
+  double commit_seconds_max;      /* the longest one */
+  uint64_t events_published;      /* events published since spe_open() */
+} spe_stats;
+
+/* Fill *out with the executor's counters (a consistent snapshot of the engine's,
+ * plus the store's job counts). */
+SPE_EXPORT int spe_stats_get(spe_executor *ex, spe_stats *out);
 
 /* A pollable queue of events, for programs with an event loop of their own:
  * events are appended to it (on the delivery thread) and read with
