@@ -11,8 +11,13 @@
 
 void h_record(void *ctx, const json_t *event) {
   struct recorder *r = ctx;
+  /* A copy of its own: the library's threads keep changing the reference
+   * counts of the event and of the values it shares with the engine (the
+   * results), which jansson reads without atomics when the test's thread takes
+   * a reference. */
+  json_t *copy = json_deep_copy(event);
   pthread_mutex_lock(&r->lock);
-  json_array_append(r->events, (json_t *)event);
+  json_array_append_new(r->events, copy);
   pthread_cond_broadcast(&r->cond);
   pthread_mutex_unlock(&r->lock);
 }
