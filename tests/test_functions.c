@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -362,6 +363,49 @@ static void the_call_context(void **state) {
   h_close(&h);
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A cancel stops running functions (process isolation: their workers are
+ * killed; thread isolation: reported at once, and the endless loop sees
+ * spe_call_cancelled()), and a close with a function running returns. */
+static void cancel_and_close_stop_functions(void **state) {
+  struct harness h;
+  open_with_functions(&h, state, 2);
+  char id[SPE_ID_SIZE];
+  char *text = h_unquote("{'name':'j','tasks':[{'name':'long','exec':'loop','enables':['b']},"
+                         "{'name':'b','exec':'sum'},{'name':'c','exec':'loop'}]}");
+  h_submit_start(&h, text, id);
+  free(text);
+  assert_int_equal(h_await_events(&h, id, "task_started", 2, 5000), 2);
+  assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
+  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
+  json_t *job = NULL;
+  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  assert_string_equal(h_job_status(job), "cancelled");
+  assert_string_equal(h_task_error_kind(job, "long"), "cancelled");
+  assert_string_equal(h_task_error_kind(job, "c"), "cancelled");
+  assert_string_equal(h_task_status(job, "b"), "not_run");
+  json_decref(job);
+
+  text = h_unquote("{'name':'k','tasks':[{'name':'endless','exec':'loop'}]}");
+  h_submit_start(&h, text, id);
+  free(text);
+  assert_int_equal(h_await_events(&h, id, "task_started", 1, 5000), 1);
+  int64_t t0 = mono_ms();
+  spe_close(h.ex);
+  int64_t took = mono_ms() - t0;
+  /* SIGTERM ends the worker at once; the pool's loop notices within a
+   * millisecond. Far below the 5 s grace time either way. */
+  if (took > 3000) fail_msg("close took %lld ms", (long long)took);
+  assert_int_equal(h_count_events(&h, id, "job_finished", NULL), 0);
+  h.ex = NULL;
+  h_close(&h);
+}
+
 #define FUNCTION_TESTS(iso)                                                    \
   cmocka_unit_test_prestate(bad_jobs_are_refused, iso),                        \
       cmocka_unit_test_prestate(good_job_and_same_name_twice, iso),            \
@@ -372,7 +416,8 @@ static void the_call_context(void **state) {
       cmocka_unit_test_prestate(failed_or_timed_out_upstream_blocks, iso),     \
       cmocka_unit_test_prestate(hundred_tasks_and_hundred_jobs, iso),          \
       cmocka_unit_test_prestate(two_jobs_on_ten_workers, iso),                 \
-      cmocka_unit_test_prestate(the_call_context, iso)
+      cmocka_unit_test_prestate(the_call_context, iso),                        \
+      cmocka_unit_test_prestate(cancel_and_close_stop_functions, iso)
 
 int main(void) {
   static int process = SPE_ISOLATION_PROCESS, thread = SPE_ISOLATION_THREAD;
