@@ -13,6 +13,17 @@ struct recorder {
   json_t *events;  /* array of every event received, in order */
 };
 
+/* A recorder is also a subscriber of its own: spe_subscribe(ex, job, h_record, &r,
+ * &sub) after h_recorder_init(&r). */
+void h_recorder_init(struct recorder *r);
+void h_recorder_free(struct recorder *r);
+void h_record(void *ctx, const json_t *event);
+/* h_await_events and h_events on a recorder of one's own. */
+int h_recorder_await(struct recorder *r, const char *job, const char *type, int count,
+                     int timeout_ms);
+json_t *h_recorder_events(struct recorder *r, const char *job, const char *type,
+                          const char *task);
+
 struct harness {
   spe_executor *ex;
   spe_subscription *sub;
@@ -23,6 +34,9 @@ struct harness {
  * every event. Fails the test on error. */
 void h_open(struct harness *h, int workers);
 void h_open_opts(struct harness *h, const spe_options *opt);
+/* The same with C functions: `reg` (copied by spe_open) in `isolation`
+ * (SPE_ISOLATION_PROCESS or _THREAD), retry backoff 50 ms. */
+void h_open_funcs(struct harness *h, int workers, int isolation, const spe_registry *reg);
 void h_close(struct harness *h);
 
 /* Submit and start a job given as JSON text (fails the test if refused) and
@@ -41,6 +55,12 @@ const char *h_task_status(const json_t *job, const char *task);
 json_t *h_task_result(const json_t *job, const char *task);
 const char *h_task_error_kind(const json_t *job, const char *task);
 json_int_t h_task_int(const json_t *job, const char *task, const char *field);
+/* The task's "error" object (borrowed), or NULL; and one integer field of it
+ * (the test fails if it is missing). */
+json_t *h_task_error(const json_t *job, const char *task);
+json_int_t h_error_int(const json_t *job, const char *task, const char *field);
+/* The "id" of a job object (borrowed). */
+const char *h_job_id(const json_t *job);
 
 /* Wait until `count` events of `type` (and `job`, unless NULL) have been
  * recorded, at most timeout_ms; returns how many there are. */
@@ -51,5 +71,8 @@ json_int_t h_event_time(struct harness *h, const char *job, const char *type,
                         const char *task);
 /* Number of recorded events matching (job or NULL, type or NULL, task or NULL). */
 int h_count_events(struct harness *h, const char *job, const char *type, const char *task);
+/* The recorded events matching (job, type, task; NULL = any), in order, as a new
+ * array. */
+json_t *h_events(struct harness *h, const char *job, const char *type, const char *task);
 
 #endif
