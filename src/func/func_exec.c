@@ -30,17 +30,17 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
 
 int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void *task_ctx,
                     struct func_run **run, struct task_outcome *failed) {
-  return fx->thr ? spe__thread_start(fx->thr, launch, task_ctx, run, failed)
+  return fx->thr ? spe__thread_exec_start(fx->thr, launch, task_ctx, run, failed)
                  : spe__proc_start(fx->proc, launch, task_ctx, run, failed);
 }
 
 void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const char *kind) {
-  if (fx->thr) spe__thread_signal(fx->thr, run, sig, kind);
+  if (fx->thr) spe__thread_exec_signal(fx->thr, run, sig, kind);
   else spe__proc_signal(fx->proc, run, sig, kind);
 }
 
 uint32_t spe__func_running(const struct func_exec *fx) {
-  return fx->thr ? spe__thread_running(fx->thr) : spe__proc_running(fx->proc);
+  return fx->thr ? spe__thread_exec_running(fx->thr) : spe__proc_running(fx->proc);
 }
 
 void spe__func_exec_free(struct func_exec *fx) {
