@@ -56,7 +56,7 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   }
   int rc = spe__tpool_init(&tx->pool, threads);
   if (rc == 0) {
-    rc = spe__io_start(lp, &tx->wake_w, tx->pool.efd, EPOLLIN, on_wake, tx);
+    rc = spe__io_start(lp, &tx->wake_w, tx->pool.efd, EPOLLIN | EPOLLET, on_wake, tx);
     if (rc != 0) spe__tpool_destroy(&tx->pool);
   }
   if (rc != 0) {

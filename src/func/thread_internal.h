@@ -69,6 +69,7 @@ struct pool_worker {
   int woken;                /* set by whoever took it off the idle stack */
   struct pool_worker *next_idle;
   struct func_run *current; /* the run being called, or NULL */
+  atomic_int claimed;       /* spinning: a submit counts on it to take a run */
   /* The loop's thread only: */
   struct pool_worker *next; /* every thread started */
 };
@@ -83,6 +84,7 @@ struct thread_pool {
                                 the done list */
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
+  struct pool_worker *spinner; /* the thread spinning for a run, if any */
   /* The loop's thread only: */
   struct pool_worker *all;
   uint32_t nthreads, max_threads;

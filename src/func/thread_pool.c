@@ -16,26 +16,38 @@
  * sleeping loop about a result, takes tens of microseconds here, a queue
  * operation a hundred nanoseconds. So both directions are batched:
  *   - Towards the threads: a thread that finishes a call takes the next run
- *     without sleeping. A thread with nothing to do pushes itself on the idle
- *     stack and sleeps on its own condition variable until someone sets its
- *     `woken` flag; that someone (a submit, or the stop) also takes it off the
- *     stack. So a submit signals only when a thread really sleeps, each submit
- *     wakes a different thread, and a spurious wake-up is never taken for a
- *     real one. The last thread to sleep is the first woken (its cache is the
- *     warmest).
+ *     without sleeping. A thread that finds the queue empty first spins a
+ *     little (SPIN_NS, yielding the CPU as it goes) as the pool's one
+ *     `spinner`: the engine starts tasks a microsecond or two apart, and a
+ *     submit that finds a spinner only sets its `claimed` flag - no system
+ *     call on the loop's thread, where a wake-up would cost more than the
+ *     task. Then it sleeps: it pushes itself on the idle stack and waits on
+ *     its own condition variable until someone sets its `woken` flag; that
+ *     someone (a submit, or the stop) also takes it off the stack. So a
+ *     submit signals only when no thread spins and one really sleeps, each
+ *     submit wakes a different thread, and a spurious wake-up is never taken
+ *     for a real one. The last thread to sleep is the first woken (its cache
+ *     is the warmest).
  *   - Towards the loop: the eventfd is written only by the first run to reach
  *     the done list after the loop last took it (`notified`), and the loop takes
- *     the whole list at once. The loop reads the eventfd before it takes the
- *     list, so a run added after the take always comes with a new write.
+ *     the whole list at once, so a run added after the take always comes with
+ *     a new write. The loop watches the eventfd edge-triggered, where every
+ *     write is an event, and never reads it: that saves a system call per
+ *     batch (the counter, one per batch, would take millennia to overflow).
  * In the steady state of a busy pool, a task costs two short critical
  * sections and no system call.
+ *
+ * Spinning is bounded to one thread at a time so that it never takes more
+ * than one CPU from the loop and the threads that work.
  */
 #include "func/thread_internal.h"
 
+#include "base/clock.h"
 #include "base/msg.h"
 #include "base/thread.h"
 #include "spe.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -57,7 +69,7 @@ int spe__tpool_init(struct thread_pool *p, uint32_t max_threads) {
 void spe__tpool_notify(struct thread_pool *p) {
   uint64_t one = 1;
   ssize_t r = write(p->efd, &one, sizeof one);
-  (void)r; /* it cannot fail short of a counter near 2^64: the loop reads it */
+  (void)r; /* it cannot fail short of a counter near 2^64 (see the top) */
 }
 
 /* Under mu: the call of `run` is over. Returns 1 if the loop must be told. */
@@ -71,43 +83,78 @@ static int put_done(struct thread_pool *p, struct func_run *run) {
   return 1;
 }
 
-static void *worker_main(void *arg) {
-  struct pool_worker *w = arg;
-  struct thread_pool *p = w->pool;
-  struct func_run *run = NULL;
-  int tell_loop = 0;
-  pthread_mutex_lock(&p->mu);
-  for (;;) {
-    if (run != NULL) {
-      tell_loop |= put_done(p, run);
-      w->current = run = NULL;
+/* How long a thread with nothing to do looks for a run before it sleeps. */
+#define SPIN_NS 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Without the lock: until a submit claims this spinner, or SPIN_NS. The CPU
+ * is yielded between short bursts of polling, so that a spinner sharing a CPU
+ * with the loop does not hold it back. */
+static void spin_wait(struct pool_worker *w) {
+  uint64_t until = spe__mono_ns() + SPIN_NS;
+  for (unsigned i = 1; !atomic_load_explicit(&w->claimed, memory_order_acquire); i++) {
+    if (i % 16 != 0) {
+      cpu_relax();
+      continue;
     }
-    while (p->head == NULL && !p->stopping) {
-      if (tell_loop) {
-        /* Tell the loop before sleeping, and outside the lock. */
-        pthread_mutex_unlock(&p->mu);
-        spe__tpool_notify(p);
-        tell_loop = 0;
-        pthread_mutex_lock(&p->mu);
-        continue;
-      }
+    if (spe__mono_ns() > until) return;
+    sched_yield();
+  }
+}
+
+/* Under mu: wait until the queue holds a run or the pool stops; first tell
+ * the loop about results if *tell_loop, then spin once, then sleep. */
+static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell_loop) {
+  int spun = 0;
+  while (p->head == NULL && !p->stopping) {
+    if (*tell_loop) {
+      pthread_mutex_unlock(&p->mu);
+      spe__tpool_notify(p);
+      *tell_loop = 0;
+      pthread_mutex_lock(&p->mu);
+    } else if (!spun && p->spinner == NULL) {
+      p->spinner = w;
+      atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
+      pthread_mutex_unlock(&p->mu);
+      spin_wait(w);
+      pthread_mutex_lock(&p->mu);
+      if (p->spinner == w) p->spinner = NULL; /* not claimed */
+      spun = 1;
+    } else {
       w->woken = 0;
       w->next_idle = p->idle;
       p->idle = w;
       while (!w->woken) pthread_cond_wait(&w->wake, &p->mu);
     }
+  }
+}
+
+static void *worker_main(void *arg) {
+  struct pool_worker *w = arg;
+  struct thread_pool *p = w->pool;
+  int tell_loop = 0;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    wait_for_run(p, w, &tell_loop);
     if (p->stopping) break;
-    run = p->head;
+    struct func_run *run = p->head;
     p->head = run->next;
     if (p->head == NULL) p->tail = NULL;
     w->current = run;
     pthread_mutex_unlock(&p->mu);
-    if (tell_loop) {
-      spe__tpool_notify(p);
-      tell_loop = 0;
-    }
+    /* Results already done reach the loop before this call, however long it
+     * takes. */
+    if (tell_loop) spe__tpool_notify(p);
+    tell_loop = 0;
     spe__trun_call(run);
     pthread_mutex_lock(&p->mu);
+    tell_loop = put_done(p, run);
+    w->current = NULL;
   }
   pthread_mutex_unlock(&p->mu);
   if (tell_loop) spe__tpool_notify(p);
@@ -158,7 +205,14 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
   if (p->tail) p->tail->next = run;
   else p->head = run;
   p->tail = run;
-  struct pool_worker *w = p->idle;
+  struct pool_worker *w = NULL;
+  if (p->spinner != NULL) {
+    atomic_store_explicit(&p->spinner->claimed, 1, memory_order_release);
+    p->spinner = NULL;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+  }
+  w = p->idle;
   if (w != NULL) {
     p->idle = w->next_idle;
     w->woken = 1;
@@ -179,10 +233,6 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
 }
 
 struct func_run *spe__tpool_take_done(struct thread_pool *p) {
-  /* Read first: a run put on the list after the take below writes again. */
-  uint64_t count;
-  ssize_t r = read(p->efd, &count, sizeof count);
-  (void)r; /* EAGAIN: a wake-up of the loop's own (spe__tpool_notify) was read */
   pthread_mutex_lock(&p->mu);
   struct func_run *list = p->done_head;
   p->done_head = p->done_tail = NULL;
@@ -200,6 +250,8 @@ struct func_run *spe__tpool_stop(struct thread_pool *p) {
     if (w->current != NULL) atomic_store_explicit(&w->current->cancelled, 1, memory_order_relaxed);
   for (struct pool_worker *w = p->idle; w != NULL; w = w->next_idle) w->woken = 1;
   p->idle = NULL;
+  if (p->spinner != NULL) atomic_store_explicit(&p->spinner->claimed, 1, memory_order_release);
+  p->spinner = NULL;
   pthread_mutex_unlock(&p->mu);
 
   for (struct pool_worker *w = p->all; w != NULL; w = w->next) pthread_cond_signal(&w->wake);
