@@ -180,6 +180,11 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   }
   char *msg = NULL;
   rc = spe__tpool_submit(&tx->pool, run, &msg);
+  if (rc == 0 && msg != NULL) {
+    spe__log(tx->lg, SPE_LOG_WARN, "thread isolation: %s; going on with %u threads", msg,
+             tx->pool.nthreads);
+    free(msg);
+  }
   if (rc != 0) {
     spe__timer_stop(tx->lp, &run->timer);
     spe__trun_put(tx, run);

@@ -92,9 +92,12 @@ struct thread_pool {
 };
 
 int spe__tpool_init(struct thread_pool *p, uint32_t max_threads);
-/* Queue a run; wake a sleeping thread, or start one more if none sleeps and
- * fewer than max_threads run. Fails (and does not queue the run) only when no
- * thread at all could be started: SPE_ESYS, *msg says why. */
+/* Queue a run; hand it to the spinning thread, or wake a sleeping one, or
+ * start one more if none sleeps and fewer than max_threads run. Fails (and
+ * does not queue the run) only when no thread at all could be started:
+ * SPE_ESYS or SPE_ENOMEM, *msg says why. When one more thread could not be
+ * started but others run, returns 0 with *msg set, and the pool stays at the
+ * threads it has. */
 int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg);
 /* Take every run whose call is over, in order (chained through `next`). */
 struct func_run *spe__tpool_take_done(struct thread_pool *p);

@@ -227,7 +227,13 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
    * is what `workers` asks for. */
   if (p->nthreads >= p->max_threads) return 0;
   int rc = start_thread(p, msg);
-  if (rc == 0 || p->nthreads > 0) return 0; /* the threads there are will do */
+  if (rc == 0) return 0;
+  if (p->nthreads > 0) {
+    /* The threads there are will do (*msg says why there are no more), and
+     * no more are tried: the system said no. */
+    p->max_threads = p->nthreads;
+    return 0;
+  }
   unqueue(p, run);
   return rc;
 }
