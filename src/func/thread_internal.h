@@ -67,6 +67,7 @@ struct pool_worker {
   pthread_cond_t wake;      /* this thread sleeps on it, alone */
   /* Under the pool's mutex: */
   int woken;                /* set by whoever took it off the idle stack */
+  int counted;              /* claimed or woken, counted in nlooking */
   struct pool_worker *next_idle;
   struct func_run *current; /* the run being called, or NULL */
   atomic_int claimed;       /* spinning: a submit counts on it to take a run */
@@ -85,6 +86,7 @@ struct thread_pool {
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */
+  uint32_t nlooking;         /* threads claimed or woken, not at the queue yet */
   /* The loop's thread only: */
   struct pool_worker *all;
   uint32_t nthreads, max_threads;

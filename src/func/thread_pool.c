@@ -8,7 +8,8 @@
  * Threads and locks: the loop's thread queues runs (spe__tpool_submit) and
  * takes the done list (spe__tpool_take_done); each pool thread takes a run
  * from the queue, calls it, and puts it on the done list. One mutex, `mu`,
- * guards both lists, the idle stack and each thread's `woken` and `current`.
+ * guards both lists, the idle stack, the spinner, `nlooking` and each thread's
+ * `woken`, `counted` and `current`.
  * Nothing else is locked, and condition variables are signalled and the eventfd
  * written after `mu` is released.
  *
@@ -23,11 +24,16 @@
  *     call on the loop's thread, where a wake-up would cost more than the
  *     task. Then it sleeps: it pushes itself on the idle stack and waits on
  *     its own condition variable until someone sets its `woken` flag; that
- *     someone (a submit, or the stop) also takes it off the stack. So a
- *     submit signals only when no thread spins and one really sleeps, each
- *     submit wakes a different thread, and a spurious wake-up is never taken
- *     for a real one. The last thread to sleep is the first woken (its cache
- *     is the warmest).
+ *     someone (a submit, a thread, or the stop) also takes it off the stack.
+ *     `nlooking` counts the threads claimed or woken that have not yet come
+ *     to the queue: a submit wakes a thread only when none is on its way,
+ *     and a thread that takes a run while more wait and none is on its way
+ *     wakes the next one itself, before its call (so a burst of submits
+ *     spreads over the threads, and the wake-ups are paid by the threads,
+ *     not by the loop). A spurious wake-up is never taken for a real one, and
+ *     the last thread to sleep is the first woken (its cache is the warmest).
+ *     The invariant: whenever runs wait, a thread is on its way, or every
+ *     thread is busy in a call and will come back.
  *   - Towards the loop: the eventfd is written only by the first run to reach
  *     the done list after the loop last took it (`notified`), and the loop takes
  *     the whole list at once, so a run added after the take always comes with
@@ -107,11 +113,31 @@ static void spin_wait(struct pool_worker *w) {
   }
 }
 
+/* Under mu: `w` is no longer on its way to the queue. */
+static void stop_looking(struct thread_pool *p, struct pool_worker *w) {
+  if (!w->counted) return;
+  w->counted = 0;
+  p->nlooking--;
+}
+
+/* Under mu: take a sleeping thread off the idle stack and count it as looking;
+ * the caller signals it once mu is released. NULL if none sleeps. */
+static struct pool_worker *take_idle(struct thread_pool *p) {
+  struct pool_worker *w = p->idle;
+  if (w == NULL) return NULL;
+  p->idle = w->next_idle;
+  w->woken = 1;
+  w->counted = 1;
+  p->nlooking++;
+  return w;
+}
+
 /* Under mu: wait until the queue holds a run or the pool stops; first tell
  * the loop about results if *tell_loop, then spin once, then sleep. */
 static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell_loop) {
   int spun = 0;
   while (p->head == NULL && !p->stopping) {
+    stop_looking(p, w); /* it found nothing */
     if (*tell_loop) {
       pthread_mutex_unlock(&p->mu);
       spe__tpool_notify(p);
@@ -142,11 +168,17 @@ static void *worker_main(void *arg) {
   for (;;) {
     wait_for_run(p, w, &tell_loop);
     if (p->stopping) break;
+    stop_looking(p, w);
     struct func_run *run = p->head;
     p->head = run->next;
     if (p->head == NULL) p->tail = NULL;
     w->current = run;
+    /* More runs wait and no other thread is on its way: wake one now, before
+     * a call that may be long (this is how a burst of submits spreads over
+     * the threads without the loop paying for the wake-ups). */
+    struct pool_worker *helper = p->head != NULL && p->nlooking == 0 ? take_idle(p) : NULL;
     pthread_mutex_unlock(&p->mu);
+    if (helper != NULL) pthread_cond_signal(&helper->wake);
     /* Results already done reach the loop before this call, however long it
      * takes. */
     if (tell_loop) spe__tpool_notify(p);
@@ -205,27 +237,29 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
   if (p->tail) p->tail->next = run;
   else p->head = run;
   p->tail = run;
-  struct pool_worker *w = NULL;
-  if (p->spinner != NULL) {
-    atomic_store_explicit(&p->spinner->claimed, 1, memory_order_release);
+  struct pool_worker *spinner = p->spinner;
+  if (spinner != NULL) {
+    /* The spinner sees the flag within a microsecond: no system call. */
     p->spinner = NULL;
+    spinner->counted = 1;
+    p->nlooking++;
+    atomic_store_explicit(&spinner->claimed, 1, memory_order_release);
     pthread_mutex_unlock(&p->mu);
     return 0;
   }
-  w = p->idle;
-  if (w != NULL) {
-    p->idle = w->next_idle;
-    w->woken = 1;
-  }
+  /* A thread already on its way to the queue takes this run too, or wakes
+   * another for it (worker_main): the loop wakes one only when none is. */
+  struct pool_worker *w = p->nlooking == 0 ? take_idle(p) : NULL;
+  int none_idle = p->idle == NULL;
   pthread_mutex_unlock(&p->mu);
   if (w != NULL) {
     pthread_cond_signal(&w->wake);
     return 0;
   }
-  /* Nobody sleeps: every thread is busy, or there is none yet. A busy thread
-   * will come back for the run, but while there may be more threads, one more
-   * is what `workers` asks for. */
-  if (p->nthreads >= p->max_threads) return 0;
+  /* No thread sleeps: every one is busy or on its way, or there is none
+   * yet. While there may be more threads, one more is what `workers` asks
+   * for: a busy thread may be busy for long. */
+  if (!none_idle || p->nthreads >= p->max_threads) return 0;
   int rc = start_thread(p, msg);
   if (rc == 0) return 0;
   if (p->nthreads > 0) {
