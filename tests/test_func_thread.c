@@ -597,6 +597,33 @@ static void test_workers_bound(void **state) {
   assert_true(atomic_load(&most_running) <= 2);
 }
 
+/* A long call holds one thread: calls started meanwhile run on the other,
+ * whether it is new, spinning or asleep, and never wait for the long one. */
+static void test_runs_beside_a_long_call(void **state) {
+  struct fx *f = *state;
+  open_exec(f, 2);
+  struct slot long_call = {0};
+  start_fn(f, "until_cancelled", &long_call);
+  gate_await(&gate.entered, 1);
+  for (int i = 0; i < 5; i++) {
+    struct slot s = {0};
+    start_fn(f, "three", &s);
+    wait_for(f, &s);
+    assert_int_equal(json_integer_value(result_of(&s)), 3);
+    slot_clear(&s);
+    if (i == 2) {
+      /* Long enough for the other thread to stop spinning and sleep. */
+      struct timespec ts = {0, 5 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  assert_false(long_call.done);
+  signal_run(f, &long_call, "cancelled");
+  wait_for(f, &long_call);
+  gate_open();
+  slot_clear(&long_call);
+}
+
 /* Many calls, some cancelled: each reported exactly once (on_done checks),
  * with the right outcome. */
 static void test_many_exactly_once(void **state) {
@@ -696,6 +723,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unbound_is_per_cpu, setup, teardown),
       cmocka_unit_test_setup_teardown(test_workers_bound, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_runs_beside_a_long_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_exactly_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_with_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_waits_for_late_calls, setup, teardown),
