@@ -75,14 +75,16 @@ struct cost {
                              producer) */
 };
 
+static const struct cost failed_run = {-1, -1, -1};
+
 static struct cost bench_exec(const spe_registry *reg, unsigned long n, uint32_t workers,
                          unsigned long in_flight, uint64_t loop_ns) {
   struct loop lp;
-  if (spe__loop_init(&lp) != 0) return (struct cost){-1, -1, -1};
+  if (spe__loop_init(&lp) != 0) return failed_run;
   struct run_state st = {0};
   struct func_exec_config cfg = {.isolation = SPE_ISOLATION_THREAD, .workers = workers, .reg = reg};
   struct thread_exec *tx;
-  if (spe__thread_exec_new(&tx, &cfg, &lp, NULL, on_done, &st) != 0) return (struct cost){-1, -1, -1};
+  if (spe__thread_exec_new(&tx, &cfg, &lp, NULL, on_done, &st) != 0) return failed_run;
   json_t *input = json_object();
   struct task_launch l = {.job_id = "01JBENCHJOB000000000000000", .job_name = "bench",
                           .task_name = "t", .attempt = 1, .function = "noop",
@@ -94,10 +96,10 @@ static struct cost bench_exec(const spe_registry *reg, unsigned long n, uint32_t
       struct func_run *run;
       struct task_outcome failed;
       burn(loop_ns);
-      if (spe__thread_exec_start(tx, &l, NULL, &run, &failed) != 0) return (struct cost){-1, -1, -1};
+      if (spe__thread_exec_start(tx, &l, NULL, &run, &failed) != 0) return failed_run;
       started++;
     }
-    if (spe__loop_poll(&lp, -1) < 0) return (struct cost){-1, -1, -1};
+    if (spe__loop_poll(&lp, -1) < 0) return failed_run;
   }
   struct cost c = {(double)(spe__mono_ns() - t0) / (double)n, (double)(cpu_ns() - c0) / (double)n,
                    (double)(thread_cpu_ns() - m0) / (double)n};
@@ -146,7 +148,7 @@ static struct cost bench_plain(const spe_registry *reg, unsigned long n, uint32_
   pthread_cond_init(&p.all_done, NULL);
   p.ring = malloc(n * sizeof *p.ring);
   pthread_t *th = malloc(workers * sizeof *th);
-  if (p.ring == NULL || th == NULL) return (struct cost){-1, -1, -1};
+  if (p.ring == NULL || th == NULL) return failed_run;
   for (uint32_t i = 0; i < workers; i++) pthread_create(&th[i], NULL, plain_worker, &p);
   uint64_t t0 = spe__mono_ns(), c0 = cpu_ns(), m0 = thread_cpu_ns();
   for (unsigned long i = 0; i < n; i++) {
