@@ -18,7 +18,7 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
   if (fx == NULL) return SPE_ENOMEM;
   fx->isolation = cfg->isolation;
   int rc = cfg->isolation == SPE_ISOLATION_THREAD
-               ? spe__tpool_exec_new(&fx->thr, cfg, lp, lg, done, ctx)
+               ? spe__thread_exec_new(&fx->thr, cfg, lp, lg, done, ctx)
                : spe__proc_exec_new(&fx->proc, cfg, lp, lg, done, ctx);
   if (rc != 0) {
     free(fx);
@@ -30,22 +30,22 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
 
 int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void *task_ctx,
                     struct func_run **run, struct task_outcome *failed) {
-  return fx->thr ? spe__tpool_start(fx->thr, launch, task_ctx, run, failed)
+  return fx->thr ? spe__thread_exec_start(fx->thr, launch, task_ctx, run, failed)
                  : spe__proc_start(fx->proc, launch, task_ctx, run, failed);
 }
 
 void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const char *kind) {
-  if (fx->thr) spe__tpool_signal(fx->thr, run, sig, kind);
+  if (fx->thr) spe__thread_exec_signal(fx->thr, run, sig, kind);
   else spe__proc_signal(fx->proc, run, sig, kind);
 }
 
 uint32_t spe__func_running(const struct func_exec *fx) {
-  return fx->thr ? spe__tpool_running(fx->thr) : spe__proc_running(fx->proc);
+  return fx->thr ? spe__thread_exec_running(fx->thr) : spe__proc_running(fx->proc);
 }
 
 void spe__func_exec_free(struct func_exec *fx) {
   if (fx == NULL) return;
-  if (fx->thr) spe__tpool_exec_free(fx->thr);
+  if (fx->thr) spe__thread_exec_free(fx->thr);
   else spe__proc_exec_free(fx->proc);
   free(fx);
 }

@@ -19,14 +19,16 @@ void spe__proc_signal(struct proc_exec *px, struct func_run *run, int sig, const
 uint32_t spe__proc_running(const struct proc_exec *px);
 void spe__proc_exec_free(struct proc_exec *px);
 
-/* Thread isolation: thread_*.c ("tpool": spe__thread_start is base/thread.h's). */
+/* Thread isolation: thread_*.c. (Named spe__thread_exec_*: spe__thread_start
+ * is base/thread.h's.) */
 struct thread_exec;
-int spe__tpool_exec_new(struct thread_exec **out, const struct func_exec_config *cfg,
+int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config *cfg,
                          struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx);
-int spe__tpool_start(struct thread_exec *tx, const struct task_launch *launch, void *task_ctx,
-                      struct func_run **run, struct task_outcome *failed);
-void spe__tpool_signal(struct thread_exec *tx, struct func_run *run, int sig, const char *kind);
-uint32_t spe__tpool_running(const struct thread_exec *tx);
-void spe__tpool_exec_free(struct thread_exec *tx);
+int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *launch,
+                           void *task_ctx, struct func_run **run, struct task_outcome *failed);
+void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int sig,
+                             const char *kind);
+uint32_t spe__thread_exec_running(const struct thread_exec *tx);
+void spe__thread_exec_free(struct thread_exec *tx);
 
 #endif

@@ -1,0 +1,244 @@
+/*
+ * Thread isolation's executor (func/impl.h, contract in func/func.h): `exec`
+ * tasks called on the pool of thread_pool.c, reported on the loop.
+ *
+ * Everything here runs on the loop's thread. A started run is reported exactly
+ * once, through one of three paths:
+ *   - its call returned: the pool's eventfd wakes the loop, which takes every
+ *     returned run at once (on_wake) and reports each;
+ *   - its timeout passed (on_timeout, a loop timer): reported "timeout" there
+ *     and then, with `cancelled` set for the function to notice;
+ *   - it was signalled: `cancelled` is set and the run joins the list of early
+ *     reports, made from the next on_wake (the eventfd is written so that the
+ *     loop wakes even when nothing else happens) - never inside the signal call.
+ * `reported` says the first path taken; the others then only free the run
+ * (when its call is over: a function cannot be stopped, so a run reported early
+ * lives until it returns, and its late result is dropped). A run signalled
+ * with a kind is reported with that kind whatever the call did.
+ *
+ * The timeout counts from the moment the function was called, not from the
+ * start request: a run that waits in the queue behind busy threads has not
+ * used any of its time yet.
+ */
+#include "func/thread_internal.h"
+
+#include "base/clock.h"
+#include "spe.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void on_wake(struct loop *lp, struct io_watch *w, uint32_t events);
+
+int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config *cfg,
+                         struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx) {
+  *out = NULL;
+  struct thread_exec *tx = calloc(1, sizeof *tx);
+  if (tx == NULL) return SPE_ENOMEM;
+  uint32_t threads = cfg->workers;
+  if (threads == UINT32_MAX) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = n > 0 ? (uint32_t)n : 1;
+  }
+  tx->lp = lp;
+  tx->lg = lg;
+  tx->reg = cfg->reg;
+  tx->done = done;
+  tx->ctx = ctx;
+  tx->wake_w.fd = -1;
+  tx->empty_input = json_object();
+  if (tx->empty_input == NULL) {
+    free(tx);
+    return SPE_ENOMEM;
+  }
+  int rc = spe__tpool_init(&tx->pool, threads);
+  if (rc == 0) {
+    rc = spe__io_start(lp, &tx->wake_w, tx->pool.efd, EPOLLIN | EPOLLET, on_wake, tx);
+    if (rc != 0) spe__tpool_destroy(&tx->pool);
+  }
+  if (rc != 0) {
+    json_decref(tx->empty_input);
+    free(tx);
+    return rc;
+  }
+  *out = tx;
+  return 0;
+}
+
+static int64_t timeout_delay(uint64_t timeout_ms) {
+  return timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)timeout_ms;
+}
+
+/* Report a run (not reported yet) to the done callback. */
+static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms) {
+  struct task_outcome out;
+  spe__trun_outcome(run, now_ms, &out);
+  spe__timer_stop(tx->lp, &run->timer);
+  run->reported = 1;
+  tx->nrunning--;
+  tx->done(tx->ctx, run->task_ctx, &out);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void force(struct func_run *run, const char *kind, const char *fmt, ...) {
+  if (run->forced_kind[0] != '\0') return; /* the first reason stands */
+  snprintf(run->forced_kind, sizeof run->forced_kind, "%s", kind);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(run->forced_msg, sizeof run->forced_msg, fmt, ap);
+  va_end(ap);
+  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed);
+}
+
+static void on_timeout(struct loop *lp, struct timer *t) {
+  struct func_run *run = t->data;
+  int64_t limit = timeout_delay(run->timeout_ms);
+  int64_t begun = atomic_load_explicit(&run->begun_mono, memory_order_relaxed);
+  int64_t ended = atomic_load_explicit(&run->ended_mono, memory_order_relaxed);
+  /* The timer has just left the loop's heap: restarting it needs no memory. */
+  if (begun == 0) {
+    /* Still queued (or being taken off the queue right now). */
+    spe__timer_start(lp, t, limit, on_timeout, run);
+    return;
+  }
+  if (ended != 0 && ended - begun <= limit) return; /* returned in time: on_wake reports */
+  if (ended == 0 && begun + limit > lp->now_ms) {
+    spe__timer_start(lp, t, begun + limit - lp->now_ms, on_timeout, run);
+    return;
+  }
+  force(run, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  report(run->tx, run, spe__now_ms());
+}
+
+/* The early reports asked for by signals. */
+static void report_forced(struct thread_exec *tx) {
+  struct func_run *run;
+  while ((run = tx->forced_head) != NULL) {
+    tx->forced_head = run->forced_next;
+    if (tx->forced_head == NULL) tx->forced_tail = NULL;
+    run->forced_queued = 0;
+    if (!run->reported) report(tx, run, spe__now_ms());
+    if (run->finished) spe__trun_put(tx, run);
+  }
+}
+
+/* A run is back from the pool: its call is over (or was skipped). */
+static void finish(struct thread_exec *tx, struct func_run *run, int64_t now_ms) {
+  run->finished = 1;
+  if (!run->reported) report(tx, run, now_ms);
+  if (!run->forced_queued) spe__trun_put(tx, run);
+}
+
+static void on_wake(struct loop *lp, struct io_watch *w, uint32_t events) {
+  struct thread_exec *tx = w->data;
+  struct func_run *list = spe__tpool_take_done(&tx->pool);
+  report_forced(tx);
+  if (list == NULL) return;
+  int64_t now = spe__now_ms();
+  for (struct func_run *run = list, *next; run != NULL; run = next) {
+    next = run->next; /* the done callback may reuse `run` once it is put back */
+    finish(tx, run, now);
+  }
+  /* Signals sent by the done callbacks: no need to wait for another wake-up. */
+  report_forced(tx);
+}
+
+/* A start that failed: `error` (the error object, may be NULL) goes to `failed`. */
+static int fail_start(struct task_outcome *failed, int rc, json_t *error) {
+  if (failed == NULL) {
+    json_decref(error);
+    return rc;
+  }
+  failed->succeeded = 0;
+  failed->result = NULL;
+  failed->error = error;
+  failed->started_ms = failed->finished_ms = spe__now_ms();
+  return rc;
+}
+
+int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *launch,
+                           void *task_ctx, struct func_run **out, struct task_outcome *failed) {
+  *out = NULL;
+  const char *name = launch->function ? launch->function : "";
+  const struct func_entry *fn = spe__registry_find(tx->reg, name);
+  if (fn == NULL)
+    return fail_start(failed, SPE_EINVAL,
+                      spe__error_new("error", "no function \"%s\" is registered", name));
+  struct func_run *run = spe__trun_get(tx);
+  if (run == NULL)
+    return fail_start(failed, SPE_ENOMEM, spe__error_new("error", "out of memory starting a call"));
+  run->task_ctx = task_ctx;
+  int rc = spe__trun_fill(run, tx, launch, fn);
+  if (rc == 0 && run->timeout_ms > 0)
+    rc = spe__timer_start(tx->lp, &run->timer, timeout_delay(run->timeout_ms), on_timeout, run);
+  if (rc != 0) {
+    spe__trun_put(tx, run);
+    return fail_start(failed, rc, spe__error_new("error", "out of memory starting a call"));
+  }
+  char *msg = NULL;
+  rc = spe__tpool_submit(&tx->pool, run, &msg);
+  if (rc == 0 && msg != NULL) {
+    spe__log(tx->lg, SPE_LOG_WARN, "thread isolation: %s; going on with %u threads", msg,
+             tx->pool.nthreads);
+    free(msg);
+  }
+  if (rc != 0) {
+    spe__timer_stop(tx->lp, &run->timer);
+    spe__trun_put(tx, run);
+    rc = fail_start(failed, rc,
+                    spe__error_new("error", "%s", msg ? msg : "cannot start a thread"));
+    free(msg);
+    return rc;
+  }
+  tx->nrunning++;
+  *out = run;
+  return 0;
+}
+
+void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int sig,
+                             const char *kind) {
+  /* A thread cannot be interrupted: `sig` has nothing to act on. The call is
+   * given up instead (a signal without a kind means the same to the engine). */
+  if (run == NULL || run->reported) return;
+  if (kind != NULL) force(run, kind, "%s", kind);
+  else force(run, "cancelled", "interrupted");
+  if (run->forced_queued) return;
+  run->forced_queued = 1;
+  run->forced_next = NULL;
+  if (tx->forced_tail != NULL) {
+    tx->forced_tail->forced_next = run;
+  } else {
+    tx->forced_head = run;
+    spe__tpool_notify(&tx->pool); /* the report comes from the next poll */
+  }
+  tx->forced_tail = run;
+}
+
+uint32_t spe__thread_exec_running(const struct thread_exec *tx) { return tx->nrunning; }
+
+void spe__thread_exec_free(struct thread_exec *tx) {
+  if (tx == NULL) return;
+  spe__io_stop(tx->lp, &tx->wake_w);
+  /* Early reports not made: a run there whose call is over is held by nobody
+   * else; the others are still the pool's. */
+  for (struct func_run *run = tx->forced_head, *next; run != NULL; run = next) {
+    next = run->forced_next;
+    if (run->finished) spe__trun_free(run);
+  }
+  struct func_run *held = spe__tpool_stop(&tx->pool);
+  for (struct func_run *run = held, *next; run != NULL; run = next) {
+    next = run->next;
+    spe__timer_stop(tx->lp, &run->timer);
+    spe__trun_free(run);
+  }
+  for (struct func_run *run = tx->free_runs, *next; run != NULL; run = next) {
+    next = run->next;
+    spe__trun_free(run);
+  }
+  spe__tpool_destroy(&tx->pool);
+  json_decref(tx->empty_input);
+  free(tx);
+}

@@ -1,0 +1,319 @@
+/*
+ * The pool of threads that calls the functions of thread isolation.
+ *
+ * What it owns: the threads (started on demand, up to max_threads, and kept
+ * until the pool stops), the queue of runs to call and the list of runs whose
+ * call is over (the "done list"), and an eventfd watched on the engine's loop.
+ *
+ * Threads and locks: the loop's thread queues runs (spe__tpool_submit) and
+ * takes the done list (spe__tpool_take_done); each pool thread takes a run
+ * from the queue, calls it, and puts it on the done list. One mutex, `mu`,
+ * guards both lists, the idle stack, the spinner, `nlooking` and each thread's
+ * `woken`, `counted` and `current`.
+ * Nothing else is locked, and condition variables are signalled and the eventfd
+ * written after `mu` is released.
+ *
+ * Wake-ups are what costs: handing a run to a sleeping thread, or telling a
+ * sleeping loop about a result, takes tens of microseconds here, a queue
+ * operation a hundred nanoseconds. So both directions are batched:
+ *   - Towards the threads: a thread that finishes a call takes the next run
+ *     without sleeping. A thread that finds the queue empty first spins a
+ *     little (SPIN_NS, yielding the CPU as it goes) as the pool's one
+ *     `spinner`: the engine starts tasks a microsecond or two apart, and a
+ *     submit that finds a spinner only sets its `claimed` flag - no system
+ *     call on the loop's thread, where a wake-up would cost more than the
+ *     task. Then it sleeps: it pushes itself on the idle stack and waits on
+ *     its own condition variable until someone sets its `woken` flag; that
+ *     someone (a submit, a thread, or the stop) also takes it off the stack.
+ *     `nlooking` counts the threads claimed or woken that have not yet come
+ *     to the queue: a submit wakes a thread only when none is on its way,
+ *     and a thread that takes a run while more wait and none is on its way
+ *     wakes the next one itself, before its call (so a burst of submits
+ *     spreads over the threads, and the wake-ups are paid by the threads,
+ *     not by the loop). A spurious wake-up is never taken for a real one, and
+ *     the last thread to sleep is the first woken (its cache is the warmest).
+ *     The invariant: whenever runs wait, a thread is on its way, or every
+ *     thread is busy in a call and will come back.
+ *   - Towards the loop: the eventfd is written only by the first run to reach
+ *     the done list after the loop last took it (`notified`), and the loop takes
+ *     the whole list at once, so a run added after the take always comes with
+ *     a new write. The loop watches the eventfd edge-triggered, where every
+ *     write is an event, and never reads it: that saves a system call per
+ *     batch (the counter, one per batch, would take millennia to overflow).
+ * In the steady state of a busy pool, a task costs two short critical
+ * sections and no system call.
+ *
+ * Spinning is bounded to one thread at a time so that it never takes more
+ * than one CPU from the loop and the threads that work.
+ */
+#include "func/thread_internal.h"
+
+#include "base/clock.h"
+#include "base/msg.h"
+#include "base/thread.h"
+#include "spe.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+int spe__tpool_init(struct thread_pool *p, uint32_t max_threads) {
+  memset(p, 0, sizeof *p);
+  p->max_threads = max_threads > 0 ? max_threads : 1;
+  p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->efd < 0) return SPE_ESYS;
+  if (pthread_mutex_init(&p->mu, NULL) != 0) {
+    close(p->efd);
+    p->efd = -1;
+    return SPE_ESYS;
+  }
+  return 0;
+}
+
+void spe__tpool_notify(struct thread_pool *p) {
+  uint64_t one = 1;
+  ssize_t r = write(p->efd, &one, sizeof one);
+  (void)r; /* it cannot fail short of a counter near 2^64 (see the top) */
+}
+
+/* Under mu: the call of `run` is over. Returns 1 if the loop must be told. */
+static int put_done(struct thread_pool *p, struct func_run *run) {
+  run->next = NULL;
+  if (p->done_tail) p->done_tail->next = run;
+  else p->done_head = run;
+  p->done_tail = run;
+  if (p->notified) return 0;
+  p->notified = 1;
+  return 1;
+}
+
+/* How long a thread with nothing to do looks for a run before it sleeps. */
+#define SPIN_NS 20000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Without the lock: until a submit claims this spinner, or SPIN_NS. The CPU
+ * is yielded between short bursts of polling, so that a spinner sharing a CPU
+ * with the loop does not hold it back. */
+static void spin_wait(struct pool_worker *w) {
+  uint64_t until = spe__mono_ns() + SPIN_NS;
+  for (unsigned i = 1; !atomic_load_explicit(&w->claimed, memory_order_acquire); i++) {
+    if (i % 16 != 0) {
+      cpu_relax();
+      continue;
+    }
+    if (spe__mono_ns() > until) return;
+    sched_yield();
+  }
+}
+
+/* Under mu: `w` is no longer on its way to the queue. */
+static void stop_looking(struct thread_pool *p, struct pool_worker *w) {
+  if (!w->counted) return;
+  w->counted = 0;
+  p->nlooking--;
+}
+
+/* Under mu: take a sleeping thread off the idle stack and count it as looking;
+ * the caller signals it once mu is released. NULL if none sleeps. */
+static struct pool_worker *take_idle(struct thread_pool *p) {
+  struct pool_worker *w = p->idle;
+  if (w == NULL) return NULL;
+  p->idle = w->next_idle;
+  w->woken = 1;
+  w->counted = 1;
+  p->nlooking++;
+  return w;
+}
+
+/* Under mu: wait until the queue holds a run or the pool stops; first tell
+ * the loop about results if *tell_loop, then spin once, then sleep. */
+static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell_loop) {
+  int spun = 0;
+  while (p->head == NULL && !p->stopping) {
+    stop_looking(p, w); /* it found nothing */
+    if (*tell_loop) {
+      pthread_mutex_unlock(&p->mu);
+      spe__tpool_notify(p);
+      *tell_loop = 0;
+      pthread_mutex_lock(&p->mu);
+    } else if (!spun && p->spinner == NULL) {
+      p->spinner = w;
+      atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
+      pthread_mutex_unlock(&p->mu);
+      spin_wait(w);
+      pthread_mutex_lock(&p->mu);
+      if (p->spinner == w) p->spinner = NULL; /* not claimed */
+      spun = 1;
+    } else {
+      w->woken = 0;
+      w->next_idle = p->idle;
+      p->idle = w;
+      while (!w->woken) pthread_cond_wait(&w->wake, &p->mu);
+    }
+  }
+}
+
+static void *worker_main(void *arg) {
+  struct pool_worker *w = arg;
+  struct thread_pool *p = w->pool;
+  int tell_loop = 0;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    wait_for_run(p, w, &tell_loop);
+    if (p->stopping) break;
+    stop_looking(p, w);
+    struct func_run *run = p->head;
+    p->head = run->next;
+    if (p->head == NULL) p->tail = NULL;
+    w->current = run;
+    /* More runs wait and no other thread is on its way: wake one now, before
+     * a call that may be long (this is how a burst of submits spreads over
+     * the threads without the loop paying for the wake-ups). */
+    struct pool_worker *helper = p->head != NULL && p->nlooking == 0 ? take_idle(p) : NULL;
+    pthread_mutex_unlock(&p->mu);
+    if (helper != NULL) pthread_cond_signal(&helper->wake);
+    /* Results already done reach the loop before this call, however long it
+     * takes. */
+    if (tell_loop) spe__tpool_notify(p);
+    tell_loop = 0;
+    spe__trun_call(run);
+    pthread_mutex_lock(&p->mu);
+    tell_loop = put_done(p, run);
+    w->current = NULL;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (tell_loop) spe__tpool_notify(p);
+  return NULL;
+}
+
+static int start_thread(struct thread_pool *p, char **msg) {
+  struct pool_worker *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    spe__msg_set(msg, "out of memory starting a thread");
+    return SPE_ENOMEM;
+  }
+  w->pool = p;
+  int e = pthread_cond_init(&w->wake, NULL);
+  if (e == 0) {
+    e = spe__thread_start(&w->thread, worker_main, w);
+    if (e != 0) pthread_cond_destroy(&w->wake);
+  }
+  if (e != 0) {
+    free(w);
+    spe__msg_set(msg, "cannot start a thread: %s", strerror(e));
+    return SPE_ESYS;
+  }
+  w->next = p->all;
+  p->all = w;
+  p->nthreads++;
+  return 0;
+}
+
+/* Take `run` back out of the queue (the loop's thread; no thread runs). */
+static void unqueue(struct thread_pool *p, struct func_run *run) {
+  pthread_mutex_lock(&p->mu);
+  struct func_run **link = &p->head, *prev = NULL;
+  while (*link != NULL && *link != run) {
+    prev = *link;
+    link = &prev->next;
+  }
+  if (*link == run) {
+    *link = run->next;
+    if (p->tail == run) p->tail = prev;
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
+  run->next = NULL;
+  pthread_mutex_lock(&p->mu);
+  if (p->tail) p->tail->next = run;
+  else p->head = run;
+  p->tail = run;
+  struct pool_worker *spinner = p->spinner;
+  if (spinner != NULL) {
+    /* The spinner sees the flag within a microsecond: no system call. */
+    p->spinner = NULL;
+    spinner->counted = 1;
+    p->nlooking++;
+    atomic_store_explicit(&spinner->claimed, 1, memory_order_release);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+  }
+  /* A thread already on its way to the queue takes this run too, or wakes
+   * another for it (worker_main): the loop wakes one only when none is. */
+  struct pool_worker *w = p->nlooking == 0 ? take_idle(p) : NULL;
+  int none_idle = p->idle == NULL;
+  pthread_mutex_unlock(&p->mu);
+  if (w != NULL) {
+    pthread_cond_signal(&w->wake);
+    return 0;
+  }
+  /* No thread sleeps: every one is busy or on its way, or there is none
+   * yet. While there may be more threads, one more is what `workers` asks
+   * for: a busy thread may be busy for long. */
+  if (!none_idle || p->nthreads >= p->max_threads) return 0;
+  int rc = start_thread(p, msg);
+  if (rc == 0) return 0;
+  if (p->nthreads > 0) {
+    /* The threads there are will do (*msg says why there are no more), and
+     * no more are tried: the system said no. */
+    p->max_threads = p->nthreads;
+    return 0;
+  }
+  unqueue(p, run);
+  return rc;
+}
+
+struct func_run *spe__tpool_take_done(struct thread_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  struct func_run *list = p->done_head;
+  p->done_head = p->done_tail = NULL;
+  p->notified = 0;
+  pthread_mutex_unlock(&p->mu);
+  return list;
+}
+
+struct func_run *spe__tpool_stop(struct thread_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->stopping = 1;
+  struct func_run *queued = p->head;
+  p->head = p->tail = NULL;
+  for (struct pool_worker *w = p->all; w != NULL; w = w->next)
+    if (w->current != NULL) atomic_store_explicit(&w->current->cancelled, 1, memory_order_relaxed);
+  for (struct pool_worker *w = p->idle; w != NULL; w = w->next_idle) w->woken = 1;
+  p->idle = NULL;
+  if (p->spinner != NULL) atomic_store_explicit(&p->spinner->claimed, 1, memory_order_release);
+  p->spinner = NULL;
+  pthread_mutex_unlock(&p->mu);
+
+  for (struct pool_worker *w = p->all; w != NULL; w = w->next) pthread_cond_signal(&w->wake);
+  for (struct pool_worker *w = p->all; w != NULL; w = w->next) pthread_join(w->thread, NULL);
+
+  /* Every thread has ended: the lists are ours. */
+  struct func_run *list = p->done_head;
+  if (p->done_tail) p->done_tail->next = queued;
+  else list = queued;
+  p->done_head = p->done_tail = NULL;
+  return list;
+}
+
+void spe__tpool_destroy(struct thread_pool *p) {
+  for (struct pool_worker *w = p->all, *next; w != NULL; w = next) {
+    next = w->next;
+    pthread_cond_destroy(&w->wake);
+    free(w);
+  }
+  p->all = NULL;
+  p->nthreads = 0;
+  pthread_mutex_destroy(&p->mu);
+  if (p->efd >= 0) close(p->efd);
+  p->efd = -1;
+}

@@ -1,0 +1,150 @@
+/*
+ * One attempt under thread isolation: its memory, its call on a pool thread,
+ * and its outcome.
+ *
+ * Runs are recycled through the executor's free list, strings buffer
+ * included, so that a steady stream of tasks allocates nothing per task.
+ * Everything here runs on the loop's thread except spe__trun_call().
+ */
+#include "func/thread_internal.h"
+
+#include "base/clock.h"
+#include "spe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs kept for reuse at most: enough for every thread and a deep queue,
+ * little memory (a few hundred bytes each) once a burst is over. */
+#define FREE_RUNS_MAX 4096
+
+struct func_run *spe__trun_get(struct thread_exec *tx) {
+  struct func_run *run = tx->free_runs;
+  if (run != NULL) {
+    tx->free_runs = run->next;
+    tx->nfree--;
+  } else {
+    run = calloc(1, sizeof *run);
+    if (run == NULL) return NULL;
+    spe__timer_init(&run->timer);
+  }
+  run->next = NULL;
+  run->tx = tx;
+  run->result = NULL;
+  run->error = NULL;
+  run->reported = run->finished = run->forced_queued = 0;
+  run->forced_kind[0] = '\0';
+  /* Relaxed is enough: the run reaches a pool thread through the pool's mutex. */
+  atomic_store_explicit(&run->cancelled, 0, memory_order_relaxed);
+  atomic_store_explicit(&run->started_ms, 0, memory_order_relaxed);
+  atomic_store_explicit(&run->begun_mono, 0, memory_order_relaxed);
+  atomic_store_explicit(&run->ended_mono, 0, memory_order_relaxed);
+  return run;
+}
+
+/* Copy a string of the launch into the run's buffer at *off; NULL stays NULL. */
+static const char *keep(struct func_run *run, size_t *off, const char *s, size_t len) {
+  if (s == NULL) return NULL;
+  char *dst = run->strs + *off;
+  memcpy(dst, s, len + 1);
+  *off += len + 1;
+  return dst;
+}
+
+int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
+                   const struct task_launch *l, const struct func_entry *fn) {
+  size_t a = l->job_id ? strlen(l->job_id) : 0;
+  size_t b = l->job_name ? strlen(l->job_name) : 0;
+  size_t c = l->task_name ? strlen(l->task_name) : 0;
+  size_t need = a + b + c + 3;
+  if (need > run->strs_cap) {
+    char *s = realloc(run->strs, need);
+    if (s == NULL) return SPE_ENOMEM;
+    run->strs = s;
+    run->strs_cap = need;
+  }
+  size_t off = 0;
+  run->job_id = keep(run, &off, l->job_id, a);
+  run->job_name = keep(run, &off, l->job_name, b);
+  run->task = keep(run, &off, l->task_name, c);
+  run->fn = fn;
+  run->attempt = l->attempt;
+  run->timeout_ms = l->timeout_ms;
+  /* The input may share results with other tasks' inputs, referenced and
+   * released on other threads: jansson's reference counts are atomic. */
+  run->input = json_incref(l->input_json ? l->input_json : tx->empty_input);
+  run->arg = json_incref(l->arg ? (json_t *)l->arg : json_null());
+  return 0;
+}
+
+static void release(struct func_run *run) {
+  json_decref(run->input);
+  json_decref(run->arg);
+  json_decref(run->result);
+  free(run->error);
+  run->input = run->arg = run->result = NULL;
+  run->error = NULL;
+}
+
+void spe__trun_put(struct thread_exec *tx, struct func_run *run) {
+  release(run);
+  if (tx->nfree >= FREE_RUNS_MAX) {
+    spe__trun_free(run);
+    return;
+  }
+  run->next = tx->free_runs;
+  tx->free_runs = run;
+  tx->nfree++;
+}
+
+void spe__trun_free(struct func_run *run) {
+  if (run == NULL) return;
+  release(run);
+  free(run->strs);
+  free(run);
+}
+
+/* A monotonic time that is never 0 (0 means "not yet"). */
+static int64_t mono_mark(void) {
+  int64_t t = spe__mono_ms();
+  return t > 0 ? t : 1;
+}
+
+void spe__trun_call(struct func_run *run) {
+  /* Cancelled while it waited in the queue: already reported, nobody waits. */
+  if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return;
+  atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
+  int timed = run->timeout_ms > 0;
+  if (timed) atomic_store_explicit(&run->begun_mono, mono_mark(), memory_order_relaxed);
+  struct spe_call call = {
+      .input = run->input,
+      .arg = run->arg,
+      .job_id = run->job_id,
+      .job_name = run->job_name,
+      .task = run->task,
+      .attempt = run->attempt,
+      .cancelled = &run->cancelled,
+  };
+  spe__call_run(run->fn, &call, &run->result, &run->error);
+  if (timed) atomic_store_explicit(&run->ended_mono, mono_mark(), memory_order_relaxed);
+}
+
+void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome *out) {
+  int64_t started = atomic_load_explicit(&run->started_ms, memory_order_relaxed);
+  out->started_ms = started != 0 ? started : now_ms;
+  out->finished_ms = now_ms;
+  out->result = NULL;
+  out->error = NULL;
+  if (run->forced_kind[0] != '\0') {
+    out->error = spe__error_new(run->forced_kind, "%s", run->forced_msg);
+  } else if (run->result != NULL) {
+    out->result = run->result; /* the done callback takes it */
+    run->result = NULL;
+  } else {
+    /* spe__call_run() leaves both NULL only when the function failed and no
+     * memory was left for its message. */
+    out->error = spe__error_new("error", "%s",
+                                run->error ? run->error : "the function reported a failure");
+  }
+  out->succeeded = out->result != NULL;
+}
