@@ -36,7 +36,7 @@ ctest --test-dir build --output-on-failure -j2 -L valgrind
 # Sanitizer reports abort the test that triggers them (-fno-sanitize-recover).
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
 
 step "AddressSanitizer + UndefinedBehaviorSanitizer, clang (build-asan/)"
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSPE_SANITIZE=address,undefined > /dev/null
