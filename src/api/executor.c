@@ -2,6 +2,7 @@
  * event bus and the engine. */
 #include "spe.h"
 
+#include "api/executor_impl.h"
 #include "base/limits.h"
 #include "base/msg.h"
 #include "engine/engine.h"
@@ -15,15 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct spe_executor {
-  struct logger log;
-  struct store *store;
-  struct event_bus *bus;
-  struct engine *engine;
-  pthread_mutex_t subs_lock;  /* guards `subs` */
-  struct spe_subscription *subs;
-};
 
 struct spe_subscription {
   spe_executor *ex;
@@ -122,17 +114,21 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
 
 SPE_EXPORT int spe_shutdown(spe_executor *ex) {
   if (ex == NULL) return SPE_EINVAL;
+  spe__queues_stop(ex);
   spe__engine_shutdown(ex->engine);
   return 0;
 }
 
 SPE_EXPORT void spe_close(spe_executor *ex) {
   if (ex == NULL) return;
-  /* The engine first (it publishes its last events), then the bus delivers
-   * them, then the store goes. */
+  /* Queue readers learn at once that no more events come. Then the engine (it
+   * publishes its last events), then the bus delivers them, then the store
+   * goes. */
+  spe__queues_stop(ex);
   spe__engine_free(ex->engine);
   spe__bus_free(ex->bus);
   spe__store_close(ex->store);
+  spe__queues_free(ex);
   while (ex->subs) {
     struct spe_subscription *s = ex->subs;
     ex->subs = s->next;
