@@ -121,10 +121,16 @@ SPE_EXPORT int spe_shutdown(spe_executor *ex) {
 
 SPE_EXPORT void spe_close(spe_executor *ex) {
   if (ex == NULL) return;
-  /* Queue readers learn at once that no more events come. Then the engine (it
-   * publishes its last events), then the bus delivers them, then the store
-   * goes. */
+  /* Queue readers learn at once that no more events come. Then the engine
+   * stops (it publishes its last events), then the bus delivers them, then the
+   * store goes. The flush between the engine's stop and its free lets the bus
+   * release the events already published before the engine releases the
+   * results they share with its records: jansson's reference counts order the
+   * last release after the others only if something else does (here, the
+   * bus's lock). */
   spe__queues_stop(ex);
+  spe__engine_shutdown(ex->engine);
+  spe__bus_flush(ex->bus);
   spe__engine_free(ex->engine);
   spe__bus_free(ex->bus);
   spe__store_close(ex->store);

@@ -42,8 +42,9 @@ int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn f
 void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
 
 /* Wait until every event published before the call has been delivered (every
- * callback for it has returned). From inside a callback it returns at once: the
- * delivery thread cannot wait for itself. */
+ * callback for it has returned, and the bus has dropped its reference to it).
+ * From inside a callback it returns at once: the delivery thread cannot wait
+ * for itself. */
 void spe__bus_flush(struct event_bus *bus);
 
 /* Deliver what is pending, stop the thread, drop all subscriptions. NULL no-op.
