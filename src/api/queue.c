@@ -4,8 +4,8 @@
  * from its own poll/epoll loop.
  *
  * Shape. A queue is a bus subscription whose callback appends the event (a
- * copy, see below) to a FIFO, a ring that doubles when full. Readers pop from it in
- * spe_queue_next(), waiting on a condition variable if asked to.
+ * copy, see below) to a FIFO, a ring that doubles when full. Readers pop from
+ * it in spe_queue_next(), waiting on a condition variable if asked to.
  *
  * The file descriptor is an eventfd kept in step with the FIFO: its counter is
  * non-zero exactly while the FIFO is not empty or the queue is closed, so that
@@ -35,9 +35,10 @@
  * it, and the queue is freed only once it drops to 0.
  *
  * Locks. `lock` guards the FIFO, `closed` and the eventfd's counter. The
- * delivery thread takes it in the callback; readers, spe__queues_stop (under
- * the executor's subs_lock: order subs_lock, then lock) and spe_queue_close
- * take it too. No callback of the bus runs with it held by us.
+ * delivery thread takes it in the callback; readers and spe__queues_stop
+ * (under the executor's subs_lock: order subs_lock, then lock) take it too.
+ * Nothing is called with it held but eventfd reads and writes, and no log
+ * line is written under it (the log callback is the application's).
  */
 #include "spe.h"
 
