@@ -2,6 +2,7 @@
  * event bus and the engine. */
 #include "spe.h"
 
+#include "api/executor_impl.h"
 #include "base/limits.h"
 #include "base/msg.h"
 #include "engine/engine.h"
@@ -17,17 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct spe_executor {
-  struct logger log;
-  struct store *store;
-  struct event_bus *bus;
-  struct engine *engine;
-  struct spe_registry *functions;  /* the copy of spe_options.functions */
-  struct fork_server *fork_server; /* process isolation with functions */
-  pthread_mutex_t subs_lock;  /* guards `subs` */
-  struct spe_subscription *subs;
-};
 
 struct spe_subscription {
   spe_executor *ex;
@@ -151,19 +141,29 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
 
 SPE_EXPORT int spe_shutdown(spe_executor *ex) {
   if (ex == NULL) return SPE_EINVAL;
+  spe__queues_stop(ex);
   spe__engine_shutdown(ex->engine);
   return 0;
 }
 
 SPE_EXPORT void spe_close(spe_executor *ex) {
   if (ex == NULL) return;
-  /* The engine first (it publishes its last events), then the bus delivers
-   * them, then the store goes. */
+  /* Queue readers learn at once that no more events come. Then the engine
+   * stops (it publishes its last events), then the bus delivers them, then the
+   * store goes. The flush between the engine's stop and its free lets the bus
+   * release the events already published before the engine releases the
+   * results they share with its records: jansson's reference counts order the
+   * last release after the others only if something else does (here, the
+   * bus's lock). */
+  spe__queues_stop(ex);
+  spe__engine_shutdown(ex->engine);
+  spe__bus_flush(ex->bus);
   spe__engine_free(ex->engine);
   spe__bus_free(ex->bus);
   spe__store_close(ex->store);
   spe__forkserver_stop(ex->fork_server);
   spe_registry_free(ex->functions);
+  spe__queues_free(ex);
   while (ex->subs) {
     struct spe_subscription *s = ex->subs;
     ex->subs = s->next;

@@ -150,14 +150,18 @@ static void deliver_batch(struct event_bus *bus, json_t **batch, size_t n) {
     json_t *ev = batch[i];
     const char *job = json_string_value(json_object_get(ev, "job"));
     deliver_one(bus, ev, job, bus->delivered + 1);
+    /* The bus's reference goes before the event counts as delivered, so that a
+     * flush that returns leaves the bus holding nothing it waited for: an
+     * event shares its results with the engine's records, and the engine may
+     * release those once a flush returned (spe_close). */
+    pthread_mutex_unlock(&bus->lock);
+    json_decref(ev);
+    pthread_mutex_lock(&bus->lock);
     bus->delivered++;
     if (bus->delivered >= bus->flush_wake_at) {
       bus->flush_wake_at = UINT64_MAX;
       pthread_cond_broadcast(&bus->progress);
     }
-    pthread_mutex_unlock(&bus->lock);
-    json_decref(ev);
-    pthread_mutex_lock(&bus->lock);
   }
 }
 

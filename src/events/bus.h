@@ -46,8 +46,9 @@ void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
 int spe__bus_has_subscribers(struct event_bus *bus);
 
 /* Wait until every event published before the call has been delivered (every
- * callback for it has returned). From inside a callback it returns at once: the
- * delivery thread cannot wait for itself. */
+ * callback for it has returned, and the bus has dropped its reference to it).
+ * From inside a callback it returns at once: the delivery thread cannot wait
+ * for itself. */
 void spe__bus_flush(struct event_bus *bus);
 
 /* Deliver what is pending, stop the thread, drop all subscriptions. NULL no-op.
