@@ -167,7 +167,11 @@ static void run_commands(struct engine *eng) {
 
 static int set_empty(const struct round_set *set) {
   const struct store_batch *b = &set->batch;
-  return !(b->njobs || b->ntasks || b->nevents || set->replies || set->waiting.len);
+  /* A set may hold nothing for the store (the memory store gets no rows, and
+   * no events when nobody can see them) and still have jobs whose end it
+   * must make visible to their waiters. */
+  return !(b->njobs || b->ntasks || b->nevents || set->replies || set->waiting.len ||
+           set->finished);
 }
 
 static int has_work(struct engine *eng) {
