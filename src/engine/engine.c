@@ -259,10 +259,16 @@ static int stop_requested(struct engine *eng) {
   return s;
 }
 
+/* How long the engine waits for thread-isolated calls in flight to end before
+ * it sleeps (spe__func_spin). */
+#define FUNC_SPIN_NS 50000
+
 static void *engine_main(void *arg) {
   struct engine *eng = arg;
   for (;;) {
-    int rc = spe__loop_poll(&eng->loop, has_work(eng) ? 0 : -1);
+    int busy = has_work(eng);
+    if (!busy) spe__func_spin(eng->func, FUNC_SPIN_NS);
+    int rc = spe__loop_poll(&eng->loop, busy ? 0 : -1);
     if (rc < 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "event loop failed: %s", strerror(errno));
       pthread_mutex_lock(&eng->lock);

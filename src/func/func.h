@@ -67,6 +67,13 @@ int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void
  * Harmless on an attempt that has ended but not yet been reported. */
 void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const char *kind);
 
+/* The loop is about to sleep. Thread isolation with calls in flight: spin
+ * (yielding) up to max_ns for one to end first. A call of a tiny function ends
+ * within microseconds, and going to sleep and being woken costs more than that
+ * (two context switches and an eventfd write per round trip); without this the
+ * loop would sleep and wake once per handful of tasks. Otherwise a no-op. */
+void spe__func_spin(struct func_exec *fx, int64_t max_ns);
+
 /* Attempts started and not yet reported. */
 uint32_t spe__func_running(const struct func_exec *fx);
 

@@ -43,6 +43,10 @@ uint32_t spe__func_running(const struct func_exec *fx) {
   return fx->thr ? spe__thread_exec_running(fx->thr) : spe__proc_running(fx->proc);
 }
 
+void spe__func_spin(struct func_exec *fx, int64_t max_ns) {
+  if (fx->thr) spe__thread_exec_spin(fx->thr, max_ns);
+}
+
 void spe__func_exec_free(struct func_exec *fx) {
   if (fx == NULL) return;
   if (fx->thr) spe__thread_exec_free(fx->thr);

@@ -219,6 +219,10 @@ void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int s
 
 uint32_t spe__thread_exec_running(const struct thread_exec *tx) { return tx->nrunning; }
 
+void spe__thread_exec_spin(struct thread_exec *tx, int64_t max_ns) {
+  if (tx->nrunning > 0 && tx->forced_head == NULL) spe__tpool_spin_for_done(&tx->pool, max_ns);
+}
+
 void spe__thread_exec_free(struct thread_exec *tx) {
   if (tx == NULL) return;
   spe__io_stop(tx->lp, &tx->wake_w);

@@ -83,6 +83,8 @@ struct thread_pool {
   struct func_run *done_head, *done_tail; /* called, in the order they returned */
   int notified;              /* the eventfd was written since the loop last took
                                 the done list */
+  atomic_int has_done;       /* the done list is not empty (read without mu by
+                                a loop spinning for it) */
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */
@@ -103,6 +105,8 @@ int spe__tpool_init(struct thread_pool *p, uint32_t max_threads);
 int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg);
 /* Take every run whose call is over, in order (chained through `next`). */
 struct func_run *spe__tpool_take_done(struct thread_pool *p);
+/* Spin (yielding the CPU) until the done list holds a run or max_ns passed. */
+void spe__tpool_spin_for_done(struct thread_pool *p, int64_t max_ns);
 /* Make the eventfd readable (the loop's own early reports use it too). */
 void spe__tpool_notify(struct thread_pool *p);
 /* Drop the queue, set `cancelled` on the runs being called, wait for every

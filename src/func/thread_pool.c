@@ -72,6 +72,26 @@ int spe__tpool_init(struct thread_pool *p, uint32_t max_threads) {
   return 0;
 }
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+void spe__tpool_spin_for_done(struct thread_pool *p, int64_t max_ns) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    for (int i = 0; i < 64; i++) {
+      if (atomic_load_explicit(&p->has_done, memory_order_acquire)) return;
+      cpu_relax();
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) > max_ns) return;
+    sched_yield(); /* on a machine with few cores the pool needs this one */
+  }
+}
+
 void spe__tpool_notify(struct thread_pool *p) {
   uint64_t one = 1;
   ssize_t r = write(p->efd, &one, sizeof one);
@@ -84,6 +104,7 @@ static int put_done(struct thread_pool *p, struct func_run *run) {
   if (p->done_tail) p->done_tail->next = run;
   else p->done_head = run;
   p->done_tail = run;
+  atomic_store_explicit(&p->has_done, 1, memory_order_release);
   if (p->notified) return 0;
   p->notified = 1;
   return 1;
@@ -92,11 +113,6 @@ static int put_done(struct thread_pool *p, struct func_run *run) {
 /* How long a thread with nothing to do looks for a run before it sleeps. */
 #define SPIN_NS 20000
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 /* Without the lock: until a submit claims this spinner, or SPIN_NS. The CPU
  * is yielded between short bursts of polling, so that a spinner sharing a CPU
@@ -277,6 +293,7 @@ struct func_run *spe__tpool_take_done(struct thread_pool *p) {
   struct func_run *list = p->done_head;
   p->done_head = p->done_tail = NULL;
   p->notified = 0;
+  atomic_store_explicit(&p->has_done, 0, memory_order_relaxed);
   pthread_mutex_unlock(&p->mu);
   return list;
 }
