@@ -347,11 +347,17 @@ static void test_prune_in_a_batch(void **state) {
 
 struct reader_run {
   struct store *st;
-  int stop;            /* under lock */
   pthread_mutex_t lock;
-  int reads;
-  char failure[256];
+  int stop;            /* under lock */
+  int reads;           /* under lock */
+  char failure[256];   /* under lock */
 };
+
+static void reader_failed(struct reader_run *r, const char *fmt, long long a, long long b) {
+  pthread_mutex_lock(&r->lock);
+  snprintf(r->failure, sizeof r->failure, fmt, a, b);
+  pthread_mutex_unlock(&r->lock);
+}
 
 static void *read_loop(void *arg) {
   struct reader_run *r = arg;
@@ -372,21 +378,22 @@ static void *read_loop(void *arg) {
     json_t *ev;
     json_array_foreach(out, i, ev) {
       if (json_integer_value(json_object_get(ev, "seq")) != expect++)
-        snprintf(r->failure, sizeof r->failure, "replay has a gap before seq %lld",
-                 (long long)expect - 1);
+        reader_failed(r, "replay has a gap before seq %lld (%lld)", expect - 1, 0);
     }
     json_decref(out);
     if (rc != 0 || last < seen_last)
-      snprintf(r->failure, sizeof r->failure, "events_since: rc %d, last %lld after %lld", rc,
-               (long long)last, (long long)seen_last);
+      reader_failed(r, "events_since failed or went back: last %lld after %lld", last,
+                    seen_last);
     seen_last = last;
     struct ids ids = {0};
     struct job_query q = {JOB_RUNNING, NULL, 20};
     uint64_t counts[JOB_STATUS_COUNT];
     if (r->st->ops->list_jobs(r->st, &q, add_id, &ids, NULL) != 0 ||
         r->st->ops->count_jobs(r->st, counts, NULL) != 0)
-      snprintf(r->failure, sizeof r->failure, "list or count failed");
+      reader_failed(r, "list or count failed (%lld %lld)", 0, 0);
+    pthread_mutex_lock(&r->lock);
     r->reads++;
+    pthread_mutex_unlock(&r->lock);
   }
   return NULL;
 }
