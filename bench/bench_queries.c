@@ -34,8 +34,9 @@ static void die(const char *what, const char *detail) {
 }
 
 static const char desc[] =
-    "{\"name\":\"bench\",\"tasks\":{\"a\":{\"cmd\":\"echo 1\"},\"b\":{\"cmd\":\"echo 1\"},"
-    "\"c\":{\"cmd\":\"echo 1\"},\"d\":{\"cmd\":\"echo 1\"},\"e\":{\"cmd\":\"echo 1\"}}}";
+    "{\"name\":\"bench\",\"tasks\":[{\"cmd\":\"echo 1\",\"name\":\"a\"},"
+    "{\"cmd\":\"echo 1\",\"name\":\"b\"},{\"cmd\":\"echo 1\",\"name\":\"c\"},"
+    "{\"cmd\":\"echo 1\",\"name\":\"d\"},{\"cmd\":\"echo 1\",\"name\":\"e\"}]}";
 
 static enum job_status status_of(int i) {
   return i >= JOBS - 500 ? JOB_RUNNING : i % 5 == 0 ? JOB_FAILED : JOB_SUCCEEDED;

@@ -53,7 +53,7 @@ static struct store *open_ok(const char *u) {
 
 /* ---- writing ---- */
 
-static const char desc[] = "{\"name\":\"x\",\"tasks\":{\"a\":{\"cmd\":\"echo 1\"}}}";
+static const char desc[] = "{\"name\":\"x\",\"tasks\":[{\"cmd\":\"echo 1\",\"name\":\"a\"}]}";
 
 static struct job_rec job(const char *id, enum job_status status, int64_t finished_ms) {
   return (struct job_rec){.id = id,
