@@ -5,16 +5,12 @@
 #include "spe.h"
 
 #include "api/executor_impl.h"
+#include "base/limits.h"
 #include "base/msg.h"
 #include "engine/engine.h"
 #include "store/store.h"
 
 #include <string.h>
-
-#define LIST_DEFAULT 100
-#define LIST_MAX 1000
-#define EVENTS_DEFAULT 1000
-#define EVENTS_MAX 10000
 
 SPE_EXPORT int spe_jobs_list(spe_executor *ex, const char *status, const char *before_id,
                              size_t limit, json_t **out, char **msg) {
@@ -30,11 +26,11 @@ SPE_EXPORT int spe_jobs_list(spe_executor *ex, const char *status, const char *b
                       "failed or cancelled)", status);
     return SPE_EINVAL;
   }
-  if (limit > LIST_MAX) {
-    spe__msg_set(msg, "a page holds 1 to %d jobs, not %zu", LIST_MAX, limit);
+  if (limit > SPE_MAX_LIST_JOBS) {
+    spe__msg_set(msg, "a page holds 1 to %u jobs, not %zu", SPE_MAX_LIST_JOBS, limit);
     return SPE_EINVAL;
   }
-  struct job_query q = {s, before_id, limit ? (uint32_t)limit : LIST_DEFAULT};
+  struct job_query q = {s, before_id, limit ? (uint32_t)limit : SPE_DEFAULT_LIST_JOBS};
   return spe__engine_list(ex->engine, &q, out, msg);
 }
 
@@ -68,14 +64,14 @@ SPE_EXPORT int spe_events_since(spe_executor *ex, const char *job_id, int64_t af
     spe__msg_set(msg, "after_seq must not be negative (0: from the first event)");
     return SPE_EINVAL;
   }
-  if (limit > EVENTS_MAX) {
-    spe__msg_set(msg, "a replay returns 1 to %d events, not %zu", EVENTS_MAX, limit);
+  if (limit > SPE_MAX_REPLAY_EVENTS) {
+    spe__msg_set(msg, "a replay returns 1 to %u events, not %zu", SPE_MAX_REPLAY_EVENTS, limit);
     return SPE_EINVAL;
   }
   struct store *st = ex->store;
   json_t *events = json_array();
   if (events == NULL) return SPE_ENOMEM;
-  int rc = st->ops->events_since(st, job_id, after_seq, limit ? (uint32_t)limit : EVENTS_DEFAULT,
+  int rc = st->ops->events_since(st, job_id, after_seq, limit ? (uint32_t)limit : SPE_DEFAULT_REPLAY_EVENTS,
                                  events, last_seq, msg);
   if (rc != 0) {
     json_decref(events);
