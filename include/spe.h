@@ -283,8 +283,9 @@ typedef void (*spe_event_fn)(void *ctx, const json_t *event);
 /* Subscribe to one job's events (job_id) or to every job's (job_id NULL).
  * The event of every change made after the call returns is delivered (one of a
  * change made while the call runs may or may not be). While nobody subscribes
- * and the store keeps no event log ("memory:"), the executor builds no events
- * at all: they cost nothing when nobody can see them. *out is released with
+ * and the store keeps no events ("memory:" with no event_history), the
+ * executor builds no events at all: they cost nothing when nobody can see
+ * them. *out is released with
  * spe_unsubscribe(); once that returns, the callback is not running and will not
  * be called again. It must be called before spe_close(), or not at all:
  * subscriptions left open are released by spe_close(). */

@@ -365,7 +365,7 @@ static void a_store_of_a_newer_schema_is_refused_untouched(void **state) {
   char *dir = dir_with_a_store("newer-schema", &db);
   sqlite_exec_file(db, "PRAGMA user_version = 99");
   refused_untouched(dir, "state store " STATE
-                         " was written by a newer SPE (schema 99, this build knows 1)");
+                         " was written by a newer SPE (schema 99, this build knows 2)");
   free(db);
   free(dir);
 }

@@ -257,7 +257,7 @@ static void test_new_store_is_created_with_its_folder(void **state) {
   assert_false(exists(path_of("sub/state.db.new")));
   spe__store_close(st);
   assert_non_null(strstr(logged, "created state store"));
-  assert_non_null(strstr(logged, "(schema 1, 0 unfinished jobs, last event 0)"));
+  assert_non_null(strstr(logged, "(schema 2, 0 unfinished jobs, last event 0)"));
 
   /* A clean close leaves no WAL behind, and an empty lock file. */
   assert_false(exists(path_of("sub/state.db-wal")));
@@ -269,7 +269,7 @@ static void test_new_store_is_created_with_its_folder(void **state) {
   /* What another program sees: an SPE store, in WAL mode. */
   const char *db = path_of("sub/state.db");
   assert_query(db, "PRAGMA application_id", "1397769521"); /* 'SPE1' */
-  assert_query(db, "PRAGMA user_version", "1");
+  assert_query(db, "PRAGMA user_version", "2");
   assert_query(db, "PRAGMA journal_mode", "wal");
   assert_query(db, "SELECT value FROM meta WHERE key = 'format'", "spe-state-store");
 
@@ -370,7 +370,7 @@ static void test_records_come_back_after_reopening(void **state) {
 
   logged[0] = '\0';
   st = open_ok(url);
-  assert_non_null(strstr(logged, "(schema 1, 1 unfinished jobs, last event 3)"));
+  assert_non_null(strstr(logged, "(schema 2, 1 unfinished jobs, last event 3)"));
   struct seen s = {0};
   char *msg = NULL;
   assert_int_equal(st->ops->load_job(st, "J1", see, &s, &msg), 0);
@@ -513,7 +513,9 @@ static void test_failed_commit_keeps_nothing(void **state) {
   json_decref(t.result);
   spe__batch_free(&b);
   spe__store_close(st);
-  assert_query(path_of("state.db"), "SELECT group_concat(seq, ',') FROM events", "1,2,3,4");
+  assert_query(path_of("state.db"),
+               "SELECT group_concat(seq, ',') FROM (SELECT seq FROM events ORDER BY seq)",
+               "1,2,3,4");
 
   /* And a batch that fails is not in the file at all. */
   setenv("SPE_STORE_FAULT", "commit:1+", 1);
@@ -823,11 +825,11 @@ static void test_newer_schema_is_refused_untouched(void **state) {
   exec_sql(path_of("state.db"), "PRAGMA user_version = 7");
   assert_refused_untouched("state.db",
                            "state store %s was written by a newer SPE (schema 7, this build "
-                           "knows 1)");
+                           "knows 2)");
 
   /* A newer SPE that died before checkpointing: the version is only in the
-   * WAL, the file's own header still says 1. */
-  exec_sql(path_of("state.db"), "PRAGMA user_version = 1");
+   * WAL, the file's own header still says 2. */
+  exec_sql(path_of("state.db"), "PRAGMA user_version = 2");
   pid_t child = fork();
   assert_true(child >= 0);
   if (child == 0) {
@@ -843,7 +845,7 @@ static void test_newer_schema_is_refused_untouched(void **state) {
   char *wal = read_all(path_of("state.db-wal"), &wal_before);
   assert_refused_untouched("state.db",
                            "state store %s was written by a newer SPE (schema 9, this build "
-                           "knows 1)");
+                           "knows 2)");
   char *wal2 = read_all(path_of("state.db-wal"), &wal_after);
   assert_int_equal(wal_after, wal_before);
   assert_memory_equal(wal, wal2, wal_before);
@@ -853,29 +855,33 @@ static void test_newer_schema_is_refused_untouched(void **state) {
 
 /* ---- migrations ---- */
 
-static const char *const steps_v3[] = {
-    NULL, /* filled with the built-in step 1 */
+/* A later build's steps after the built-in ones: one that works, one that
+ * fails. */
+static const char later_ok[] =
     "ALTER TABLE jobs ADD COLUMN note TEXT;"
-    "INSERT INTO meta(key, value) VALUES ('migrated', 'yes');",
-    "CREATE TABLE jobs(x);", /* fails: the table exists */
-};
+    "INSERT INTO meta(key, value) VALUES ('migrated', 'yes');";
+static const char later_bad[] = "CREATE TABLE jobs(x);"; /* fails: the table exists */
 
 static void test_schema_migrates_forward(void **state) {
   const struct sqlite_schema *builtin = spe__store_sqlite_schema;
-  assert_int_equal(builtin->nsteps, 1);
+  const int n = builtin->nsteps;
+  assert_int_equal(n, 2);
   const char *url = url_of("state.db");
   struct store *st = open_ok(url);
   commit_job(st, "J1", JOB_RUNNING);
   spe__store_close(st);
 
-  /* A later build, with a second step: the store migrates on open. */
-  const char *steps[3] = {builtin->steps[0], steps_v3[1], steps_v3[2]};
-  struct sqlite_schema v2 = {steps, 2};
-  spe__store_sqlite_schema = &v2;
+  /* A later build, with one more step: the store migrates on open. */
+  const char *steps[8];
+  for (int i = 0; i < n; i++) steps[i] = builtin->steps[i];
+  steps[n] = later_ok;
+  steps[n + 1] = later_bad;
+  struct sqlite_schema next = {steps, n + 1};
+  spe__store_sqlite_schema = &next;
   logged[0] = '\0';
   st = open_ok(url);
   char want[1400];
-  snprintf(want, sizeof want, "migrated state store %s from schema 1 to 2", url);
+  snprintf(want, sizeof want, "migrated state store %s from schema %d to %d", url, n, n + 1);
   assert_non_null(strstr(logged, want));
   struct seen s = {0};
   assert_int_equal(st->ops->load_unfinished(st, see, &s, NULL), 0);
@@ -884,23 +890,70 @@ static void test_schema_migrates_forward(void **state) {
   commit_job(st, "J2", JOB_SUBMITTED);
   spe__store_close(st);
   const char *db = path_of("state.db");
-  assert_query(db, "PRAGMA user_version", "2");
+  char version[16];
+  snprintf(version, sizeof version, "%d", n + 1);
+  assert_query(db, "PRAGMA user_version", version);
   assert_query(db, "SELECT value FROM meta WHERE key = 'migrated'", "yes");
   assert_query(db, "SELECT count(*) FROM jobs WHERE note IS NULL", "2");
 
   /* A step that fails leaves the store as it was. */
-  struct sqlite_schema v3 = {steps, 3};
-  spe__store_sqlite_schema = &v3;
-  assert_open_fails(url, SPE_ESTORE,
-                    "cannot migrate state store %s from schema 2 to 3: table jobs already "
-                    "exists");
+  struct sqlite_schema broken = {steps, n + 2};
+  spe__store_sqlite_schema = &broken;
+  snprintf(want, sizeof want,
+           "cannot migrate state store %%s from schema %d to %d: table jobs already exists",
+           n + 1, n + 2);
+  assert_open_fails(url, SPE_ESTORE, want);
   spe__store_sqlite_schema = builtin;
-  assert_query(db, "PRAGMA user_version", "2");
+  assert_query(db, "PRAGMA user_version", version);
   assert_query(db, "PRAGMA integrity_check", "ok");
 
   /* And this build, older, refuses it. */
-  assert_open_fails(url, SPE_ESTORE,
-                    "state store %s was written by a newer SPE (schema 2, this build knows 1)");
+  snprintf(want, sizeof want,
+           "state store %%s was written by a newer SPE (schema %d, this build knows %d)", n + 1,
+           n);
+  assert_open_fails(url, SPE_ESTORE, want);
+}
+
+/* A store written by the build before (schema 1: no query indexes) opens in
+ * this one: it gains the indexes of schema 2 and answers every query, over
+ * the rows it already had. */
+static void test_schema_1_store_migrates_to_2(void **state) {
+  const struct sqlite_schema *builtin = spe__store_sqlite_schema;
+  struct sqlite_schema v1 = {builtin->steps, 1};
+  spe__store_sqlite_schema = &v1;
+  const char *url = url_of("state.db");
+  struct store *st = open_ok(url);
+  commit_job(st, "J1", JOB_SUCCEEDED);
+  commit_job(st, "J2", JOB_RUNNING);
+  spe__store_close(st);
+  spe__store_sqlite_schema = builtin;
+  const char *db = path_of("state.db");
+  assert_query(db, "PRAGMA user_version", "1");
+  assert_query(db, "SELECT count(*) FROM sqlite_master WHERE name = 'events_by_job'", "0");
+
+  logged[0] = '\0';
+  st = open_ok(url);
+  char want[1400];
+  snprintf(want, sizeof want, "migrated state store %s from schema 1 to 2", url);
+  assert_non_null(strstr(logged, want));
+  uint64_t counts[JOB_STATUS_COUNT];
+  assert_int_equal(st->ops->count_jobs(st, counts, NULL), 0);
+  assert_int_equal(counts[JOB_SUCCEEDED], 1);
+  assert_int_equal(counts[JOB_RUNNING], 1);
+  json_t *evs = json_array();
+  int64_t last = 0;
+  assert_int_equal(st->ops->events_since(st, "J2", 0, 10, evs, &last, NULL), 0);
+  assert_int_equal(json_array_size(evs), 1);
+  assert_int_equal(last, 2);
+  json_decref(evs);
+  spe__store_close(st);
+  assert_query(db, "PRAGMA user_version", "2");
+  assert_query(db,
+               "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master"
+               " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
+               "events_by_job jobs_by_description jobs_by_finished jobs_by_status "
+               "jobs_by_status_id");
+  assert_query(db, "PRAGMA integrity_check", "ok");
 }
 
 /* ---- many commits ---- */
@@ -982,6 +1035,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_damaged_store_is_refused_untouched, setup, teardown),
       cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_untouched, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_migrates_forward, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_schema_1_store_migrates_to_2, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_commits_leave_an_intact_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_odd_file_names, setup, teardown),
       cmocka_unit_test_setup_teardown(test_a_folder_is_not_a_store, setup, teardown),

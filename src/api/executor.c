@@ -121,6 +121,8 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
   }
 
   rc = spe__store_open(&ex->store, o.store_url ? o.store_url : "memory:", &ex->log, msg);
+  /* Before the engine starts: it builds events only when someone can see them. */
+  if (rc == 0) rc = spe__store_keep_events(ex->store, o.event_history, msg);
   if (rc == 0) {
     rc = spe__bus_new(&ex->bus);
     if (rc != 0) spe__msg_set(msg, "cannot start the event bus: %s", spe_strerror(rc));

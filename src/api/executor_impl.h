@@ -1,6 +1,7 @@
 /*
  * The executor handle's insides, shared by the files of src/api: executor.c
- * (open, close, jobs, callback subscriptions) and queue.c (event queues).
+ * (open, close, jobs, callback subscriptions), queue.c (event queues) and
+ * queries.c (pages of jobs, prune, replay, counters).
  *
  * Locks: `subs_lock` guards the lists of subscriptions and queues and the
  * `stopped` flag. Lock order: subs_lock, then a queue's own lock, then the

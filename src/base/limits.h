@@ -90,6 +90,20 @@
  * address space a program's libraries map without using it. */
 #define SPE_DEFAULT_FUNCTION_MEMORY ((size_t)4 * 1024 * 1024 * 1024)
 
+/* ---- Queries (spe_jobs_list, spe_events_since; not settable) --------------- */
+
+/* Jobs in one page of spe_jobs_list: at most this many, this many when the
+ * caller says 0. A page is built in memory (and, for the memory store, by the
+ * engine thread): a bound keeps one call short; more come with the cursor. */
+#define SPE_MAX_LIST_JOBS 1000u
+#define SPE_DEFAULT_LIST_JOBS 100u
+
+/* Events in one answer of spe_events_since, and its default. A replay costs
+ * about 2 µs per event (parsing the stored JSON) and holds the store's reader
+ * for its duration: 10,000 keep it near 20 ms; a client pages through more. */
+#define SPE_MAX_REPLAY_EVENTS 10000u
+#define SPE_DEFAULT_REPLAY_EVENTS 1000u
+
 /* ---- Commands (src/exec; not settable) ------------------------------------ */
 
 /* The stderr kept in a failed attempt's error: its last this many bytes. Enough

@@ -1,5 +1,6 @@
 /* The committer thread. See committer.h. */
 #include "engine/committer.h"
+#include "base/clock.h"
 #include "base/thread.h"
 
 #include "spe.h"
@@ -18,11 +19,14 @@ static void *committer_main(void *arg) {
     struct store_batch *b = c->batch;
     pthread_mutex_unlock(&c->lock);
     char *msg = NULL;
+    uint64_t t0 = spe__mono_ns();
     int rc = spe__store_commit(c->store, b, &msg);
+    double seconds = (double)(spe__mono_ns() - t0) / 1e9;
     pthread_mutex_lock(&c->lock);
     c->batch = NULL;
     c->rc = rc;
     c->msg = msg;
+    c->seconds = seconds;
     c->done = 1;
     uint64_t one = 1;
     ssize_t w = write(c->donefd, &one, sizeof one);
@@ -61,7 +65,7 @@ void spe__committer_submit(struct committer *c, struct store_batch *b) {
   pthread_mutex_unlock(&c->lock);
 }
 
-int spe__committer_result(struct committer *c, char **msg) {
+int spe__committer_result(struct committer *c, char **msg, double *seconds) {
   uint64_t v;
   ssize_t r = read(c->donefd, &v, sizeof v);
   (void)r;
@@ -69,6 +73,7 @@ int spe__committer_result(struct committer *c, char **msg) {
   int rc = c->rc;
   *msg = c->msg;
   c->msg = NULL;
+  *seconds = c->seconds;
   c->done = 0;
   pthread_mutex_unlock(&c->lock);
   return rc;

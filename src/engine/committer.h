@@ -26,6 +26,7 @@ struct committer {
   int done;                  /* the last batch handed over is committed (or failed) */
   int rc;                    /* its result */
   char *msg;                 /* its failure message */
+  double seconds;            /* how long its commit took */
   int quit;
   int donefd;                /* eventfd: readable when `done` was set */
 };
@@ -33,9 +34,10 @@ struct committer {
 int spe__committer_start(struct committer *c, struct store *st);
 /* Hand a batch over; it must not be touched until the result is taken. */
 void spe__committer_submit(struct committer *c, struct store_batch *b);
-/* After donefd became readable: the commit's result (0 or SPE_ESTORE) and its
- * message (malloc'd, for the caller). Drains donefd. */
-int spe__committer_result(struct committer *c, char **msg);
+/* After donefd became readable: the commit's result (0 or SPE_ESTORE), its
+ * message (malloc'd, for the caller) and how many seconds it took. Drains
+ * donefd. */
+int spe__committer_result(struct committer *c, char **msg, double *seconds);
 /* Stop the thread (no batch may be in flight). */
 void spe__committer_stop(struct committer *c);
 

@@ -88,6 +88,7 @@ static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, in
   ts->status = TASK_NOT_RUN;
   ts->blocked_by = by;
   job->remaining--;
+  eng->stats.tasks_not_run++;
   spe__record_task(eng, job, t);
   json_t *ev = spe__event_new(eng, job, "task_not_run");
   if (ev) {
@@ -471,6 +472,7 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
   ts->finished_ms = out->finished_ms;
   job->failed++;
   job->remaining--;
+  eng->stats.tasks_failed++;
   spe__record_task(eng, job, t);
   spe__record_event(eng, ev);
   spe__engine_block_downstream(eng, job, t);
@@ -498,6 +500,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     ts->result = out->result ? out->result : json_null();
     ts->finished_ms = out->finished_ms;
     job->remaining--;
+    eng->stats.tasks_succeeded++;
     spe__record_task(eng, job, t);
     json_t *ev = terminated_event(eng, job, t, "succeeded");
     json_object_set(ev, "result", ts->result);

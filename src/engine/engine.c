@@ -15,7 +15,7 @@
 
 /* ---- commands (engine thread) ---- */
 
-static void answer(struct engine *eng, struct command *c, int rc) {
+void spe__engine_answer(struct engine *eng, struct command *c, int rc) {
   c->rc = rc;
   /* Answers wait for the round's commit: a submitted or started job must be
    * durable before its caller hears about it. */
@@ -60,7 +60,7 @@ static void do_submit(struct engine *eng, struct command *c) {
     c->resumed = 1;
     spe__log(&eng->cfg.log, SPE_LOG_INFO, "job %s \"%s\" resumed from the store", found->id,
              found->def->name);
-    answer(eng, c, 0);
+    spe__engine_answer(eng, c, 0);
     return;
   }
   /* The limit on unfinished jobs (docs/limits.md): each keeps its model and
@@ -71,14 +71,14 @@ static void do_submit(struct engine *eng, struct command *c) {
     c->def = NULL;
     spe__msg_set(&c->msg, "too many unfinished jobs (%zu; the limit is %zu); wait for some to "
                  "finish", eng->unfinished, eng->cfg.max_unfinished);
-    answer(eng, c, SPE_ELIMIT);
+    spe__engine_answer(eng, c, SPE_ELIMIT);
     return;
   }
   struct job_run *job = spe__job_run_new(c->def, eng->job_order++);
   if (job == NULL) {
     spe__job_free(c->def);
     c->def = NULL;
-    answer(eng, c, SPE_ENOMEM);
+    spe__engine_answer(eng, c, SPE_ENOMEM);
     return;
   }
   c->def = NULL;
@@ -91,7 +91,7 @@ static void do_submit(struct engine *eng, struct command *c) {
   pthread_mutex_unlock(&eng->lock);
   if (rc != 0) {
     spe__job_run_free(job);
-    answer(eng, c, rc);
+    spe__engine_answer(eng, c, rc);
     return;
   }
   eng->unfinished++;
@@ -102,50 +102,53 @@ static void do_submit(struct engine *eng, struct command *c) {
   spe__record_event(eng, ev);
   spe__log(&eng->cfg.log, SPE_LOG_DEBUG, "job %s \"%s\" submitted (%u tasks)", job->id,
            job->def->name, job->def->ntasks);
-  answer(eng, c, 0);
+  spe__engine_answer(eng, c, 0);
 }
 
 static void do_command(struct engine *eng, struct command *c) {
-  if (c->type == CMD_SUBMIT) {
-    do_submit(eng, c);
-    return;
+  switch (c->type) {
+    case CMD_SUBMIT: do_submit(eng, c); return;
+    case CMD_LIST: spe__engine_do_list(eng, c); return;
+    case CMD_COUNT: spe__engine_do_count(eng, c); return;
+    case CMD_PRUNE: spe__engine_do_prune(eng, c); return;
+    default: break;
   }
   struct job_run *job = find_job(eng, c);
   if (job == NULL) {
-    answer(eng, c, SPE_ENOJOB);
+    spe__engine_answer(eng, c, SPE_ENOJOB);
     return;
   }
   switch (c->type) {
     case CMD_START:
       if (job->held) { /* a recovered running job, held until now */
         spe__engine_release_held(eng, job);
-        answer(eng, c, 0);
+        spe__engine_answer(eng, c, 0);
         return;
       }
       if (job->status != JOB_SUBMITTED) {
         spe__msg_set(&c->msg, "job %s is %s, not submitted", job->id,
                      spe__job_status_name(job->status));
-        answer(eng, c, SPE_ESTATE);
+        spe__engine_answer(eng, c, SPE_ESTATE);
         return;
       }
       spe__engine_job_start(eng, job);
-      answer(eng, c, 0);
+      spe__engine_answer(eng, c, 0);
       return;
     case CMD_CANCEL:
       if (spe__job_finished(job->status)) {
         spe__msg_set(&c->msg, "job %s has already finished (%s)", job->id,
                      spe__job_status_name(job->status));
-        answer(eng, c, SPE_ESTATE);
+        spe__engine_answer(eng, c, SPE_ESTATE);
         return;
       }
       spe__engine_job_cancel(eng, job);
-      answer(eng, c, 0);
+      spe__engine_answer(eng, c, 0);
       return;
     case CMD_GET:
       c->json = spe__job_json(job);
-      answer(eng, c, c->json ? 0 : SPE_ENOMEM);
+      spe__engine_answer(eng, c, c->json ? 0 : SPE_ENOMEM);
       return;
-    case CMD_SUBMIT:
+    default:
       break;
   }
 }
@@ -180,12 +183,28 @@ static int has_work(struct engine *eng) {
   return eng->running < eng->cfg.workers;
 }
 
+/* The counters as other threads see them (spe_stats_get); under eng->lock. */
+static void stats_seen_locked(struct engine *eng) {
+  eng->stats.tasks_running = eng->running;
+  eng->stats.tasks_ready = eng->ready.len;
+  eng->stats_seen = eng->stats;
+}
+
+/* A commit took `seconds`; count it if it wrote anything. */
+static void count_commit(struct engine *eng, const struct store_batch *b, double seconds) {
+  if (!(b->njobs || b->ntasks || b->nevents || b->prune_before_ms > 0)) return;
+  eng->stats.commits++;
+  eng->stats.commit_seconds_total += seconds;
+  if (seconds > eng->stats.commit_seconds_max) eng->stats.commit_seconds_max = seconds;
+}
+
 /* A set's commit is over: on success let the world see it (events, answers,
  * finished jobs) and start what waited for it; on failure nothing of it may be
  * seen or started, and the engine stops. The store keeps its last consistent
  * state for the next run. */
 static void finish_set(struct engine *eng, struct round_set *set, int rc, char *msg) {
   struct store_batch *b = &set->batch;
+  spe__engine_prune_done(eng, set, rc);
   if (rc != 0) {
     if (!eng->fatal)
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "state store commit failed: %s; stopping",
@@ -203,6 +222,7 @@ static void finish_set(struct engine *eng, struct round_set *set, int rc, char *
     eng->durable_gen = set->gen;
     /* Publish the events in order; the bus takes the references. */
     if (b->nevents) spe__bus_publish(eng->bus, b->events, b->nevents);
+    eng->stats.events_published += b->nevents;
     b->nevents = 0;
   }
   free(msg);
@@ -213,6 +233,9 @@ static void finish_set(struct engine *eng, struct round_set *set, int rc, char *
   if (set->finished) pthread_cond_broadcast(&eng->finished_cond);
   for (struct command *c = set->replies; c; c = c->next) c->done = 1;
   if (set->replies) pthread_cond_broadcast(&eng->reply_cond);
+  /* A caller told its job finished or its submit is durable sees the
+   * counters of that commit. */
+  stats_seen_locked(eng);
   pthread_mutex_unlock(&eng->lock);
   set->finished = NULL;
   set->replies = NULL;
@@ -226,19 +249,21 @@ static void flush(struct engine *eng) {
   struct round_set *set = eng->fill;
   if (eng->fatal) {
     finish_set(eng, set, eng->fatal, NULL);
-    return;
-  }
-  if (eng->async) {
+  } else if (eng->async) {
     eng->flight = set;
     eng->fill = set == &eng->sets[0] ? &eng->sets[1] : &eng->sets[0];
     eng->fill->gen = set->gen + 1;
     spe__committer_submit(&eng->committer, &set->batch);
-    return;
+  } else {
+    char *msg = NULL;
+    uint64_t t0 = spe__mono_ns();
+    int rc = spe__store_commit(eng->store, &set->batch, &msg);
+    count_commit(eng, &set->batch, (double)(spe__mono_ns() - t0) / 1e9);
+    finish_set(eng, set, rc, msg);
+    set->gen++; /* the same set gathers the next round */
   }
-  char *msg = NULL;
-  int rc = spe__store_commit(eng->store, &set->batch, &msg);
-  finish_set(eng, set, rc, msg);
-  set->gen++; /* the same set gathers the next round */
+  /* A prune that waited for a batch without one takes the new one. */
+  spe__engine_prune_next(eng);
 }
 
 static void on_commit_done(struct loop *lp, struct io_watch *w, uint32_t events) {
@@ -246,9 +271,11 @@ static void on_commit_done(struct loop *lp, struct io_watch *w, uint32_t events)
   (void)lp;
   (void)events;
   char *msg = NULL;
-  int rc = spe__committer_result(&eng->committer, &msg);
+  double seconds = 0;
+  int rc = spe__committer_result(&eng->committer, &msg, &seconds);
   struct round_set *set = eng->flight;
   eng->flight = NULL;
+  count_commit(eng, &set->batch, seconds);
   finish_set(eng, set, rc, msg);
 }
 
@@ -288,12 +315,22 @@ static void *engine_main(void *arg) {
       spe__engine_spawn_list(eng, &eng->early);
     }
     flush(eng);
+    pthread_mutex_lock(&eng->lock);
+    stats_seen_locked(eng);
+    pthread_mutex_unlock(&eng->lock);
     if (eng->stop_seen && eng->running == 0 && !eng->flight && set_empty(eng->fill)) break;
   }
 
-  /* Answer whatever arrived after the stop. */
+  /* Answer whatever arrived after the stop (a prune waiting for a batch
+   * cannot be left: it is moved into the fill set, which then is not empty,
+   * but it costs nothing to be sure). */
   pthread_mutex_lock(&eng->lock);
   eng->exited = 1;
+  for (struct command *c = eng->prune_wait; c; c = c->next) {
+    c->rc = SPE_ECLOSED;
+    c->done = 1;
+  }
+  eng->prune_wait = NULL;
   for (struct command *c = eng->cmd_head; c; c = c->next) {
     if (c->type == CMD_SUBMIT) {
       spe__job_free(c->def);
@@ -311,7 +348,7 @@ static void *engine_main(void *arg) {
 
 /* ---- calls from other threads ---- */
 
-static int submit_command(struct engine *eng, struct command *c, char **msg) {
+int spe__engine_call(struct engine *eng, struct command *c, char **msg) {
   pthread_mutex_lock(&eng->lock);
   if (eng->stopping || eng->exited) {
     int rc = eng->fatal ? eng->fatal : SPE_ECLOSED;
@@ -343,7 +380,7 @@ static int id_command(struct engine *eng, enum command_type type, const char *id
     return id ? SPE_ENOJOB : SPE_EINVAL;
   }
   strcpy(c.id, id);
-  int rc = submit_command(eng, &c, msg);
+  int rc = spe__engine_call(eng, &c, msg);
   if (json) *json = c.json;
   else json_decref(c.json);
   return rc;
@@ -352,7 +389,7 @@ static int id_command(struct engine *eng, enum command_type type, const char *id
 int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
                           int *resumed, char **msg) {
   struct command c = {.type = CMD_SUBMIT, .def = def, .resume = resume};
-  int rc = submit_command(eng, &c, msg);
+  int rc = spe__engine_call(eng, &c, msg);
   if (rc == 0) memcpy(id, c.id, SPE_ULID_LEN + 1);
   if (resumed) *resumed = rc == 0 && c.resumed;
   return rc;
@@ -368,7 +405,19 @@ int spe__engine_cancel(struct engine *eng, const char *id, char **msg) {
 
 int spe__engine_get(struct engine *eng, const char *id, json_t **out, char **msg) {
   *out = NULL;
-  return id_command(eng, CMD_GET, id, out, msg);
+  int rc = id_command(eng, CMD_GET, id, out, msg);
+  /* A job of an earlier run, finished (only unfinished ones are recovered),
+   * or pruned from memory while still in the store. */
+  if (rc == SPE_ENOJOB && eng->store->ops->keeps_state && strlen(id) == SPE_ULID_LEN)
+    rc = spe__engine_get_stored(eng, id, out, msg);
+  if (rc == 0) spe__msg_give(msg, NULL); /* the engine's "no job" is moot */
+  return rc;
+}
+
+void spe__engine_stats(struct engine *eng, struct engine_stats *out) {
+  pthread_mutex_lock(&eng->lock);
+  *out = eng->stats_seen;
+  pthread_mutex_unlock(&eng->lock);
 }
 
 int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms) {
@@ -435,6 +484,7 @@ static void release(struct engine *eng) {
   spe__strmap_free(&eng->jobs);
   spe__ready_free(&eng->ready);
   for (int i = 0; i < 2; i++) {
+    spe__engine_free_pruned(&eng->sets[i]);
     spe__batch_free(&eng->sets[i].batch);
     free(eng->sets[i].waiting.items);
   }

@@ -48,8 +48,31 @@ int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, c
 /* Start a submitted job, or let a held recovered one go on. */
 int spe__engine_start(struct engine *eng, const char *id, char **msg);
 int spe__engine_cancel(struct engine *eng, const char *id, char **msg);
-/* The job in SPEC §3 shape; *out is a new reference. */
+/* The job in SPEC §3 shape; *out is a new reference. A job the engine does
+ * not hold (finished in an earlier run) is read from the store. */
 int spe__engine_get(struct engine *eng, const char *id, json_t **out, char **msg);
+
+/* The engine's counters since it started (spe_stats_get), as of the end of
+ * its last round or commit. */
+struct engine_stats {
+  uint64_t tasks_running;        /* attempts running (or picked) */
+  uint64_t tasks_ready;          /* entries in the ready queue */
+  uint64_t tasks_succeeded, tasks_failed, tasks_not_run; /* tasks that ended so */
+  uint64_t commits;              /* store commits that wrote something */
+  double commit_seconds_total, commit_seconds_max;
+  uint64_t events_published;
+};
+void spe__engine_stats(struct engine *eng, struct engine_stats *out);
+
+/* A page of jobs (spe_jobs_list): *out is a new array of summaries. From the
+ * store on the caller's thread, or from the engine's jobs for a store that
+ * keeps none. */
+int spe__engine_list(struct engine *eng, const struct job_query *q, json_t **out, char **msg);
+/* Jobs by status (indexed by enum job_status), from the same place. */
+int spe__engine_count(struct engine *eng, uint64_t counts[JOB_STATUS_COUNT], char **msg);
+/* Remove the finished jobs that finished before before_ms, from the store (in
+ * a batch) and from the engine; *pruned gets how many. */
+int spe__engine_prune(struct engine *eng, int64_t before_ms, uint64_t *pruned, char **msg);
 /* 0 when the job has finished, SPE_ETIMEDOUT, SPE_ENOJOB, SPE_ECLOSED, or
  * SPE_ESTORE when the store failed and the engine stopped. */
 int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms);

@@ -90,9 +90,12 @@ struct job_run {
                               (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */
   struct job_run *next_finished; /* this round's finished jobs */
+  int pruned;              /* taken out by a prune, freed with its batch */
+  struct job_run *next_pruned;   /* round_set.pruned */
 };
 
-enum command_type { CMD_SUBMIT, CMD_START, CMD_CANCEL, CMD_GET };
+/* CMD_LIST and CMD_COUNT only for a store that keeps no jobs (queries.c). */
+enum command_type { CMD_SUBMIT, CMD_START, CMD_CANCEL, CMD_GET, CMD_LIST, CMD_COUNT, CMD_PRUNE };
 
 /* An API call waiting for the engine thread. Lives on the caller's stack; the
  * caller waits on eng->reply_cond until `done`. */
@@ -105,7 +108,11 @@ struct command {
   int resumed;             /* CMD_SUBMIT: answered with a recovered job */
   int rc;
   char *msg;               /* failure message for the caller */
-  json_t *json;            /* CMD_GET: the answer */
+  json_t *json;            /* CMD_GET, CMD_LIST: the answer */
+  const struct job_query *query; /* CMD_LIST */
+  uint64_t *counts;        /* CMD_COUNT: JOB_STATUS_COUNT of them, filled */
+  int64_t before_ms;       /* CMD_PRUNE: the cutoff */
+  uint64_t pruned;         /* CMD_PRUNE: the answer */
   int done;                /* under lock */
 };
 
@@ -131,6 +138,8 @@ struct round_set {
   struct attempt_list waiting;     /* attempts that start once it is durable:
                                       their inputs are results it records */
   uint32_t gen;                    /* its number; tasks freed by it carry it */
+  struct job_run *pruned;          /* jobs its prune took out, freed when it
+                                      is over (queries.c) */
 };
 
 struct engine {
@@ -162,6 +171,8 @@ struct engine {
   struct retry_timer *retries;     /* every task waiting out a backoff */
   struct timer grace_timer;        /* SIGKILL after SIGTERM on cancel/shutdown */
   int stop_seen;                   /* the engine thread has begun stopping */
+  struct command *prune_wait;      /* prunes for the next batches, one each */
+  struct engine_stats stats;       /* counters; copied to `stats_seen` */
 
   /* Shared, under `lock`. */
   pthread_mutex_t lock;
@@ -169,6 +180,8 @@ struct engine {
   pthread_cond_t finished_cond;    /* a job finished, or the engine stops */
   struct command *cmd_head, *cmd_tail;
   struct strmap jobs;              /* id → job_run (written by the engine thread) */
+  struct engine_stats stats_seen;  /* `stats` as of the end of a round or a
+                                      commit, for spe_stats_get */
   int stopping;                    /* shutdown requested */
   int fatal;                       /* 0, or the error that stopped the engine */
   int exited;                      /* the engine thread has left its loop */
@@ -195,8 +208,30 @@ void spe__engine_grace_expired(struct loop *lp, struct timer *t);
 struct job_run *spe__job_run_new(struct job_def *def, uint32_t order);
 void spe__job_run_free(struct job_run *job);
 
+/* engine.c: answering commands. */
+/* Answer a command once the current set is durable. */
+void spe__engine_answer(struct engine *eng, struct command *c, int rc);
+/* Queue a command for the engine thread and wait for its answer (other
+ * threads). The message of a failure goes to *msg. */
+int spe__engine_call(struct engine *eng, struct command *c, char **msg);
+
+/* queries.c: list, count and prune on the engine thread. */
+void spe__engine_do_list(struct engine *eng, struct command *c);
+void spe__engine_do_count(struct engine *eng, struct command *c);
+void spe__engine_do_prune(struct engine *eng, struct command *c);
+/* Give the fill set the next waiting prune, if it has none. */
+void spe__engine_prune_next(struct engine *eng);
+/* A set's commit is over (rc): the prune's count, then free its pruned jobs. */
+void spe__engine_prune_done(struct engine *eng, struct round_set *set, int rc);
+void spe__engine_free_pruned(struct round_set *set);
+/* A job the engine does not hold, read from the store (other threads). */
+int spe__engine_get_stored(struct engine *eng, const char *id, json_t **out, char **msg);
+
 /* recover.c */
 int spe__engine_recover(struct engine *eng, char **msg);
+/* Put a stored task's state back into a job read from the store (r->index <
+ * the job's tasks). Returns 1 if it was recorded as running. */
+int spe__job_run_restore_task(struct job_run *job, const struct task_rec *r);
 void spe__engine_release_held(struct engine *eng, struct job_run *job);
 
 /* record.c: the round's changes (store batch + events). */

@@ -35,11 +35,8 @@ int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
   return 0;
 }
 
-int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
-  if (q->len == 0) return 0;
-  *out = q->heap[0];
-  struct ready_entry last = q->heap[--q->len];
-  uint32_t i = 0;
+/* Put `last` at hole i (the root of a sub-heap) and sift it down. */
+static void sift_down(struct ready_queue *q, uint32_t i, struct ready_entry last) {
   for (;;) {
     uint32_t child = 2 * i + 1;
     if (child >= q->len) break;
@@ -48,6 +45,24 @@ int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
     q->heap[i] = q->heap[child];
     i = child;
   }
-  if (q->len > 0) q->heap[i] = last;
+  q->heap[i] = last;
+}
+
+int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
+  if (q->len == 0) return 0;
+  *out = q->heap[0];
+  struct ready_entry last = q->heap[--q->len];
+  if (q->len > 0) sift_down(q, 0, last);
   return 1;
+}
+
+void spe__ready_drop(struct ready_queue *q, int (*drop)(const struct ready_entry *, void *),
+                     void *ctx) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < q->len; i++)
+    if (!drop(&q->heap[i], ctx)) q->heap[n++] = q->heap[i];
+  if (n == q->len) return;
+  q->len = n;
+  /* Heapify bottom-up: each parent sifted down, from the last one. */
+  for (uint32_t i = n / 2; i-- > 0;) sift_down(q, i, q->heap[i]);
 }

@@ -28,5 +28,9 @@ int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
                     uint32_t rank, uint32_t job_order, uint32_t round);
 /* Remove the first entry into *out; 0 when the queue is empty. */
 int spe__ready_pop(struct ready_queue *q, struct ready_entry *out);
+/* Remove every entry for which drop(entry, ctx) is non-zero (prune: entries of
+ * jobs about to be freed). O(length). */
+void spe__ready_drop(struct ready_queue *q, int (*drop)(const struct ready_entry *, void *),
+                     void *ctx);
 
 #endif

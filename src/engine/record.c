@@ -57,7 +57,10 @@ void spe__record_event(struct engine *eng, json_t *ev) {
 json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type) {
   /* A subscription made while this round runs may miss the round's events:
    * they report changes made before it existed (spe_subscribe). */
-  if (!eng->store->ops->keeps_state && !spe__bus_has_subscribers(eng->bus)) return NULL;
+  /* Someone can see an event if the store keeps it (an event log, or the
+   * memory store's event history for spe_events_since) or a subscriber
+   * receives it. */
+  if (!eng->store->keeps_events && !spe__bus_has_subscribers(eng->bus)) return NULL;
   /* "seq" comes first and is filled in by the store's commit. */
   json_t *ev = json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)spe__now_ms(),
                          "job", job->id, "type", type);

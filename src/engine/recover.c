@@ -22,8 +22,9 @@ struct recovery {
   uint32_t jobs, skipped;
 };
 
-/* Put a stored task's state back. Returns 1 if it was cut short by a crash. */
-static int restore_task(struct job_run *job, const struct task_rec *r) {
+/* Put a stored task's state back (also for a job read from the store by
+ * spe_job_get). Returns 1 if it was cut short by a crash. */
+int spe__job_run_restore_task(struct job_run *job, const struct task_rec *r) {
   struct task_state *ts = &job->tasks[r->index];
   ts->status = r->status;
   ts->attempts = r->attempts;
@@ -73,6 +74,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
   ts->finished_ms = spe__now_ms();
   job->failed++;
   job->remaining--;
+  eng->stats.tasks_failed++;
   (*lost)++;
   spe__log(&eng->cfg.log, SPE_LOG_INFO,
            "recovery: job %s task \"%s\" was interrupted by crashes %u time(s); it fails as lost", job->id,
@@ -127,7 +129,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   uint32_t cut_short = 0;
   for (uint32_t i = 0; i < sj->ntasks; i++) {
     if (sj->tasks[i].index < def->ntasks)
-      cut_short += (uint32_t)restore_task(job, &sj->tasks[i]);
+      cut_short += (uint32_t)spe__job_run_restore_task(job, &sj->tasks[i]);
     else /* this build never writes one: say so, keep the rest of the job */
       spe__log(&eng->cfg.log, SPE_LOG_WARN,
                "recovery: job %s: stored task %u lies beyond its %u tasks; it is ignored",

@@ -60,6 +60,11 @@ void spe__store_close(struct store *st) {
   if (st != NULL) st->ops->close(st);
 }
 
+int spe__store_keep_events(struct store *st, size_t n, char **msg) {
+  if (st->ops->keep_events == NULL || n == 0) return 0;
+  return st->ops->keep_events(st, n, msg);
+}
+
 /* Grow an array of `size`-byte items so that it holds one more: double it. */
 static int grow(void **items, uint32_t n, uint32_t *cap, size_t size) {
   if (n < *cap) return 0;
@@ -115,6 +120,8 @@ void spe__batch_clear(struct store_batch *b) {
     json_decref(b->tasks[i].error);
   }
   b->njobs = b->ntasks = b->nevents = 0;
+  b->prune_before_ms = 0;
+  b->pruned = 0;
 }
 
 void spe__batch_free(struct store_batch *b) {

@@ -9,7 +9,12 @@
  * round's events or start anything that depends on the changes (SPEC §5, the
  * durability rule).
  *
- * Threads: a store is used by one thread at a time (the engine's).
+ * Threads: open, commit, load_unfinished and close are called by one thread at
+ * a time (the engine's, or the committer's while a batch is in flight). The
+ * reads a server needs (load_job, list_jobs, count_jobs, events_since) may be
+ * called from any thread, at the same time as each other and as a commit: they
+ * see what was committed, never a part of a batch. Prune is a write: it rides
+ * in a batch (store_batch.prune_before_ms).
  */
 #ifndef SPE_STORE_STORE_H
 #define SPE_STORE_STORE_H
@@ -60,6 +65,20 @@ struct stored_job {
  * returned by the load call. */
 typedef int (*stored_job_fn)(void *ctx, const struct stored_job *job);
 
+/* Called once per job listed: the job's row without its description
+ * (canonical is NULL). Borrowed for the call; non-zero stops the listing and
+ * is returned by it. */
+typedef int (*job_rec_fn)(void *ctx, const struct job_rec *job);
+
+/* A page of jobs, newest first (by id: ULIDs rise with submission time). */
+struct job_query {
+  int status;            /* an enum job_status, or -1 for any */
+  const char *before_id; /* only jobs whose id sorts before this one, or NULL */
+  uint32_t limit;        /* at most this many (> 0) */
+};
+
+#define JOB_STATUS_COUNT (JOB_CANCELLED + 1)
+
 /* Everything one round changes. The engine owns the arrays. */
 struct store_batch {
   struct job_rec *jobs;    /* new jobs and jobs whose status or times changed */
@@ -69,6 +88,12 @@ struct store_batch {
   json_t **events;         /* events to log, in order; the commit gives each its
                               "seq" (the store's next numbers, rising by one) */
   uint32_t nevents, capevents;
+  int64_t prune_before_ms; /* > 0: after the rows above, the same transaction
+                              deletes every finished job (succeeded, failed,
+                              cancelled) whose finished_ms is before this, with
+                              its tasks and events */
+  uint64_t pruned;         /* set by a commit that pruned: how many jobs it
+                              deleted (a store that keeps no jobs: 0) */
 };
 
 struct store;
@@ -89,13 +114,36 @@ struct store_ops {
   /* Recovery: every job whose status is submitted or running, oldest first
    * (submission order). The memory store has none. */
   int (*load_unfinished)(struct store *st, stored_job_fn fn, void *ctx, char **msg);
-  /* One job by id, whatever its status; SPE_ENOJOB if the store has none. */
+  /* One job by id, whatever its status; SPE_ENOJOB if the store has none.
+   * Any thread. */
   int (*load_job)(struct store *st, const char *id, stored_job_fn fn, void *ctx, char **msg);
+  /* A page of jobs (job_query), newest first. Any thread. NULL for a store
+   * that keeps no jobs (memory): the engine's jobs are all there is. */
+  int (*list_jobs)(struct store *st, const struct job_query *q, job_rec_fn fn, void *ctx,
+                   char **msg);
+  /* How many jobs the store holds in each status (indexed by enum
+   * job_status). Any thread. NULL like list_jobs. */
+  int (*count_jobs)(struct store *st, uint64_t counts[JOB_STATUS_COUNT], char **msg);
+  /* Append to the array `out` the events with seq > after_seq, oldest first,
+   * at most `limit`, of job `job_id` (NULL: of every job), each a new object;
+   * *last_seq (may be NULL) gets the newest seq in the log (0: none), from the
+   * same snapshot. SPE_ENOTSUP when the store keeps no events; SPE_ELIMIT when
+   * some after after_seq were forgotten (memory: the history is full; the
+   * message names the oldest seq kept). Any thread. */
+  int (*events_since)(struct store *st, const char *job_id, int64_t after_seq, uint32_t limit,
+                      json_t *out, int64_t *last_seq, char **msg);
+  /* Keep the newest `n` committed events for events_since (memory only: a
+   * store with an event log keeps them all). NULL where it means nothing.
+   * Before the engine starts. */
+  int (*keep_events)(struct store *st, size_t n, char **msg);
   void (*close)(struct store *st);
 };
 
 struct store {
   const struct store_ops *ops;
+  int keeps_events; /* events committed can be read back (events_since): the
+                       engine must build them even when nobody subscribes.
+                       Set at open (or by keep_events), constant after. */
 };
 
 /* Open the store a URL names: "memory:" or "sqlite:PATH". SPE_EURL for an unknown
@@ -107,6 +155,9 @@ static inline int spe__store_commit(struct store *st, struct store_batch *b, cha
 }
 /* NULL is a no-op. */
 void spe__store_close(struct store *st);
+/* Keep the newest n events (store_ops.keep_events); 0 for a store where it
+ * means nothing (SQLite keeps every event). */
+int spe__store_keep_events(struct store *st, size_t n, char **msg);
 
 /* Batch helpers: append (growing the arrays geometrically), and empty the batch
  * (dropping the event references, keeping the arrays' capacity). The append

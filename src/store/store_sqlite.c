@@ -11,6 +11,11 @@
  * copy (SQLITE_STATIC: they outlive the step), and JSON is written into two
  * buffers the store keeps and reuses.
  *
+ * A batch may also prune (spe_prune): after its rows, the same transaction
+ * deletes the finished jobs that finished before a time, their tasks and
+ * their events. Deleting tasks and events first, each with one statement over
+ * an index, is faster than letting the foreign key cascade row by row.
+ *
  * Failure is all or nothing. SQLite rolls the transaction back; the events get
  * back the "seq" they had before, and the store's next number does not move, so
  * a later commit numbers from the same place.
@@ -56,10 +61,35 @@ int spe__store_sqlite_prepare_write(struct sqlite_store *ss) {
                " blocked_by = excluded.blocked_by",
                &ss->upsert_task);
   if (rc != SQLITE_OK) return rc;
+  rc = prepare(ss->db,
+               "INSERT INTO events(seq, job_id, type, time_ms, body)"
+               " VALUES (?1, ?2, ?3, ?4, ?5)",
+               &ss->insert_event);
+  if (rc != SQLITE_OK) return rc;
+  /* Which jobs a prune deletes: finished ones (a finished job is the only
+   * kind with a finished_ms, but the status says it too), found by
+   * jobs_by_finished: the unary + keeps the planner from scanning every
+   * finished job by jobs_by_status_id instead. */
+#define PRUNED_JOBS                                                                 \
+  "SELECT id FROM jobs WHERE finished_ms < ?1"                                       \
+  " AND +status IN ('succeeded', 'failed', 'cancelled')"
+  rc = prepare(ss->db, "DELETE FROM events WHERE job_id IN (" PRUNED_JOBS ")",
+               &ss->prune_events);
+  if (rc != SQLITE_OK) return rc;
+  rc = prepare(ss->db, "DELETE FROM tasks WHERE job_id IN (" PRUNED_JOBS ")", &ss->prune_tasks);
+  if (rc != SQLITE_OK) return rc;
+  rc = prepare(ss->db,
+               "DELETE FROM jobs WHERE finished_ms < ?1"
+               " AND +status IN ('succeeded', 'failed', 'cancelled')",
+               &ss->prune_jobs);
+#undef PRUNED_JOBS
+  if (rc != SQLITE_OK) return rc;
+  /* A prune may delete the newest events; numbering must still never give a
+   * seq twice, across a reopen too (SELECT_LAST_SEQ). */
   return prepare(ss->db,
-                 "INSERT INTO events(seq, job_id, type, time_ms, body)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5)",
-                 &ss->insert_event);
+                 "INSERT INTO meta(key, value) VALUES ('last_seq', ?1)"
+                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                 &ss->keep_last_seq);
 }
 
 int spe__store_sqlite_fail(struct sqlite_store *ss, int rc, const char *sqlite_msg,
@@ -156,6 +186,22 @@ static int write_event(struct sqlite_store *ss, json_t *ev, int64_t seq) {
   return rc == SQLITE_OK ? step_done(st) : rc;
 }
 
+/* Delete what a prune removes; *pruned gets the number of jobs. `last_seq`
+ * is the newest seq given out, this batch's included. */
+static int prune(struct sqlite_store *ss, int64_t before_ms, int64_t last_seq,
+                 uint64_t *pruned) {
+  sqlite3_stmt *steps[] = {ss->prune_events, ss->prune_tasks, ss->prune_jobs};
+  int rc = SQLITE_OK;
+  for (size_t i = 0; rc == SQLITE_OK && i < sizeof steps / sizeof *steps; i++) {
+    sqlite3_bind_int64(steps[i], 1, before_ms);
+    rc = step_done(steps[i]);
+  }
+  if (rc != SQLITE_OK) return rc;
+  *pruned = (uint64_t)sqlite3_changes64(ss->db);
+  sqlite3_bind_int64(ss->keep_last_seq, 1, last_seq);
+  return step_done(ss->keep_last_seq);
+}
+
 /* SPE_STORE_FAULT=commit:N[+]: is this commit one that must fail? */
 static int fault_due(const struct sqlite_store *ss) {
   if (ss->fail_at == 0) return 0;
@@ -174,7 +220,8 @@ static void unnumber(struct sqlite_store *ss, struct store_batch *b, uint32_t nu
 
 static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
   struct sqlite_store *ss = (struct sqlite_store *)st;
-  if (b->njobs == 0 && b->ntasks == 0 && b->nevents == 0) return 0;
+  b->pruned = 0;
+  if (b->njobs == 0 && b->ntasks == 0 && b->nevents == 0 && b->prune_before_ms <= 0) return 0;
   ss->commits++;
   if (b->nevents > ss->cap_had_seq) {
     uint32_t cap = b->nevents > 2 * ss->cap_had_seq ? b->nevents : 2 * ss->cap_had_seq;
@@ -197,6 +244,9 @@ static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
     numbered = i + 1;
     rc = write_event(ss, b->events[i], ss->last_seq + 1 + i);
   }
+  uint64_t pruned = 0;
+  if (rc == SQLITE_OK && b->prune_before_ms > 0)
+    rc = prune(ss, b->prune_before_ms, ss->last_seq + b->nevents, &pruned);
   if (rc == SQLITE_NOMEM) why = "out of memory";
   if (rc == SQLITE_OK && fault_due(ss)) {
     /* The injected fault strikes after every row is written, so that the
@@ -207,6 +257,7 @@ static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
   if (rc == SQLITE_OK) rc = step_done(ss->commit);
   if (rc == SQLITE_OK) {
     ss->last_seq += b->nevents;
+    b->pruned = pruned;
     return 0;
   }
 
@@ -233,5 +284,8 @@ const struct store_ops spe__store_sqlite_ops = {
     .commit = sqlite_commit,
     .load_unfinished = spe__store_sqlite_load_unfinished,
     .load_job = spe__store_sqlite_load_job,
+    .list_jobs = spe__store_sqlite_list_jobs,
+    .count_jobs = spe__store_sqlite_count_jobs,
+    .events_since = spe__store_sqlite_events_since,
     .close = spe__store_sqlite_close,
 };

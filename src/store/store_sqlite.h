@@ -5,18 +5,28 @@
  *                          creating, opening and closing;
  *   store_sqlite_schema.c  the schema as numbered steps, and migrating;
  *   store_sqlite.c         the commit of a round (the hot path);
- *   store_sqlite_load.c    reading jobs back.
+ *   store_sqlite.c         the commit of a round (the hot path), prune;
+ *   store_sqlite_load.c    reading jobs back;
+ *   store_sqlite_query.c   the reader connection: reads from API threads.
  * Every SQL statement of the backend lives in these files. docs/store.md
  * describes the files on disk, the schema and the rules.
  *
- * Threads: one thread at a time (the engine's), as for every store; the
- * connection is opened without SQLite's own mutexes.
+ * Threads and connections: `db` is the writer, used by one thread at a time
+ * (the engine's, or the committer's while a batch is in flight): open,
+ * recovery, commits, close. `reader` is a second, read-only connection for
+ * the reads a server makes from its own threads (load_job, list_jobs,
+ * count_jobs, events_since); `reader.lock` lets one such thread use it at a
+ * time. In WAL mode a reader sees the last committed transaction and never
+ * waits for the writer, nor the writer for it. Both connections are opened
+ * without SQLite's own mutexes (SQLITE_OPEN_NOMUTEX): each is used by one
+ * thread at a time, by the rules above.
  */
 #ifndef SPE_STORE_STORE_SQLITE_H
 #define SPE_STORE_STORE_SQLITE_H
 
 #include "store/store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 
@@ -29,6 +39,28 @@
 struct text_buf {
   char *p;
   size_t cap;
+};
+
+/* Reading jobs with their tasks, on one connection (store_sqlite_load.c). */
+struct job_loader {
+  sqlite3 *db;                   /* borrowed: the connection it reads */
+  sqlite3_stmt *select_tasks;    /* a job's task rows, in index order */
+  struct task_rec *loaded;       /* the tasks of the job being read back */
+  uint32_t cap_loaded;
+};
+
+/* The read-only connection of API threads, and its statements. */
+struct sqlite_reader {
+  pthread_mutex_t lock;          /* one thread at a time; a leaf lock */
+  int lock_ready;                /* lock initialized (for closing a half-open store) */
+  sqlite3 *db;
+  sqlite3_stmt *begin, *end;     /* a read transaction: one snapshot for two
+                                    statements */
+  sqlite3_stmt *select_job;      /* one job by id */
+  sqlite3_stmt *list_any, *list_status; /* pages of jobs, newest first */
+  sqlite3_stmt *count_status;    /* jobs by status */
+  sqlite3_stmt *events_any, *events_job, *max_seq; /* replay */
+  struct job_loader loader;
 };
 
 struct sqlite_store {
@@ -44,7 +76,11 @@ struct sqlite_store {
   sqlite3 *db;
   sqlite3_stmt *begin, *commit, *rollback;
   sqlite3_stmt *upsert_job, *upsert_task, *insert_event;
-  sqlite3_stmt *select_unfinished, *select_job, *select_tasks;
+  sqlite3_stmt *prune_events, *prune_tasks, *prune_jobs, *keep_last_seq;
+  sqlite3_stmt *select_unfinished;
+  struct job_loader recovery;    /* reading jobs back on the writer */
+
+  struct sqlite_reader reader;
 
   /* In-memory bookkeeping, never written. */
   int64_t last_seq;              /* seq of the last event committed; 0: none */
@@ -52,8 +88,6 @@ struct sqlite_store {
   uint8_t *had_seq;              /* per event of the batch being committed: did
                                     it have a "seq" member before (to undo) */
   uint32_t cap_had_seq;
-  struct task_rec *loaded;       /* the tasks of the job being read back */
-  uint32_t cap_loaded;
 
   /* Fault injection (SPE_STORE_FAULT, a testing aid; docs/store.md). */
   uint64_t commits;              /* commits attempted since open */
@@ -93,12 +127,45 @@ uint64_t spe__store_sqlite_hash(const char *s, size_t len);
 /* Return an SQLite code; the connection's message says what failed. */
 int spe__store_sqlite_prepare_write(struct sqlite_store *ss); /* store_sqlite.c */
 int spe__store_sqlite_prepare_read(struct sqlite_store *ss);  /* store_sqlite_load.c */
+int spe__store_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 
 /* ---- reading back (store_sqlite_load.c) ---- */
+/* Prepare a loader's statement on its connection: an SQLite code. */
+int spe__store_sqlite_loader_init(struct job_loader *l, sqlite3 *db);
+void spe__store_sqlite_loader_free(struct job_loader *l);
+/* Step `jobs` (a statement selecting JOB_COLUMNS on l->db) to the end, handing
+ * each job with its tasks to fn. *seen counts the jobs read. Returns 0, fn's
+ * non-zero return, or SPE_ESTORE with the message. */
+int spe__store_sqlite_stream_jobs(struct sqlite_store *ss, struct job_loader *l,
+                                  sqlite3_stmt *jobs, int *seen, stored_job_fn fn, void *ctx,
+                                  char **msg);
 int spe__store_sqlite_load_unfinished(struct store *st, stored_job_fn fn, void *ctx,
                                       char **msg);
+/* The newest seq the store has given out: the newest event's, or the one a
+ * prune that deleted the newest events wrote into meta. */
+#define SPE_SQLITE_SELECT_LAST_SEQ                                                 \
+  "SELECT MAX(IFNULL((SELECT MAX(seq) FROM events), 0),"                          \
+  " IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
+#define SPE_SQLITE_JOB_COLUMNS \
+  "id, name, description, status, submitted_ms, started_ms, finished_ms"
+
+/* ---- the reader connection (store_sqlite_query.c) ---- */
+/* Open the reader on the store's file (after the writer has opened and
+ * migrated it) and prepare its statements. Returns an SQLite code; *err (may
+ * be set on failure) is SQLite's message, malloc'd. */
+int spe__store_sqlite_reader_open(struct sqlite_store *ss, char **err);
+/* Finalize and close; before the writer closes, so that the writer is the
+ * last connection and its close checkpoints and removes the WAL. */
+void spe__store_sqlite_reader_close(struct sqlite_store *ss);
 int spe__store_sqlite_load_job(struct store *st, const char *id, stored_job_fn fn,
                                void *ctx, char **msg);
+int spe__store_sqlite_list_jobs(struct store *st, const struct job_query *q, job_rec_fn fn,
+                                void *ctx, char **msg);
+int spe__store_sqlite_count_jobs(struct store *st, uint64_t counts[JOB_STATUS_COUNT],
+                                 char **msg);
+int spe__store_sqlite_events_since(struct store *st, const char *job_id, int64_t after_seq,
+                                   uint32_t limit, json_t *out, int64_t *last_seq,
+                                   char **msg);
 
 /* ---- the owner lock and the fault setting (store_sqlite_lock.c) ---- */
 /* Take PATH.lock: 0, SPE_ELOCKED (another live process holds it; the message

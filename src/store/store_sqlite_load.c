@@ -1,12 +1,15 @@
 /*
- * Reading jobs back from the SQLite store: the unfinished ones for recovery,
- * or one by id.
+ * Reading jobs back from the SQLite store: the unfinished ones for recovery
+ * (on the writer connection), or one by id (on the reader,
+ * store_sqlite_query.c). A job_loader holds what one connection needs for it.
  *
  * Jobs are streamed: a job row, then its tasks (one range of the tasks
  * table, which is ordered by (job_id, idx)), then the callback, then the next
- * job. What the callback sees points into SQLite's row buffers, the store's
- * reused task array and JSON values the store parsed; all of it is released
- * or reused after the callback returns. The callback must not call the store.
+ * job. The job statement stays open while its tasks are read, so both come
+ * from one snapshot. What the callback sees points into SQLite's row buffers,
+ * the loader's reused task array and JSON values the store parsed; all of it
+ * is released or reused after the callback returns. The callback must not
+ * call the store.
  */
 #include "store/store_sqlite.h"
 
@@ -16,24 +19,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOB_COLUMNS "id, name, description, status, submitted_ms, started_ms, finished_ms"
+#define JOB_COLUMNS SPE_SQLITE_JOB_COLUMNS
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out) {
+int spe__store_sqlite_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out) {
   return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 }
 
+int spe__store_sqlite_loader_init(struct job_loader *l, sqlite3 *db) {
+  l->db = db;
+  return spe__store_sqlite_prepare(db,
+                                   "SELECT idx, status, attempts, lost, result, error, started_ms,"
+                                   " finished_ms, blocked_by FROM tasks WHERE job_id = ?1"
+                                   " ORDER BY idx",
+                                   &l->select_tasks);
+}
+
+void spe__store_sqlite_loader_free(struct job_loader *l) {
+  sqlite3_finalize(l->select_tasks);
+  l->select_tasks = NULL;
+  free(l->loaded);
+  l->loaded = NULL;
+  l->cap_loaded = 0;
+}
+
 int spe__store_sqlite_prepare_read(struct sqlite_store *ss) {
-  int rc = prepare(ss->db,
-                   "SELECT " JOB_COLUMNS " FROM jobs"
-                   " WHERE status IN ('submitted', 'running') ORDER BY seq",
-                   &ss->select_unfinished);
+  int rc = spe__store_sqlite_prepare(ss->db,
+                                     "SELECT " JOB_COLUMNS " FROM jobs"
+                                     " WHERE status IN ('submitted', 'running') ORDER BY seq",
+                                     &ss->select_unfinished);
   if (rc != SQLITE_OK) return rc;
-  rc = prepare(ss->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", &ss->select_job);
-  if (rc != SQLITE_OK) return rc;
-  return prepare(ss->db,
-                 "SELECT idx, status, attempts, lost, result, error, started_ms,"
-                 " finished_ms, blocked_by FROM tasks WHERE job_id = ?1 ORDER BY idx",
-                 &ss->select_tasks);
+  return spe__store_sqlite_loader_init(&ss->recovery, ss->db);
 }
 
 /* A reading failure of ours: the file holds something this build never
@@ -93,10 +108,10 @@ static const char *read_task_fields(sqlite3_stmt *st, struct task_rec *t) {
   return NULL;
 }
 
-static void free_loaded(struct sqlite_store *ss, uint32_t n) {
+static void free_loaded(struct job_loader *l, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
-    json_decref(ss->loaded[i].result);
-    json_decref(ss->loaded[i].error);
+    json_decref(l->loaded[i].result);
+    json_decref(l->loaded[i].error);
   }
 }
 
@@ -115,26 +130,25 @@ static int read_job(sqlite3_stmt *st, struct job_rec *j) {
   return j->id != NULL && j->canonical != NULL && s >= 0 ? 0 : -1;
 }
 
-/* Read the recorded tasks of job `id` into ss->loaded; *n is how many were
+/* Read the recorded tasks of job `id` into l->loaded; *n is how many were
  * read (and hold JSON to release) even on failure. */
-static int read_tasks(struct sqlite_store *ss, const char *id, uint32_t *n,
-                      struct bad_row *bad) {
-  sqlite3_stmt *st = ss->select_tasks;
+static int read_tasks(struct job_loader *l, const char *id, uint32_t *n, struct bad_row *bad) {
+  sqlite3_stmt *st = l->select_tasks;
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
   *n = 0;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (*n == ss->cap_loaded) {
-      uint32_t cap = ss->cap_loaded ? ss->cap_loaded * 2 : 64;
-      struct task_rec *p = realloc(ss->loaded, (size_t)cap * sizeof *p);
+    if (*n == l->cap_loaded) {
+      uint32_t cap = l->cap_loaded ? l->cap_loaded * 2 : 64;
+      struct task_rec *p = realloc(l->loaded, (size_t)cap * sizeof *p);
       if (p == NULL) {
         rc = SQLITE_NOMEM;
         break;
       }
-      ss->loaded = p;
-      ss->cap_loaded = cap;
+      l->loaded = p;
+      l->cap_loaded = cap;
     }
-    struct task_rec *t = &ss->loaded[(*n)++];
+    struct task_rec *t = &l->loaded[(*n)++];
     memset(t, 0, sizeof *t);
     t->job_id = id;
     const char *unreadable = read_task_fields(st, t);
@@ -152,10 +166,9 @@ static int read_tasks(struct sqlite_store *ss, const char *id, uint32_t *n,
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Step `jobs` to the end, handing each job with its tasks to fn. Returns 0,
- * fn's non-zero return, or SPE_ESTORE. */
-static int stream_jobs(struct sqlite_store *ss, sqlite3_stmt *jobs, int *seen,
-                       stored_job_fn fn, void *ctx, char **msg) {
+int spe__store_sqlite_stream_jobs(struct sqlite_store *ss, struct job_loader *l,
+                                  sqlite3_stmt *jobs, int *seen, stored_job_fn fn, void *ctx,
+                                  char **msg) {
   struct bad_row bad = {0};
   int rc, ret = 0;
   while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
@@ -167,13 +180,13 @@ static int stream_jobs(struct sqlite_store *ss, sqlite3_stmt *jobs, int *seen,
       break;
     }
     uint32_t n = 0;
-    rc = read_tasks(ss, sj.job.id, &n, &bad);
+    rc = read_tasks(l, sj.job.id, &n, &bad);
     if (rc == SQLITE_OK) {
-      sj.tasks = ss->loaded;
+      sj.tasks = l->loaded;
       sj.ntasks = n;
       ret = fn(ctx, &sj);
     }
-    free_loaded(ss, n);
+    free_loaded(l, n);
     if (rc != SQLITE_OK || ret != 0) break;
   }
   if (rc == SQLITE_DONE) rc = SQLITE_OK;
@@ -184,7 +197,7 @@ static int stream_jobs(struct sqlite_store *ss, sqlite3_stmt *jobs, int *seen,
   else if (rc == SQLITE_NOMEM)
     detail = strdup("out of memory");
   else if (rc != SQLITE_OK)
-    detail = strdup(sqlite3_errmsg(ss->db));
+    detail = strdup(sqlite3_errmsg(l->db));
   sqlite3_reset(jobs);
   if (rc != SQLITE_OK)
     ret = spe__store_sqlite_fail(ss, rc, detail ? detail : sqlite3_errstr(rc),
@@ -197,18 +210,6 @@ int spe__store_sqlite_load_unfinished(struct store *st, stored_job_fn fn, void *
                                       char **msg) {
   struct sqlite_store *ss = (struct sqlite_store *)st;
   int seen = 0;
-  return stream_jobs(ss, ss->select_unfinished, &seen, fn, ctx, msg);
-}
-
-int spe__store_sqlite_load_job(struct store *st, const char *id, stored_job_fn fn, void *ctx,
-                               char **msg) {
-  struct sqlite_store *ss = (struct sqlite_store *)st;
-  int seen = 0;
-  sqlite3_bind_text(ss->select_job, 1, id, -1, SQLITE_STATIC);
-  int ret = stream_jobs(ss, ss->select_job, &seen, fn, ctx, msg);
-  if (ret == 0 && seen == 0) {
-    spe__msg_set(msg, "no job with id \"%s\"", id);
-    return SPE_ENOJOB;
-  }
-  return ret;
+  return spe__store_sqlite_stream_jobs(ss, &ss->recovery, ss->select_unfinished, &seen, fn, ctx,
+                                       msg);
 }

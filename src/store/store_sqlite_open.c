@@ -14,10 +14,12 @@
  *     when a WAL holds newer pages: the schema version and the meta row.
  *  5. Open it read-write: WAL, synchronous=FULL, foreign keys; migrate an
  *     older schema; prepare the statements; find the last event's seq.
+ *  6. Open the reader, a second, read-only connection for API threads
+ *     (store_sqlite_query.c), on the schema now current.
  *
- * Closing finalizes the statements, closes the connection (SQLite then
- * checkpoints the WAL into the file and removes -wal and -shm), empties the
- * lock file and releases the lock.
+ * Closing closes the reader, finalizes the statements, closes the writer
+ * (SQLite then checkpoints the WAL into the file and removes -wal and -shm),
+ * empties the lock file and releases the lock.
  */
 #include "store/store_sqlite.h"
 
@@ -313,16 +315,21 @@ static int connect(struct sqlite_store *ss, int64_t version, char **msg) {
   if (rc == SQLITE_OK) rc = spe__store_sqlite_prepare_read(ss);
   /* Numbering goes on from the last event the store holds. */
   if (rc == SQLITE_OK)
-    rc = query_int(ss->db, "SELECT IFNULL(MAX(seq), 0) FROM events", &ss->last_seq);
+    rc = query_int(ss->db, SPE_SQLITE_SELECT_LAST_SEQ, &ss->last_seq);
   if (rc != SQLITE_OK) return open_failed(ss, rc, sqlite3_errmsg(ss->db), msg);
   return 0;
 }
 
 static void free_store(struct sqlite_store *ss) {
-  sqlite3_stmt *stmts[] = {ss->begin,       ss->commit,     ss->rollback,
-                           ss->upsert_job,  ss->upsert_task, ss->insert_event,
-                           ss->select_unfinished, ss->select_job, ss->select_tasks};
+  /* The reader first: the writer must be the last connection, so that its
+   * close checkpoints the WAL and removes it. */
+  spe__store_sqlite_reader_close(ss);
+  sqlite3_stmt *stmts[] = {ss->begin,        ss->commit,        ss->rollback,
+                           ss->upsert_job,   ss->upsert_task,   ss->insert_event,
+                           ss->prune_events, ss->prune_tasks,   ss->prune_jobs,
+                           ss->keep_last_seq, ss->select_unfinished};
   for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++) sqlite3_finalize(stmts[i]);
+  spe__store_sqlite_loader_free(&ss->recovery);
   if (ss->db != NULL && sqlite3_close(ss->db) != SQLITE_OK)
     spe__log(&ss->log, SPE_LOG_ERROR, "state store %s: close failed: %s", ss->url,
              sqlite3_errmsg(ss->db));
@@ -332,7 +339,6 @@ static void free_store(struct sqlite_store *ss) {
   free(ss->json_a.p);
   free(ss->json_b.p);
   free(ss->had_seq);
-  free(ss->loaded);
   free(ss->path);
   free(ss->url);
   free(ss);
@@ -374,6 +380,14 @@ static int open_store(struct sqlite_store *ss, char **msg) {
   if ((rc = check_header(ss, st.st_size, &has_wal, msg)) != 0) return rc;
   if ((rc = verify(ss, has_wal, &version, msg)) != 0) return rc;
   if ((rc = connect(ss, version, msg)) != 0) return rc;
+  char *err = NULL;
+  int src = spe__store_sqlite_reader_open(ss, &err);
+  if (src != SQLITE_OK) {
+    rc = open_failed(ss, src, err ? err : sqlite3_errstr(src), msg);
+    free(err);
+    return rc;
+  }
+  ss->base.keeps_events = 1;
 
   int64_t unfinished = 0;
   query_int(ss->db, "SELECT count(*) FROM jobs WHERE status IN ('submitted', 'running')",

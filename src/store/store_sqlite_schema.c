@@ -67,7 +67,20 @@ static const char step_1[] =
     "  body TEXT NOT NULL\n"
     ");\n";
 
-static const char *const steps[] = {step_1};
+/* Version 2: the indexes of a server's reads (store_sqlite_query.c) and of
+ * prune. Pages of jobs are newest first by id, in one status or any (the
+ * unique index on id serves "any"); a replay of one job's events reads one
+ * range of events_by_job, as does a prune; a prune finds finished jobs by
+ * finished_ms. */
+static const char step_2[] =
+    "-- A page of jobs in one status, newest first (by id).\n"
+    "CREATE INDEX jobs_by_status_id ON jobs(status, id);\n"
+    "-- Prune: finished jobs by the time they finished.\n"
+    "CREATE INDEX jobs_by_finished ON jobs(finished_ms);\n"
+    "-- One job's events in order (replay of one job, prune).\n"
+    "CREATE INDEX events_by_job ON events(job_id, seq);\n";
+
+static const char *const steps[] = {step_1, step_2};
 
 static const struct sqlite_schema builtin = {steps, sizeof steps / sizeof *steps};
 const struct sqlite_schema *spe__store_sqlite_schema = &builtin;
