@@ -281,8 +281,12 @@ static int connect(struct sqlite_store *ss, int64_t version, char **msg) {
   int rc = sqlite3_open_v2(ss->path, &ss->db, SQLITE_OPEN_READWRITE | OPEN_FLAGS, NULL);
   if (rc != SQLITE_OK)
     return open_failed(ss, rc, ss->db ? sqlite3_errmsg(ss->db) : sqlite3_errstr(rc), msg);
-  /* We are the only owner (the lock says so): never wait for another. */
-  sqlite3_busy_timeout(ss->db, 0);
+  /* We are the only writer (the lock says so), but not the only connection:
+   * the store's own reader (store_sqlite_query.c) and any outside reader (the
+   * sqlite3 shell) hold WAL read locks, and a writer that restarts the WAL or
+   * checkpoints can meet one for a moment: SQLITE_BUSY then is a wait, not a
+   * failure. A commit that still cannot proceed after 5 s fails as before. */
+  sqlite3_busy_timeout(ss->db, 5000);
   rc = query_text(ss->db, "PRAGMA journal_mode = WAL", mode, sizeof mode);
   if (rc == SQLITE_OK && strcmp(mode, "wal") != 0)
     return open_failed(ss, SQLITE_CANTOPEN, "cannot use WAL", msg);
