@@ -14,5 +14,6 @@
  * and returns the program's exit status. */
 int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * The `spe` program: global options and the dispatch to subcommands.
  *
- * The server and its clients (serve, submit, ...) are named in SPEC §6 but
- * arrive in a later version; until then they are refused with a message that
- * says so rather than "unknown command".
+ * The server's clients (submit, start, ...) are named in SPEC §6 but arrive
+ * in a later version; until then they are refused with a message that says so
+ * rather than "unknown command".
  */
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -21,6 +21,7 @@ static const char main_usage[] =
     "Commands:\n"
     "  run JOB.json...        run jobs to the end and report how they went\n"
     "  validate JOB.json...   check jobs and print their plans; runs nothing\n"
+    "  serve                  the server: takes jobs over HTTP (docs/server.md)\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help; `spe COMMAND --help` shows a command's\n"
@@ -28,8 +29,8 @@ static const char main_usage[] =
     "\n"
     "Documentation: README.md (the job format), docs/cli.md (this program).\n";
 
-static const char *const later_commands[] = {"serve",  "submit", "start",  "status", "list",
-                                             "watch",  "result", "cancel", "prune",  NULL};
+static const char *const later_commands[] = {"submit", "start",  "status", "list", "watch",
+                                             "result", "cancel", "prune",  NULL};
 
 /* Refuse a name that is not a command: the server's commands with a note that
  * they come later, anything else as unknown. */
@@ -53,6 +54,7 @@ static int help(const char *cmd) {
   }
   if (strcmp(cmd, "run") == 0) return cmd_run(2, help_argv);
   if (strcmp(cmd, "validate") == 0) return cmd_validate(2, help_argv);
+  if (strcmp(cmd, "serve") == 0) return cmd_serve(2, help_argv);
   return not_a_command(cmd);
 }
 
@@ -67,6 +69,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 1, argv + 1);
+  if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0) return help(argc > 2 ? argv[2] : NULL);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return help(NULL);
   if (strcmp(cmd, "--version") == 0) {

@@ -11,6 +11,8 @@
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static spe_executor *watched;  /* guarded by watch_lock */
+static void (*watched_fn)(void *); /* guarded by watch_lock */
+static void *watched_ctx;      /* guarded by watch_lock */
 static int quitting;           /* guarded by watch_lock */
 static atomic_int caught;
 static pthread_t watcher;
@@ -44,6 +46,7 @@ static void *watch_main(void *arg) {
     if (first) {
       atomic_store(&caught, sig);
       if (watched != NULL) spe_shutdown(watched);
+      if (watched_fn != NULL) watched_fn(watched_ctx);
     }
     pthread_mutex_unlock(&watch_lock);
     if (!first) {
@@ -56,11 +59,7 @@ static void *watch_main(void *arg) {
   }
 }
 
-int signals_watch(spe_executor *ex) {
-  pthread_mutex_lock(&watch_lock);
-  watched = ex;
-  quitting = 0;
-  pthread_mutex_unlock(&watch_lock);
+static int start_watcher(void) {
   int rc = pthread_create(&watcher, NULL, watch_main, NULL);
   if (rc != 0) {
     fprintf(stderr, "spe: cannot start the signal thread: %s\n", strerror(rc));
@@ -70,11 +69,29 @@ int signals_watch(spe_executor *ex) {
   return 0;
 }
 
+int signals_watch(spe_executor *ex) {
+  pthread_mutex_lock(&watch_lock);
+  watched = ex;
+  quitting = 0;
+  pthread_mutex_unlock(&watch_lock);
+  return start_watcher();
+}
+
+int signals_watch_call(void (*fn)(void *ctx), void *ctx) {
+  pthread_mutex_lock(&watch_lock);
+  watched_fn = fn;
+  watched_ctx = ctx;
+  quitting = 0;
+  pthread_mutex_unlock(&watch_lock);
+  return start_watcher();
+}
+
 int signals_caught(void) { return atomic_load(&caught); }
 
 void signals_detach(void) {
   pthread_mutex_lock(&watch_lock);
   watched = NULL;
+  watched_fn = NULL;
   pthread_mutex_unlock(&watch_lock);
 }
 
@@ -82,6 +99,7 @@ void signals_unwatch(void) {
   if (!watcher_running) return;
   pthread_mutex_lock(&watch_lock);
   watched = NULL;
+  watched_fn = NULL;
   quitting = 1;
   pthread_mutex_unlock(&watch_lock);
   /* Wake the thread from sigwait(); it sees `quitting` and returns. */

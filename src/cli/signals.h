@@ -25,6 +25,11 @@ int signals_block(void);
  * (with a message printed). */
 int signals_watch(spe_executor *ex);
 
+/* The same, but the first signal calls fn(ctx) on the signal thread instead of
+ * stopping an executor (`spe serve` stops its listeners before the executor).
+ * fn must be quick and must not wait for the program. */
+int signals_watch_call(void (*fn)(void *ctx), void *ctx);
+
 /* The signal that asked us to stop, or 0. */
 int signals_caught(void);
 

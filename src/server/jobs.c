@@ -1,0 +1,136 @@
+/*
+ * The jobs endpoints: submit, start, cancel, list, get. Each is one library
+ * call (two for a submit that starts), made on the connection's thread; the
+ * library answers once the change is durable, so a 201 or 200 means that the
+ * job, or its start or cancel, survives a crash of the server.
+ */
+#include "server/server_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *query(struct MHD_Connection *c, const char *key) {
+  const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+  return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* ?start=true|false (also 1|0). Returns 0/1, or -1 for anything else. */
+static int start_flag(struct MHD_Connection *c) {
+  const char *v = query(c, "start");
+  if (v == NULL || strcmp(v, "false") == 0 || strcmp(v, "0") == 0) return 0;
+  if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0) return 1;
+  return -1;
+}
+
+/* A refused submit. Too many unfinished jobs is the server's state, not the
+ * job's fault: 429, to be tried again later. */
+static enum MHD_Result submit_refused(struct MHD_Connection *c, int rc, const char *msg) {
+  static const char busy[] = "too many unfinished jobs";
+  if (rc == SPE_ELIMIT && msg != NULL && strncmp(msg, busy, sizeof busy - 1) == 0)
+    return reply_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_jobs", MHD_HTTP_HEADER_RETRY_AFTER,
+                       "1", "%s", msg);
+  return reply_spe_error(c, rc, msg);
+}
+
+enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct request *r) {
+  int start = start_flag(c);
+  if (start < 0)
+    return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, NULL,
+                       "start: expected true or false, got \"%s\"", query(c, "start"));
+  if (r->body.len == 0)
+    return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
+                       "the body is empty; expected a job description");
+  /* Parsed here, so that a body that is not JSON at all (bad_json) is told
+   * apart from a job that breaks a rule of SPEC §1 (invalid_job). The flags
+   * are those of the library's own parser. */
+  json_error_t err;
+  json_t *doc = json_loadb(r->body.data, r->body.len,
+                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+  if (doc == NULL)
+    return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
+                       "invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
+  char id[SPE_ID_SIZE];
+  char *msg = NULL;
+  int rc = spe_submit_json(s->ex, doc, id, &msg);
+  json_decref(doc);
+  if (rc != 0) {
+    enum MHD_Result res = submit_refused(c, rc, msg);
+    free(msg);
+    return res;
+  }
+  if (start && (rc = spe_start(s->ex, id, &msg)) != 0) {
+    enum MHD_Result res =
+        reply_error(c, rc == SPE_ECLOSED ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                         : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                    rc == SPE_ECLOSED ? "shutting_down" : "internal_error", NULL, NULL,
+                    "job %s was submitted but not started: %s", id,
+                    msg != NULL ? msg : spe_strerror(rc));
+    free(msg);
+    return res;
+  }
+  return reply_json(c, MHD_HTTP_CREATED, json_pack("{s:s}", "id", id));
+}
+
+/* Answer {"id": id} for a change made, or the error. */
+static enum MHD_Result done_or_error(struct MHD_Connection *c, const char *id, int rc,
+                                     char *msg) {
+  enum MHD_Result res = rc == 0 ? reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "id", id))
+                                : reply_spe_error(c, rc, msg);
+  free(msg);
+  return res;
+}
+
+enum MHD_Result jobs_start(struct server *s, struct MHD_Connection *c, const char *id) {
+  char *msg = NULL;
+  int rc = spe_start(s->ex, id, &msg);
+  return done_or_error(c, id, rc, msg);
+}
+
+enum MHD_Result jobs_cancel(struct server *s, struct MHD_Connection *c, const char *id) {
+  char *msg = NULL;
+  int rc = spe_cancel(s->ex, id, &msg);
+  return done_or_error(c, id, rc, msg);
+}
+
+enum MHD_Result jobs_get(struct server *s, struct MHD_Connection *c, const char *id) {
+  json_t *job = NULL;
+  char *msg = NULL;
+  int rc = spe_job_get(s->ex, id, &job, &msg);
+  if (rc != 0) return done_or_error(c, id, rc, msg);
+  return reply_json(c, MHD_HTTP_OK, job);
+}
+
+#define LIST_DEFAULT 100
+#define LIST_MAX 1000
+
+enum MHD_Result jobs_list(struct server *s, struct MHD_Connection *c) {
+  const char *limit_text = query(c, "limit");
+  size_t limit = LIST_DEFAULT;
+  if (limit_text != NULL) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(limit_text, &end, 10);
+    if (*end != '\0' || errno != 0 || v < 1 || v > LIST_MAX || limit_text[0] == '-')
+      return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, NULL,
+                         "limit: expected a whole number from 1 to %d, got \"%s\"", LIST_MAX,
+                         limit_text);
+    limit = v;
+  }
+  json_t *jobs = NULL;
+  char *msg = NULL;
+  int rc = spe_jobs_list(s->ex, query(c, "status"), query(c, "after"), limit, &jobs, &msg);
+  if (rc != 0) {
+    enum MHD_Result res = reply_spe_error(c, rc, msg);
+    free(msg);
+    return res;
+  }
+  /* A full page may have a next one: its cursor is the page's last id. */
+  json_t *next = json_null();
+  size_t n = json_array_size(jobs);
+  if (n == limit) {
+    json_t *id = json_object_get(json_array_get(jobs, n - 1), "id");
+    if (json_is_string(id)) next = json_incref(id);
+  }
+  return reply_json(c, MHD_HTTP_OK, json_pack("{s:o,s:o}", "jobs", jobs, "next", next));
+}
