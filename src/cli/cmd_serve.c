@@ -319,6 +319,7 @@ int cmd_serve(int argc, char **argv) {
   spe_executor *ex = NULL;
   int status = parse(argc, argv, &o);
   if (status < 0) status = set_up_logging(o.level_name);
+  o.cfg.log_level = log_sink_level();
   if (status < 0 && o.token_file != NULL && server_read_token(o.token_file, &token, &msg) != 0) {
     fprintf(stderr, "spe: serve: %s\n", msg);
     free(msg);

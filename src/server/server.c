@@ -33,10 +33,11 @@ void server_config_init(struct server_config *cfg) {
   cfg->keepalive_ms = SERVER_DEFAULT_KEEPALIVE_MS;
   cfg->stream_queue = SERVER_DEFAULT_STREAM_QUEUE;
   cfg->max_connections = SERVER_DEFAULT_MAX_CONNECTIONS;
+  cfg->log_level = SPE_LOG_INFO;
 }
 
 void server_log(const struct server *s, int level, const char *fmt, ...) {
-  if (s->cfg.log == NULL) return;
+  if (s->cfg.log == NULL || level > s->cfg.log_level) return;
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -48,7 +49,7 @@ void server_log(const struct server *s, int level, const char *fmt, ...) {
 /* MHD's own complaints (MHD_USE_ERROR_LOG): bad requests from clients, mostly. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   const struct server *s = cls;
-  if (s->cfg.log == NULL) return;
+  if (s->cfg.log == NULL || s->cfg.log_level < SPE_LOG_DEBUG) return;
   char line[1024];
   vsnprintf(line, sizeof line, fmt, ap);
   size_t n = strlen(line);

@@ -45,6 +45,7 @@ struct server_config {
   /* Where the server's own log lines go (the program's log sink). */
   spe_log_fn log;
   void *log_ctx;
+  int log_level; /* the most verbose level passed to `log` */
 };
 
 /* Fill `cfg` with the defaults (no address, no token, no log). */

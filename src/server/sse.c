@@ -7,8 +7,9 @@
  * DESIGN. A stream must neither lose nor repeat an event, and a slow reader
  * must never hold up the engine. So each stream
  *
- *  1. subscribes first: the library's delivery thread appends every live event
- *     to the stream's queue (on_event), which is bounded (--stream-queue);
+ *  1. subscribes first: the library's delivery thread formats every live event
+ *     as a message and appends it to the stream's queue (on_event), which is
+ *     bounded (--stream-queue);
  *  2. then replays the store's event log after the client's cursor
  *     (Last-Event-ID, else ?after=), page by page, with spe_events_since();
  *  3. then sends the queue, skipping every event with seq <= the last one sent.
@@ -64,9 +65,19 @@ struct sse {
   /* Live events, filled by the delivery thread: under `lock`. */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  json_t **queue;
+  struct sse_msg **queue;
   size_t queue_len, queue_cap, queue_limit;
   int overflow;
+};
+
+/* One event as an SSE message, formatted once. Live events are formatted on
+ * the delivery thread, so that the event object itself never crosses to
+ * another thread (its reference count is not ours to share). */
+struct sse_msg {
+  int64_t seq;
+  int job_finished;  /* its type is job_finished */
+  size_t len;
+  char text[];       /* "id: SEQ\ndata: JSON\n\n" */
 };
 
 /* ---- output ---- */
@@ -89,23 +100,32 @@ static int out_add(struct sse *e, const char *text, size_t n) {
   return 0;
 }
 
-/* Append one event as an SSE message, unless it was sent already. */
-static int emit(struct sse *e, const json_t *ev) {
-  int64_t seq = (int64_t)json_integer_value(json_object_get(ev, "seq"));
-  if (seq <= e->cursor) return 0;
+static struct sse_msg *format_event(const json_t *ev) {
   char *data = json_dumps(ev, JSON_COMPACT);
-  if (data == NULL) return -1;
-  char head[48];
-  int hn = snprintf(head, sizeof head, "id: %" PRId64 "\ndata: ", seq);
-  int rc = out_add(e, head, (size_t)hn) == 0 && out_add(e, data, strlen(data)) == 0 &&
-                   out_add(e, "\n\n", 2) == 0
-               ? 0
-               : -1;
-  free(data);
-  if (rc != 0) return -1;
-  e->cursor = seq;
+  if (data == NULL) return NULL;
+  int64_t seq = (int64_t)json_integer_value(json_object_get(ev, "seq"));
   const char *type = json_string_value(json_object_get(ev, "type"));
-  if (e->job[0] != '\0' && type != NULL && strcmp(type, "job_finished") == 0) e->ended = 1;
+  size_t dn = strlen(data);
+  struct sse_msg *m = malloc(sizeof *m + dn + 48);
+  if (m != NULL) {
+    m->seq = seq;
+    m->job_finished = type != NULL && strcmp(type, "job_finished") == 0;
+    m->len = (size_t)sprintf(m->text, "id: %" PRId64 "\ndata: ", seq);
+    memcpy(m->text + m->len, data, dn);
+    m->len += dn;
+    memcpy(m->text + m->len, "\n\n", 2);
+    m->len += 2;
+  }
+  free(data);
+  return m;
+}
+
+/* Append one message, unless it was sent already. */
+static int emit(struct sse *e, const struct sse_msg *m) {
+  if (m->seq <= e->cursor) return 0;
+  if (out_add(e, m->text, m->len) != 0) return -1;
+  e->cursor = m->seq;
+  if (e->job[0] != '\0' && m->job_finished) e->ended = 1;
   return 0;
 }
 
@@ -118,22 +138,23 @@ static void on_event(void *ctx, const json_t *ev) {
     if (e->queue_len == e->queue_limit) {
       e->overflow = 1;
     } else {
+      struct sse_msg *m = NULL;
       if (e->queue_len == e->queue_cap) {
         size_t cap = e->queue_cap != 0 ? e->queue_cap * 2 : 64;
         if (cap > e->queue_limit) cap = e->queue_limit;
-        json_t **grown = realloc(e->queue, cap * sizeof *grown);
-        if (grown == NULL) {
-          e->overflow = 1;
-          goto out;
+        struct sse_msg **grown = realloc(e->queue, cap * sizeof *grown);
+        if (grown != NULL) {
+          e->queue = grown;
+          e->queue_cap = cap;
         }
-        e->queue = grown;
-        e->queue_cap = cap;
       }
-      /* The library allows keeping the event by taking a reference. */
-      e->queue[e->queue_len++] = json_incref((json_t *)ev);
+      if (e->queue_len < e->queue_cap) m = format_event(ev);
+      if (m != NULL)
+        e->queue[e->queue_len++] = m;
+      else
+        e->overflow = 1; /* out of memory: end the stream like an overflow */
     }
   }
-out:
   pthread_cond_signal(&e->cond);
   pthread_mutex_unlock(&e->lock);
 }
@@ -155,12 +176,14 @@ static int replay_page(struct sse *e) {
     return 0;
   }
   size_t n = json_array_size(page);
-  for (size_t i = 0; i < n && !e->ended; i++)
-    if (emit(e, json_array_get(page, i)) != 0) {
-      json_decref(page);
-      return -1;
-    }
+  int failed = 0;
+  for (size_t i = 0; i < n && !e->ended && !failed; i++) {
+    struct sse_msg *m = format_event(json_array_get(page, i));
+    failed = m == NULL || emit(e, m) != 0;
+    free(m);
+  }
   json_decref(page);
+  if (failed) return -1;
   if (n < REPLAY_PAGE) {
     e->replaying = 0;
     if (e->job_done_at_open) e->ended = 1;
@@ -187,7 +210,7 @@ static int live(struct sse *e) {
   pthread_mutex_lock(&e->lock);
   while (e->queue_len == 0 && !e->overflow && !atomic_load(&e->srv->stopping) && !timed_out)
     timed_out = pthread_cond_timedwait(&e->cond, &e->lock, &until) == ETIMEDOUT;
-  json_t **taken = e->queue;
+  struct sse_msg **taken = e->queue;
   size_t n = e->queue_len;
   int overflowed = e->overflow;
   e->queue = NULL;
@@ -197,15 +220,15 @@ static int live(struct sse *e) {
   int rc = 0;
   for (size_t i = 0; i < n; i++) {
     if (rc == 0 && !e->ended) rc = emit(e, taken[i]);
-    json_decref(taken[i]);
+    free(taken[i]);
   }
   free(taken);
   if (rc != 0) return -1;
   if (atomic_load(&e->srv->stopping)) e->ended = 1;
   if (overflowed) {
     server_log(e->srv, SPE_LOG_WARN,
-               "event stream: the client reads too slowly (%zu events waiting); ending the "
-               "stream after seq %" PRId64 ", the client may resume from there",
+               "event stream: the client reads too slowly (its queue of %zu events is full); "
+               "ending the stream after seq %" PRId64 ", from where the client may resume",
                e->queue_limit, e->cursor);
     e->ended = 1;
   }
@@ -248,7 +271,7 @@ static void sse_free(void *cls) {
     s->nstreams--;
   }
   pthread_mutex_unlock(&s->streams_lock);
-  for (size_t i = 0; i < e->queue_len; i++) json_decref(e->queue[i]);
+  for (size_t i = 0; i < e->queue_len; i++) free(e->queue[i]);
   free(e->queue);
   free(e->out);
   pthread_cond_destroy(&e->cond);
