@@ -675,6 +675,8 @@ static void health_and_metrics(void **state) {
 
 /* ---- SIGTERM and the next start ------------------------------------------ */
 
+static int file_exists(void *path) { return access(path, F_OK) == 0; }
+
 static void sigterm_interrupts_and_restart_reruns(void **state) {
   (void)state;
   char *dir = cli_fresh_dir("serve-sigterm");
@@ -697,6 +699,10 @@ static void sigterm_interrupts_and_restart_reruns(void **state) {
     json_decref(ev);
   assert_non_null(ev);
   json_decref(ev);
+  /* The task is running once its shell has made the marker. */
+  char *marker = cli_path_join(dir, "marker");
+  assert_true(cli_poll_until(file_exists, marker, 10000));
+  free(marker);
 
   int64_t t0 = mono_ms();
   char *err = NULL;
