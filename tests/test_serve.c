@@ -747,16 +747,16 @@ static void sigterm_interrupts_and_restart_reruns(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(seed_scenarios_over_http),
-      cmocka_unit_test(submit_start_cancel),
-      cmocka_unit_test(error_statuses),
-      cmocka_unit_test(truncated_body_and_silent_client),
-      cmocka_unit_test(socket_is_private_and_has_one_server),
-      cmocka_unit_test(tcp_needs_the_token),
-      cmocka_unit_test(events_resume_and_keep_alive),
-      cmocka_unit_test(slow_reader_is_ended_and_resumes),
-      cmocka_unit_test(health_and_metrics),
-      cmocka_unit_test(sigterm_interrupts_and_restart_reruns),
+      cmocka_unit_test_teardown(seed_scenarios_over_http, srv_kill_all),
+      cmocka_unit_test_teardown(submit_start_cancel, srv_kill_all),
+      cmocka_unit_test_teardown(error_statuses, srv_kill_all),
+      cmocka_unit_test_teardown(truncated_body_and_silent_client, srv_kill_all),
+      cmocka_unit_test_teardown(socket_is_private_and_has_one_server, srv_kill_all),
+      cmocka_unit_test_teardown(tcp_needs_the_token, srv_kill_all),
+      cmocka_unit_test_teardown(events_resume_and_keep_alive, srv_kill_all),
+      cmocka_unit_test_teardown(slow_reader_is_ended_and_resumes, srv_kill_all),
+      cmocka_unit_test_teardown(health_and_metrics, srv_kill_all),
+      cmocka_unit_test_teardown(sigterm_interrupts_and_restart_reruns, srv_kill_all),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

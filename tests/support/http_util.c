@@ -253,6 +253,34 @@ json_t *http_get_job(const struct test_server *s, const char *id) {
 
 /* ---- the server process ---- */
 
+/* Servers started and not yet stopped, for srv_kill_all(). */
+#define MAX_LIVE 16
+static pid_t live[MAX_LIVE];
+
+static void live_add(pid_t pid) {
+  for (int i = 0; i < MAX_LIVE; i++)
+    if (live[i] == 0) {
+      live[i] = pid;
+      return;
+    }
+}
+
+static void live_remove(pid_t pid) {
+  for (int i = 0; i < MAX_LIVE; i++)
+    if (live[i] == pid) live[i] = 0;
+}
+
+int srv_kill_all(void **state) {
+  (void)state;
+  for (int i = 0; i < MAX_LIVE; i++)
+    if (live[i] > 0) {
+      kill(live[i], SIGKILL);
+      waitpid(live[i], NULL, 0);
+      live[i] = 0;
+    }
+  return 0;
+}
+
 static int healthy(void *ctx) {
   const struct test_server *s = ctx;
   if (cli_process_gone(s->pid)) return 1;
@@ -297,6 +325,7 @@ void srv_start_raw(struct test_server *s, const char *dir, const char *const *ar
   }
   argv[n] = NULL;
   s->pid = cli_spawn(dir, argv, NULL, NULL, -1);
+  live_add(s->pid);
   if (tcp && !cli_poll_until(tcp_url_logged, s, 20000)) fail_msg("no TCP address logged");
   if (s->sock != NULL && !cli_poll_until(healthy, s, 20000)) fail_msg("server not ready");
   if (cli_process_gone(s->pid)) {
@@ -325,6 +354,7 @@ int srv_stop(struct test_server *s, int sig, char **err) {
   kill(s->pid, sig);
   struct cli_result r;
   cli_finish(&r, s->pid, s->dir);
+  live_remove(s->pid);
   s->pid = 0;
   int status = r.status;
   if (err != NULL) *err = strdup(r.err);

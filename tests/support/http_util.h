@@ -31,6 +31,9 @@ void srv_start_raw(struct test_server *s, const char *dir, const char *const *ar
  * killed). The server's stderr is in *err if err is not NULL (malloc'd). */
 int srv_stop(struct test_server *s, int sig, char **err);
 void srv_free(struct test_server *s);
+/* SIGKILL and reap every server still running: a cmocka teardown, so that a
+ * test that fails half-way leaves no server behind. Returns 0. */
+int srv_kill_all(void **state);
 
 /* One HTTP exchange through curl. */
 struct http_reply {
