@@ -150,3 +150,20 @@ int args_parse_count(const char *s, int min, int max, int *out) {
   *out = (int)v;
   return 0;
 }
+
+int args_parse_age_ms(const char *s, int64_t *out) {
+  static const struct {
+    const char *unit;
+    int64_t ms;
+  } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}, {"", 1000}};
+  size_t digits = strspn(s, "0123456789");
+  if (digits == 0 || digits > 12) return -1;
+  long long v = strtoll(s, NULL, 10);
+  for (size_t i = 0; i < sizeof units / sizeof *units; i++)
+    if (strcmp(s + digits, units[i].unit) == 0) {
+      if (v > 100LL * 365 * 86400000 / units[i].ms) return -1;
+      *out = (int64_t)v * units[i].ms;
+      return 0;
+    }
+  return -1;
+}

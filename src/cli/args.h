@@ -11,6 +11,8 @@
 #ifndef SPE_CLI_ARGS_H
 #define SPE_CLI_ARGS_H
 
+#include <stdint.h>
+
 struct opt_spec {
   const char *long_name; /* without the leading "--" */
   char short_name;       /* 0 for none */
@@ -50,6 +52,11 @@ int args_parse_workers(const char *s, int *out);
 /* Parse a duration: a number of seconds, or a number followed by ms, s or m
  * ("500ms", "5", "2.5s", "1m"). Returns 0 or -1. */
 int args_parse_duration_ms(const char *s, int *out);
+
+/* Parse an age: a whole number followed by d, h, m, s or ms ("7d", "12h",
+ * "30m", "90s", "500ms"; a bare number is seconds), at most 100 years.
+ * Returns 0 or -1. */
+int args_parse_age_ms(const char *s, int64_t *out);
 
 /* Parse a whole number in [min, max]. Returns 0 or -1. */
 int args_parse_count(const char *s, int min, int max, int *out);

@@ -16,4 +16,14 @@ int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
+/* The clients of `spe serve` (client_*.c). */
+int cmd_submit(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_result(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+
 #endif

@@ -10,8 +10,19 @@ static pthread_mutex_t console_lock = PTHREAD_MUTEX_INITIALIZER;
 static char status_line[256]; /* what is on screen now; "" for nothing */
 static pthread_once_t tty_once = PTHREAD_ONCE_INIT;
 static int tty;
+static int out_fd = STDERR_FILENO; /* where lines go */
+static int first_error;            /* errno of the first failed write, 0 */
 
-static void detect_tty(void) { tty = isatty(STDERR_FILENO); }
+static void detect_tty(void) { tty = isatty(out_fd); }
+
+void console_set_fd(int fd) { out_fd = fd; }
+
+int console_error(void) {
+  pthread_mutex_lock(&console_lock);
+  int e = first_error;
+  pthread_mutex_unlock(&console_lock);
+  return e;
+}
 
 int console_is_tty(void) {
   pthread_once(&tty_once, detect_tty);
@@ -19,12 +30,13 @@ int console_is_tty(void) {
 }
 
 /* Write all of buf, retrying short writes. Errors on stderr cannot be reported
- * anywhere, so they are ignored. */
+ * anywhere; the first one is kept for console_error(). Under console_lock. */
 static void write_all(const char *buf, size_t len) {
   while (len > 0) {
-    ssize_t n = write(STDERR_FILENO, buf, len);
+    ssize_t n = write(out_fd, buf, len);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (first_error == 0) first_error = errno;
       return;
     }
     buf += n;

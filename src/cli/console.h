@@ -12,8 +12,17 @@
 #ifndef SPE_CLI_CONSOLE_H
 #define SPE_CLI_CONSOLE_H
 
-/* Whether stderr is a terminal (decided once, at the first call). */
+/* Whether stderr (or the fd of console_set_fd) is a terminal (decided once, at
+ * the first call). */
 int console_is_tty(void);
+
+/* Print lines on `fd` instead of stderr (`spe watch` prints its event lines on
+ * stdout). Call before anything is printed. */
+void console_set_fd(int fd);
+
+/* The errno of the first write that failed (0: none), for a caller whose lines
+ * are its output and must notice a closed pipe. */
+int console_error(void);
 
 /* Print one line (a newline is added) on stderr, keeping the status line below
  * it. Any thread. */

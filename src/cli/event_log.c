@@ -188,6 +188,17 @@ void event_log_write(struct event_log *el, const json_t *ev) {
     log_sink_line(SPE_LOG_INFO, t, "%s: submitted", who);
   } else if (strcmp(type, "job_cancelled") == 0) {
     log_sink_line(SPE_LOG_WARN, t, "%s: cancelled", who);
+  } else if (strcmp(type, "job_recovered") == 0) {
+    /* Seen by `spe watch` across a server restart; `spe run` subscribes after
+     * recovery and never sees one. */
+    log_sink_line(SPE_LOG_INFO, t,
+                  "%s: recovered after a restart: %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+                  " tasks done, %" JSON_INTEGER_FORMAT " to run again, %" JSON_INTEGER_FORMAT
+                  " lost",
+                  who, json_integer_value(json_object_get(ev, "tasks_done")),
+                  json_integer_value(json_object_get(ev, "tasks_total")),
+                  json_integer_value(json_object_get(ev, "tasks_restarted")),
+                  json_integer_value(json_object_get(ev, "tasks_lost")));
   } else {
     log_sink_line(SPE_LOG_INFO, t, "%s: %s", who, type);
   }

@@ -81,6 +81,10 @@ static int read_path(const char *path, char **text, size_t *len) {
   return 0;
 }
 
+int job_file_read(const char *path, char **text, size_t *len) {
+  return read_path(path, text, len);
+}
+
 int job_file_load(struct job_file *jf, const char *path) {
   memset(jf, 0, sizeof *jf);
   jf->path = path;

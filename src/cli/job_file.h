@@ -24,4 +24,9 @@ int job_file_load(struct job_file *jf, const char *path);
 
 void job_file_free(struct job_file *jf);
 
+/* Read `path` ("-": standard input) whole into *text (malloc'd, NUL-terminated),
+ * without checking it (`spe submit` leaves that to the server). On failure
+ * prints "spe: PATH: MESSAGE" and returns -1. */
+int job_file_read(const char *path, char **text, size_t *len);
+
 #endif

@@ -1,9 +1,5 @@
 /*
  * The `spe` program: global options and the dispatch to subcommands.
- *
- * The server's clients (submit, start, ...) are named in SPEC §6 but arrive
- * in a later version; until then they are refused with a message that says so
- * rather than "unknown command".
  */
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -23,24 +19,38 @@ static const char main_usage[] =
     "  validate JOB.json...   check jobs and print their plans; runs nothing\n"
     "  serve                  the server: takes jobs over HTTP (docs/server.md)\n"
     "\n"
+    "Clients of `spe serve` (--server unix:PATH|http://HOST:PORT):\n"
+    "  submit JOB.json...     submit jobs (--start, --wait); prints their ids\n"
+    "  start ID...            start submitted jobs\n"
+    "  status [ID]            a job and its tasks; without ID, the recent jobs\n"
+    "  list                   the jobs the server holds (--status, --limit)\n"
+    "  watch [ID]             follow events as they happen\n"
+    "  result ID              a job's result as JSON; exit 0 if it succeeded\n"
+    "  cancel ID...           cancel jobs\n"
+    "  prune --older-than D   remove jobs that finished longer ago than D\n"
+    "\n"
     "Options:\n"
     "  -h, --help      show this help; `spe COMMAND --help` shows a command's\n"
     "  --version       print the version\n"
     "\n"
     "Documentation: README.md (the job format), docs/cli.md (this program).\n";
 
-static const char *const later_commands[] = {"submit", "start",  "status", "list", "watch",
-                                             "result", "cancel", "prune",  NULL};
+static const struct command {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+} commands[] = {{"run", cmd_run},       {"validate", cmd_validate}, {"serve", cmd_serve},
+                {"submit", cmd_submit}, {"start", cmd_start},       {"status", cmd_status},
+                {"list", cmd_list},     {"watch", cmd_watch},       {"result", cmd_result},
+                {"cancel", cmd_cancel}, {"prune", cmd_prune},       {NULL, NULL}};
 
-/* Refuse a name that is not a command: the server's commands with a note that
- * they come later, anything else as unknown. */
+static const struct command *find_command(const char *name) {
+  for (const struct command *c = commands; c->name != NULL; c++)
+    if (strcmp(c->name, name) == 0) return c;
+  return NULL;
+}
+
+/* Refuse a name that is not a command. */
 static int not_a_command(const char *cmd) {
-  for (const char *const *c = later_commands; *c != NULL; c++)
-    if (strcmp(cmd, *c) == 0) {
-      fprintf(stderr, "spe: \"%s\" is not available in this version (see \"spe --help\")\n",
-              cmd);
-      return 2;
-    }
   if (cmd[0] == '-') return args_usage_error("spe", "unknown option \"%s\"", cmd);
   return args_usage_error("spe", "unknown command \"%s\"", cmd);
 }
@@ -52,10 +62,8 @@ static int help(const char *cmd) {
     fputs(main_usage, stdout);
     return 0;
   }
-  if (strcmp(cmd, "run") == 0) return cmd_run(2, help_argv);
-  if (strcmp(cmd, "validate") == 0) return cmd_validate(2, help_argv);
-  if (strcmp(cmd, "serve") == 0) return cmd_serve(2, help_argv);
-  return not_a_command(cmd);
+  const struct command *c = find_command(cmd);
+  return c != NULL ? c->fn(2, help_argv) : not_a_command(cmd);
 }
 
 int main(int argc, char **argv) {
@@ -67,9 +75,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
-  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
-  if (strcmp(cmd, "validate") == 0) return cmd_validate(argc - 1, argv + 1);
-  if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+  const struct command *c = find_command(cmd);
+  if (c != NULL) return c->fn(argc - 1, argv + 1);
   if (strcmp(cmd, "help") == 0) return help(argc > 2 ? argv[2] : NULL);
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return help(NULL);
   if (strcmp(cmd, "--version") == 0) {
