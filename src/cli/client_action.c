@@ -44,7 +44,7 @@ static int act(struct client *c, const char *id, const char *verb, const char *d
   }
   free(eid);
   struct client_reply r;
-  int rc = client_request(c, "POST", path, NULL, 0, id, &r);
+  int rc = client_request(c, "POST", path, NULL, 0, NULL, &r);
   free(path);
   if (rc != 0) return rc;
   if (json && r.body != NULL) {
