@@ -128,7 +128,9 @@ struct client_follow_opts {
 };
 
 /* Follow the event stream: each event (a JSON object with "seq") goes to
- * on_event(ctx, event) once, in seq order, until on_event returns FOLLOW_STOP.
+ * on_event(ctx, event) once, in seq order, until on_event returns FOLLOW_STOP
+ * (or, following one job, until the server ends the stream of a job that had
+ * finished before `after`: then 0 is returned without its job_finished).
  * When the stream ends (the server closed it, restarted or dropped a slow
  * reader), reconnects with Last-Event-ID = the last seq seen, backing off from
  * 100 ms to 2 s between tries, and goes on without losing or repeating an

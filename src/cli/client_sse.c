@@ -63,6 +63,7 @@ struct sse {
   int status_checked;   /* the response status has been looked at */
   long status;
   int events_seen;      /* events (or keep-alives) received on it */
+  int delivered;        /* events handed on from it */
   struct growbuf line;  /* the line being read */
   struct growbuf data;  /* the data lines of the event being read */
   int has_data;
@@ -93,6 +94,7 @@ static int dispatch(struct sse *s) {
   int rc = 0;
   if (n > s->last_seq) {
     s->last_seq = n;
+    s->delivered++;
     if (s->on_event(s->ctx, ev) == FOLLOW_STOP) {
       s->stopped = 1;
       rc = -1;
@@ -148,6 +150,10 @@ static size_t on_bytes(char *p, size_t size, size_t n, void *ud) {
   return total;
 }
 
+static size_t collect_body(char *p, size_t size, size_t n, void *ud) {
+  return growbuf_add(ud, p, size * n) == 0 ? size * n : 0;
+}
+
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {
@@ -184,7 +190,7 @@ static CURLcode connect_once(struct sse *s, const char *job, int64_t after) {
   }
   s->status_checked = 0;
   s->status = 0;
-  s->events_seen = 0;
+  s->events_seen = s->delivered = 0;
   s->line.len = s->data.len = s->error.len = 0;
   s->has_data = 0;
   struct curl_slist *headers = client__headers(c, "text/event-stream", extra);
@@ -199,6 +205,33 @@ static CURLcode connect_once(struct sse *s, const char *job, int64_t after) {
   if (!s->status_checked) curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &s->status);
   curl_slist_free_all(headers);
   return rc;
+}
+
+/* Whether the server says, right now, that `job` has finished. Quiet: any
+ * failure is a no. */
+static int job_has_finished(struct client *c, const char *job) {
+  char *ejob = client_escape(c, job);
+  char path[256];
+  snprintf(path, sizeof path, "/v1/jobs/%s", ejob != NULL ? ejob : "");
+  free(ejob);
+  struct growbuf body = {0};
+  struct curl_slist *headers = client__headers(c, "application/json", NULL);
+  long status = 0;
+  if (headers != NULL && client__prepare(c, path, headers) == 0) {
+    curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &body);
+    if (curl_easy_perform(c->curl) == CURLE_OK)
+      curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+  }
+  curl_slist_free_all(headers);
+  json_t *j = status == 200 && body.p != NULL ? json_loads(body.p, 0, NULL) : NULL;
+  const char *st = json_string_value(json_object_get(j, "status"));
+  int done = st != NULL && (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
+                            strcmp(st, "cancelled") == 0);
+  json_decref(j);
+  free(body.p);
+  return done;
 }
 
 static void free_sse(struct sse *s) {
@@ -247,6 +280,13 @@ int client_follow(struct client *c, const struct client_follow_opts *fo, client_
       ever_connected = 1;
       lost_at = mono_ms();
       if (s.events_seen) delay = BACKOFF_FIRST_MS;
+      /* The server ends a job's stream at once when the job had finished
+       * before the cursor: its job_finished will never come. */
+      if (cr == CURLE_OK && s.delivered == 0 && fo->job != NULL &&
+          job_has_finished(c, fo->job)) {
+        rc = 0;
+        break;
+      }
     }
     if (mono_ms() - lost_at >= reconnect_ms) {
       fprintf(stderr, "%s: lost the server at %s and could not reconnect within %d s\n", c->cmd,

@@ -112,9 +112,16 @@ int cmd_watch(int argc, char **argv) {
     struct client_follow_opts fo = {.job = w.job,
                                     .after = w.after >= 0 ? w.after : (w.job != NULL ? 0 : -1)};
     rc = client_follow(c, &fo, on_event, &w);
-    if (rc == 0 && w.write_failed) rc = CLIENT_EXIT_SERVER;
-    else if (rc == 0 && w.final_status != NULL && strcmp(w.final_status, "succeeded") != 0)
-      rc = CLIENT_EXIT_FAILED;
+    json_t *job = NULL;
+    if (rc == 0 && w.write_failed) {
+      rc = CLIENT_EXIT_SERVER;
+    } else if (rc == 0 && w.final_status != NULL) {
+      rc = strcmp(w.final_status, "succeeded") == 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_FAILED;
+    } else if (rc == 0 && w.job != NULL && (rc = client_get_job(c, w.job, &job)) == 0) {
+      /* It had finished before --after: its end is in the job itself. */
+      rc = client_job_exit(job);
+    }
+    json_decref(job);
   }
   event_log_free(w.log);
   client_close(c);
