@@ -218,6 +218,13 @@ static void result_prints_the_job_and_exits_by_its_status(void **state) {
   assert_job(got, "failing", "failed");
   json_decref(got);
   cli_result_free(&r);
+
+  /* A watch that starts after the job's end prints nothing and ends at once,
+   * by the job's status. */
+  spe(&r, "watch", "--after", "999999999", jid(json_array_get(seed_jobs, S_FAILING)), NULL);
+  expect_status(&r, 1, "spe watch --after (a failed job that ended before)");
+  assert_string_equal(r.out, "");
+  cli_result_free(&r);
 }
 
 static void status_shows_the_tasks_as_a_table(void **state) {
