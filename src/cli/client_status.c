@@ -101,7 +101,8 @@ static void task_detail(const json_t *task, char *out, size_t cap) {
   const json_t *error = json_object_get(task, "error");
   out[0] = '\0';
   if (strcmp(status, "succeeded") == 0) {
-    client_format_json(json_object_get(task, "result"), out, cap);
+    client_format_json(json_object_get(task, "result"), out,
+                       cap < DETAIL_MAX + 1 ? cap : DETAIL_MAX + 1);
   } else if (error != NULL) {
     char msg[DETAIL_MAX + 1];
     const char *text = str_field(error, "message", "");
