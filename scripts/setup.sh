@@ -12,10 +12,10 @@ cd "$(dirname "$0")/.."
 
 # Build: compiler, make, cmake, pkg-config; libraries: jansson (JSON),
 # SQLite (the state store), cmocka (unit tests), libmicrohttpd (the HTTP server
-# of `spe serve`); jq for the example jobs; curl, the HTTP client of the server's
-# tests; clang, its sanitizer runtimes and valgrind for the checked builds of
-# scripts/test.sh.
-PACKAGES="build-essential cmake pkg-config libjansson-dev libsqlite3-dev libcmocka-dev libmicrohttpd-dev jq curl clang libclang-rt-14-dev valgrind"
+# of `spe serve`), libcurl (its clients: `spe submit`, `spe watch`...); jq for
+# the example jobs; curl, the HTTP client of the server's tests; clang, its
+# sanitizer runtimes and valgrind for the checked builds of scripts/test.sh.
+PACKAGES="build-essential cmake pkg-config libjansson-dev libsqlite3-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev jq curl clang libclang-rt-14-dev valgrind"
 
 missing=""
 if command -v dpkg-query > /dev/null 2>&1; then
