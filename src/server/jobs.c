@@ -1,10 +1,12 @@
 /*
- * The jobs endpoints: submit, start, cancel, list, get. Each is one library
+ * The jobs endpoints: submit, start, cancel, list, get, prune. Each is one library
  * call (two for a submit that starts), made on the connection's thread; the
  * library answers once the change is durable, so a 201 or 200 means that the
  * job, or its start or cancel, survives a crash of the server.
  */
 #include "server/server_impl.h"
+
+#include "base/clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -133,4 +135,27 @@ enum MHD_Result jobs_list(struct server *s, struct MHD_Connection *c) {
     if (json_is_string(id)) next = json_incref(id);
   }
   return reply_json(c, MHD_HTTP_OK, json_pack("{s:o,s:o}", "jobs", jobs, "next", next));
+}
+
+/* POST /v1/prune?older_than_ms=N: remove the jobs that finished more than N ms
+ * ago (0: every finished job), with their tasks and events; answers
+ * {"pruned": how many}. `spe prune --older-than DURATION` asks this. */
+enum MHD_Result jobs_prune(struct server *s, struct MHD_Connection *c) {
+  const char *text = query(c, "older_than_ms");
+  char *end = NULL;
+  errno = 0;
+  long long age = text != NULL ? strtoll(text, &end, 10) : -1;
+  if (text == NULL || *end != '\0' || errno != 0 || age < 0 || text[0] == '-')
+    return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, NULL,
+                       "older_than_ms: expected a whole number of milliseconds, 0 or more, "
+                       "got \"%s\"", text != NULL ? text : "");
+  size_t pruned = 0;
+  char *msg = NULL;
+  int rc = spe_prune(s->ex, spe__now_ms() - (int64_t)age, &pruned, &msg);
+  if (rc != 0) {
+    enum MHD_Result res = reply_spe_error(c, rc, msg);
+    free(msg);
+    return res;
+  }
+  return reply_json(c, MHD_HTTP_OK, json_pack("{s:I}", "pruned", (json_int_t)pruned));
 }

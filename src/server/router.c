@@ -29,6 +29,7 @@
 static enum route parse_route(const char *url, char id[64]) {
   if (strcmp(url, "/v1/jobs") == 0) return ROUTE_JOBS;
   if (strcmp(url, "/v1/events") == 0) return ROUTE_EVENTS;
+  if (strcmp(url, "/v1/prune") == 0) return ROUTE_PRUNE;
   if (strcmp(url, "/v1/health") == 0) return ROUTE_HEALTH;
   if (strcmp(url, "/metrics") == 0) return ROUTE_METRICS;
   if (strncmp(url, "/v1/jobs/", 9) != 0) return ROUTE_NONE;
@@ -49,7 +50,8 @@ static const char *allowed_methods(enum route r) {
   switch (r) {
     case ROUTE_JOBS: return "GET, HEAD, POST";
     case ROUTE_JOB_START:
-    case ROUTE_JOB_CANCEL: return "POST";
+    case ROUTE_JOB_CANCEL:
+    case ROUTE_PRUNE: return "POST";
     case ROUTE_EVENTS: return "GET";
     default: return "GET, HEAD";
   }
@@ -62,7 +64,8 @@ static int method_allowed(enum route r, const char *method) {
   switch (r) {
     case ROUTE_JOBS: return get || head || post;
     case ROUTE_JOB_START:
-    case ROUTE_JOB_CANCEL: return post;
+    case ROUTE_JOB_CANCEL:
+    case ROUTE_PRUNE: return post;
     case ROUTE_EVENTS: return get;
     default: return get || head;
   }
@@ -155,6 +158,7 @@ static enum MHD_Result dispatch(struct server *s, struct MHD_Connection *c, cons
     case ROUTE_JOB: return jobs_get(s, c, r->id);
     case ROUTE_JOB_START: return jobs_start(s, c, r->id);
     case ROUTE_JOB_CANCEL: return jobs_cancel(s, c, r->id);
+    case ROUTE_PRUNE: return jobs_prune(s, c);
     case ROUTE_EVENTS: return sse_open(s, c);
     case ROUTE_HEALTH: return health_reply(s, c);
     case ROUTE_METRICS: return metrics_reply(s, c);

@@ -56,6 +56,7 @@ enum route {
   ROUTE_JOB,        /* /v1/jobs/{id}: GET */
   ROUTE_JOB_START,  /* /v1/jobs/{id}/start: POST */
   ROUTE_JOB_CANCEL, /* /v1/jobs/{id}/cancel: POST */
+  ROUTE_PRUNE,      /* /v1/prune: POST */
   ROUTE_EVENTS,     /* /v1/events: GET (SSE) */
   ROUTE_HEALTH,     /* /v1/health: GET */
   ROUTE_METRICS     /* /metrics: GET */
@@ -119,6 +120,7 @@ enum MHD_Result jobs_list(struct server *s, struct MHD_Connection *c);
 enum MHD_Result jobs_get(struct server *s, struct MHD_Connection *c, const char *id);
 enum MHD_Result jobs_start(struct server *s, struct MHD_Connection *c, const char *id);
 enum MHD_Result jobs_cancel(struct server *s, struct MHD_Connection *c, const char *id);
+enum MHD_Result jobs_prune(struct server *s, struct MHD_Connection *c);
 
 /* ---- sse.c ---- */
 enum MHD_Result sse_open(struct server *s, struct MHD_Connection *c);
