@@ -526,6 +526,11 @@ static void prune_removes_finished_jobs_only(void **state) {
   cli_result_free(&r);
   free(good);
 
+  /* The endpoint refuses an age that is not a number of milliseconds. */
+  assert_int_equal(hc_request(srv.socket, "POST", "/v1/prune?older_than_ms=soon", NULL, NULL),
+                   400);
+  assert_int_equal(hc_request(srv.socket, "POST", "/v1/prune", NULL, NULL), 400);
+
   spe(&r, "prune", "--older-than", "1d", NULL);
   expect_status(&r, 0, "spe prune --older-than 1d");
   assert_string_equal(r.out, "pruned 0 jobs\n");
