@@ -218,6 +218,7 @@ SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SI
 
 /* Flags for spe_submit_ex(). */
 #define SPE_SUBMIT_RESUME 1u
+#define SPE_SUBMIT_START 2u
 
 /* spe_submit_text() with flags. With SPE_SUBMIT_RESUME: if the executor holds a
  * job recovered from the store (one that was submitted or running there when
@@ -228,7 +229,11 @@ SPE_EXPORT int spe_submit_json(spe_executor *ex, json_t *desc, char id[SPE_ID_SI
  * submitted one still needs spe_start(). The job may have finished since the
  * open (recovery fails a task at its lost-attempt limit, which may end the
  * job): it is resumed all the same, and spe_wait() returns at once. Otherwise
- * the job is submitted as new and *resumed is 0. `resumed` may be NULL. */
+ * the job is submitted as new and *resumed is 0. `resumed` may be NULL.
+ * With SPE_SUBMIT_START, a job submitted as new is also started, in the same
+ * commit as its submission: the call returns once both are durable, after one
+ * commit instead of the two of a submit and a spe_start() (a server's
+ * "submit and start"). A resumed job is left as the text above says. */
 SPE_EXPORT int spe_submit_ex(spe_executor *ex, const char *text, size_t len, unsigned flags,
                              char id[SPE_ID_SIZE], int *resumed, char **msg);
 

@@ -568,6 +568,43 @@ static void test_stats_memory(void **state) {
   spe_close(ex);
 }
 
+/* SPE_SUBMIT_START: a job submitted and started by one call, in one commit
+ * (what a server's POST /v1/jobs?start=true does). */
+static void test_submit_and_start_at_once(void **state) {
+  spe_executor *ex = open_ex(url, 0);
+  static const char job[] = "{\"name\": \"s\", \"tasks\": [{\"name\": \"a\", \"cmd\": "
+                            "\"echo 5\"}]}";
+  char id[SPE_ID_SIZE], id2[SPE_ID_SIZE];
+  spe_stats before, after;
+  /* A plain submit is one commit (and a spe_start() another). */
+  assert_int_equal(spe_stats_get(ex, &before), 0);
+  assert_int_equal(spe_submit_ex(ex, job, sizeof job - 1, 0, id, NULL, NULL), 0);
+  assert_int_equal(spe_stats_get(ex, &after), 0);
+  assert_int_equal(after.commits - before.commits, 1);
+  /* With the flag, the job is running (or done) when the call returns, and a
+   * start of it is refused as for any started job. */
+  assert_int_equal(spe_submit_ex(ex, job, sizeof job - 1, SPE_SUBMIT_START, id2, NULL, NULL), 0);
+  json_t *got = NULL;
+  assert_int_equal(spe_job_get(ex, id2, &got, NULL), 0);
+  assert_string_not_equal(json_string_value(json_object_get(got, "status")), "submitted");
+  json_decref(got);
+  assert_int_equal(spe_start(ex, id2, NULL), SPE_ESTATE);
+  assert_int_equal(spe_wait(ex, id2, 10000), 0);
+  assert_int_equal(spe_job_get(ex, id2, &got, NULL), 0);
+  assert_string_equal(json_string_value(json_object_get(got, "status")), "succeeded");
+  assert_int_equal(json_integer_value(json_object_get(
+                       json_object_get(json_object_get(got, "tasks"), "a"), "result")),
+                   5);
+  json_decref(got);
+  /* The first job was never started. */
+  assert_int_equal(spe_job_get(ex, id, &got, NULL), 0);
+  assert_string_equal(json_string_value(json_object_get(got, "status")), "submitted");
+  json_decref(got);
+  /* An unknown flag is refused. */
+  assert_int_equal(spe_submit_ex(ex, job, sizeof job - 1, 4u, id, NULL, NULL), SPE_EINVAL);
+  spe_close(ex);
+}
+
 /* ---- reads on other threads while jobs run (run under TSan) ---- */
 
 struct reader {
@@ -658,6 +695,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_concurrent_prunes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stats_sqlite, setup, teardown),
       cmocka_unit_test(test_stats_memory),
+      cmocka_unit_test_setup_teardown(test_submit_and_start_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_reads_while_jobs_run_sqlite, setup, teardown),
       cmocka_unit_test(test_reads_while_jobs_run_memory),
   };

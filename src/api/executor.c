@@ -191,7 +191,7 @@ static int submit_def(spe_executor *ex, struct job_def *def, unsigned flags,
     }
   }
   char tmp[SPE_ID_SIZE];
-  int rc = spe__engine_submit_ex(ex->engine, def, (flags & SPE_SUBMIT_RESUME) != 0, tmp,
+  int rc = spe__engine_submit_ex(ex->engine, def, flags, tmp,
                                  resumed, msg);
   if (rc == 0) memcpy(id, tmp, SPE_ID_SIZE);
   return rc;
@@ -214,7 +214,7 @@ SPE_EXPORT int spe_submit_ex(spe_executor *ex, const char *text, size_t len, uns
                              char id[SPE_ID_SIZE], int *resumed, char **msg) {
   spe__msg_give(msg, NULL);
   if (resumed) *resumed = 0;
-  if (ex == NULL || (text == NULL && len > 0) || id == NULL || (flags & ~SPE_SUBMIT_RESUME)) {
+  if (ex == NULL || (text == NULL && len > 0) || id == NULL || (flags & ~(SPE_SUBMIT_RESUME | SPE_SUBMIT_START))) {
     spe__msg_set(msg, "spe_submit_ex: executor, text and id must not be NULL, flags known");
     return SPE_EINVAL;
   }

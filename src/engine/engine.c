@@ -102,6 +102,9 @@ static void do_submit(struct engine *eng, struct command *c) {
   spe__record_event(eng, ev);
   spe__log(&eng->cfg.log, SPE_LOG_DEBUG, "job %s \"%s\" submitted (%u tasks)", job->id,
            job->def->name, job->def->ntasks);
+  /* Submitted and started in one round: one commit holds both, and the caller
+   * waits for one fsync instead of two. */
+  if (c->start) spe__engine_job_start(eng, job);
   spe__engine_answer(eng, c, 0);
 }
 
@@ -386,9 +389,12 @@ static int id_command(struct engine *eng, enum command_type type, const char *id
   return rc;
 }
 
-int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
-                          int *resumed, char **msg) {
-  struct command c = {.type = CMD_SUBMIT, .def = def, .resume = resume};
+int spe__engine_submit_ex(struct engine *eng, struct job_def *def, unsigned flags,
+                          char id[27], int *resumed, char **msg) {
+  struct command c = {.type = CMD_SUBMIT,
+                      .def = def,
+                      .resume = (flags & SPE_SUBMIT_RESUME) != 0,
+                      .start = (flags & SPE_SUBMIT_START) != 0};
   int rc = spe__engine_call(eng, &c, msg);
   if (rc == 0) memcpy(id, c.id, SPE_ULID_LEN + 1);
   if (resumed) *resumed = rc == 0 && c.resumed;

@@ -42,9 +42,10 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
 /* Store a new submitted job; takes ownership of def (even on failure). Returns
  * once the job is committed. With resume set: if a recovered, not yet resumed
  * job (unfinished in the store at open) has the same name and canonical text,
- * hand out its id (and set *resumed) instead. */
-int spe__engine_submit_ex(struct engine *eng, struct job_def *def, int resume, char id[27],
-                          int *resumed, char **msg);
+ * hand out its id (and set *resumed) instead. With SPE_SUBMIT_START, a new
+ * job is started in the same round (one commit for both). */
+int spe__engine_submit_ex(struct engine *eng, struct job_def *def, unsigned flags,
+                          char id[27], int *resumed, char **msg);
 /* Start a submitted job, or let a held recovered one go on. */
 int spe__engine_start(struct engine *eng, const char *id, char **msg);
 int spe__engine_cancel(struct engine *eng, const char *id, char **msg);

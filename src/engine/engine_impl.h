@@ -106,6 +106,7 @@ struct command {
   struct job_def *def;     /* CMD_SUBMIT: handed over to the engine */
   int resume;              /* CMD_SUBMIT: resume a recovered job if one matches */
   int resumed;             /* CMD_SUBMIT: answered with a recovered job */
+  int start;               /* CMD_SUBMIT: start a new job in the same round */
   int rc;
   char *msg;               /* failure message for the caller */
   json_t *json;            /* CMD_GET, CMD_LIST: the answer */

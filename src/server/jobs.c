@@ -52,22 +52,15 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
   if (doc == NULL)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
                        "invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
+  json_decref(doc);
   char id[SPE_ID_SIZE];
   char *msg = NULL;
-  int rc = spe_submit_json(s->ex, doc, id, &msg);
-  json_decref(doc);
+  /* ?start=true: submitted and started in one commit (SPE_SUBMIT_START), so
+   * the client waits for one fsync, not two. */
+  int rc = spe_submit_ex(s->ex, r->body.data, r->body.len, start ? SPE_SUBMIT_START : 0, id,
+                         NULL, &msg);
   if (rc != 0) {
     enum MHD_Result res = submit_refused(c, rc, msg);
-    free(msg);
-    return res;
-  }
-  if (start && (rc = spe_start(s->ex, id, &msg)) != 0) {
-    enum MHD_Result res =
-        reply_error(c, rc == SPE_ECLOSED ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                         : MHD_HTTP_INTERNAL_SERVER_ERROR,
-                    rc == SPE_ECLOSED ? "shutting_down" : "internal_error", NULL, NULL,
-                    "job %s was submitted but not started: %s", id,
-                    msg != NULL ? msg : spe_strerror(rc));
     free(msg);
     return res;
   }
