@@ -8,7 +8,7 @@
 #   BUILD=build-rel ARGS="rounds=6" sh bench/functions.sh wide
 #
 # Builds a Release build in $BUILD (default build-rel) first. ARGS are passed
-# to every mode (key=value: tasks jobs workers maxpred window rounds seed).
+# to every mode (key=value: tasks jobs workers maxpred window rounds check seed).
 # Each mode runs in its own process: a mode's memory (a million tasks' state)
 # is gone before the next starts.
 set -eu
