@@ -297,7 +297,8 @@ static void *engine_main(void *arg) {
   struct engine *eng = arg;
   for (;;) {
     int busy = has_work(eng);
-    if (!busy) spe__func_spin(eng->func, FUNC_SPIN_NS);
+    /* Not while a commit is in flight: then the committer needs the CPU. */
+    if (!busy && !eng->flight) spe__func_spin(eng->func, FUNC_SPIN_NS);
     int rc = spe__loop_poll(&eng->loop, busy ? 0 : -1);
     if (rc < 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "event loop failed: %s", strerror(errno));
