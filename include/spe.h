@@ -197,6 +197,14 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg);
  * in progress or to come returns SPE_ECLOSED. Returns at once; idempotent. */
 SPE_EXPORT int spe_shutdown(spe_executor *ex);
 
+/* 0 while the executor works; once a failure has stopped it (a store commit
+ * failed: SPE_ESTORE; its event loop failed: SPE_ESYS), that code, for good:
+ * no task starts any more, running ones are stopped as by spe_shutdown(), and
+ * every spe_wait() returns the code. The log says what failed. A long-running
+ * program (a server) polls this to exit rather than go on answering with an
+ * executor that cannot record anything. NULL: SPE_EINVAL. */
+SPE_EXPORT int spe_failure(spe_executor *ex);
+
 /* Stop (as spe_shutdown) and wait for it, deliver every event already
  * published, close the store and free the executor. What is unfinished stays in
  * the store. NULL is a no-op. The handle must not be used afterwards. */

@@ -745,6 +745,34 @@ static void sigterm_interrupts_and_restart_reruns(void **state) {
   free(dir);
 }
 
+/* A store that cannot commit any more stops the server with exit status 3 (a
+ * supervisor then sees it), instead of a server that answers 500 forever. */
+static void store_failure_exits_3(void **state) {
+  (void)state;
+  char *dir = cli_fresh_dir("serve-store-fails");
+  struct test_server s;
+  setenv("SPE_STORE_FAULT", "commit:2+", 1);
+  srv_start(&s, dir, NULL);
+  unsetenv("SPE_STORE_FAULT");
+  static const char job[] = "{\"name\": \"j\", \"tasks\": [{\"name\": \"a\", \"cmd\": \"true\"}]}";
+  struct http_reply r;
+  int refused = 0;
+  for (int i = 0; i < 5 && !refused; i++) {
+    http_call(&r, &s, "POST", "/v1/jobs", job, NULL, NULL);
+    refused = r.status != 201;
+    if (refused) assert_int_equal(r.status, 500);
+    http_reply_free(&r);
+  }
+  assert_true(refused);
+  char *err = NULL;
+  assert_int_equal(srv_stop(&s, 0, &err), 3); /* no signal: it exits by itself */
+  assert_non_null(strstr(err, "state store write failed"));
+  assert_non_null(strstr(err, "stopping: the state store failed"));
+  free(err);
+  srv_free(&s);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(seed_scenarios_over_http, srv_kill_all),
@@ -757,6 +785,7 @@ int main(void) {
       cmocka_unit_test_teardown(slow_reader_is_ended_and_resumes, srv_kill_all),
       cmocka_unit_test_teardown(health_and_metrics, srv_kill_all),
       cmocka_unit_test_teardown(sigterm_interrupts_and_restart_reruns, srv_kill_all),
+      cmocka_unit_test_teardown(store_failure_exits_3, srv_kill_all),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

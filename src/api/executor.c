@@ -141,6 +141,10 @@ SPE_EXPORT int spe_open(spe_executor **out, const spe_options *opt, char **msg) 
   return 0;
 }
 
+SPE_EXPORT int spe_failure(spe_executor *ex) {
+  return ex == NULL ? SPE_EINVAL : spe__engine_failure(ex->engine);
+}
+
 SPE_EXPORT int spe_shutdown(spe_executor *ex) {
   if (ex == NULL) return SPE_EINVAL;
   spe__queues_stop(ex);

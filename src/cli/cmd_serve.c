@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Events the memory store keeps for clients that reconnect (GET /v1/events
@@ -290,11 +291,30 @@ static int serve(struct serve_opts *o, struct server *srv, spe_executor *ex) {
     return fail("cannot serve", msg);
   }
   log_sink_line(SPE_LOG_INFO, spe__now_ms(), "serving (pid %d, state %s)", (int)getpid(), o->state_url);
-  while (sem_wait(&stop) != 0 && errno == EINTR) {
+  /* Until a signal, or until the executor fails (its store cannot commit):
+   * then exit 3, so that a supervisor (systemd) sees the failure and can
+   * restart the server, instead of a server answering 500 forever. */
+  int failed = 0;
+  for (;;) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 200 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    if (sem_timedwait(&stop, &until) == 0) break;
+    if (errno == ETIMEDOUT && (failed = spe_failure(ex)) != 0) break;
   }
-  int sig = signals_caught();
-  log_sink_line(SPE_LOG_INFO, spe__now_ms(), "stopping on %s: no new connections, running tasks get SIGTERM",
-                sig == SIGINT ? "SIGINT" : "SIGTERM");
+  if (failed) {
+    log_sink_line(SPE_LOG_ERROR, spe__now_ms(),
+                  "stopping: %s (see above); running tasks get SIGTERM", spe_strerror(failed));
+  } else {
+    int sig = signals_caught();
+    log_sink_line(SPE_LOG_INFO, spe__now_ms(),
+                  "stopping on %s: no new connections, running tasks get SIGTERM",
+                  sig == SIGINT ? "SIGINT" : "SIGTERM");
+  }
   server_quiesce(srv);
   server_end_streams(srv);
   spe_shutdown(ex);
@@ -303,7 +323,7 @@ static int serve(struct serve_opts *o, struct server *srv, spe_executor *ex) {
   signals_unwatch();
   sem_destroy(&stop);
   log_sink_line(SPE_LOG_INFO, spe__now_ms(), "stopped");
-  return 0;
+  return failed ? 3 : 0;
 }
 
 int cmd_serve(int argc, char **argv) {

@@ -459,6 +459,13 @@ int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms) {
   return rc;
 }
 
+int spe__engine_failure(struct engine *eng) {
+  pthread_mutex_lock(&eng->lock);
+  int f = eng->fatal;
+  pthread_mutex_unlock(&eng->lock);
+  return f;
+}
+
 void spe__engine_shutdown(struct engine *eng) {
   pthread_mutex_lock(&eng->lock);
   eng->stopping = 1;

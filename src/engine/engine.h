@@ -78,6 +78,8 @@ int spe__engine_prune(struct engine *eng, int64_t before_ms, uint64_t *pruned, c
  * SPE_ESTORE when the store failed and the engine stopped. */
 int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms);
 
+/* 0, or the error that stopped the engine (SPE_ESTORE, SPE_ESYS). Any thread. */
+int spe__engine_failure(struct engine *eng);
 /* Begin an orderly stop; returns at once. */
 void spe__engine_shutdown(struct engine *eng);
 /* Stop, wait for the engine thread, free. NULL is a no-op. */

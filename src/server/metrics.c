@@ -106,7 +106,9 @@ enum MHD_Result metrics_reply(struct server *s, struct MHD_Connection *c) {
 
 enum MHD_Result health_reply(struct server *s, struct MHD_Connection *c) {
   int stopping = atomic_load(&s->stopping);
-  json_t *body = json_pack("{s:s,s:s,s:I}", "status", stopping ? "stopping" : "ok", "version",
-                           SPE_VERSION, "uptime_ms", (json_int_t)(spe__now_ms() - s->started_ms));
-  return reply_json(c, stopping ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, body);
+  int failed = spe_failure(s->ex) != 0;
+  const char *status = failed ? "failed" : stopping ? "stopping" : "ok";
+  json_t *body = json_pack("{s:s,s:s,s:I}", "status", status, "version", SPE_VERSION,
+                           "uptime_ms", (json_int_t)(spe__now_ms() - s->started_ms));
+  return reply_json(c, failed || stopping ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, body);
 }
