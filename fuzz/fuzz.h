@@ -6,7 +6,7 @@
  * runs one component on them and verifies its properties, and the
  * LLVMFuzzerTestOneInput that calls it. The same check functions run in the
  * ordinary test suite (tests/test_fuzz_regressions.c, built with
- * SPE_FUZZ_NO_ENTRY so that the three files can share one program) over every
+ * SPE_FUZZ_NO_ENTRY so that the files can share one program) over every
  * file of fuzz/corpus/ and fuzz/regressions/: whatever a fuzzer once found
  * stays checked without libFuzzer.
  *
@@ -25,6 +25,7 @@
 void spe__fuzz_job_check(const uint8_t *data, size_t size);      /* fuzz_job.c */
 void spe__fuzz_plan_check(const uint8_t *data, size_t size);     /* fuzz_plan.c */
 void spe__fuzz_recovery_check(const uint8_t *data, size_t size); /* fuzz_recovery.c */
+void spe__fuzz_http_check(const uint8_t *data, size_t size);     /* fuzz_http.c */
 
 /* Report a broken property (printf-style) and abort, or call the handler. */
 void spe__fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -45,14 +45,16 @@ run_target() {
   fi
   dict=""
   [ -f fuzz/"$t".dict ] && dict="-dict=$root/fuzz/$t.dict"
-  # Scratch files of the target (the recovery target's store): in memory when
-  # /dev/shm is there, and gone afterwards even when the target crashed.
+  # Scratch files of the target (the recovery target's store, the http
+  # target's socket): in memory when /dev/shm is there, and gone afterwards
+  # even when the target crashed. The target runs there too (every path below
+  # is absolute): a command that the http target's jobs run writes nowhere else.
   scratch=$(mktemp -d /dev/shm/spe-fuzz.XXXXXX 2> /dev/null || mktemp -d)
   start=$(date +%s)
   rc=0
-  SPE_FUZZ_TMP=$scratch "$root/$build/fuzz/fuzz_$t" -max_total_time="$seconds" \
-    -print_final_stats=1 -timeout=10 -artifact_prefix="$dir/artifacts/" $dict "$dir/corpus" \
-    > "$dir/log" 2>&1 || rc=$?
+  (cd "$scratch" && SPE_FUZZ_TMP=$scratch exec "$root/$build/fuzz/fuzz_$t" \
+    -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
+    -artifact_prefix="$dir/artifacts/" $dict "$dir/corpus") > "$dir/log" 2>&1 || rc=$?
   rm -rf "$scratch"
   took=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)

@@ -89,9 +89,11 @@ static void check_target(const char *target, check_fn check) {
 static void test_job(void **state) { check_target("job", spe__fuzz_job_check); }
 static void test_plan(void **state) { check_target("plan", spe__fuzz_plan_check); }
 static void test_recovery(void **state) { check_target("recovery", spe__fuzz_recovery_check); }
+static void test_http(void **state) { check_target("http", spe__fuzz_http_check); }
 
 int main(void) {
-  /* The recovery target's scratch store goes into the test folder. */
+  /* The recovery target's scratch store and the http target's socket go
+   * into the test folder. */
   const char *tmp = getenv("SPE_TEST_TMP");
   if (tmp != NULL) {
     mkdir(tmp, 0777);
@@ -101,6 +103,7 @@ int main(void) {
       cmocka_unit_test(test_job),
       cmocka_unit_test(test_plan),
       cmocka_unit_test(test_recovery),
+      cmocka_unit_test(test_http),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
