@@ -43,6 +43,7 @@
 #include "spe.h"
 
 #include "api/executor_impl.h"
+#include "base/clock.h"
 #include "events/bus.h"
 
 #include <errno.h>
@@ -205,19 +206,6 @@ SPE_EXPORT int spe_queue_fd(const spe_queue *q) {
   return q->efd;
 }
 
-/* The absolute CLOCK_MONOTONIC time timeout_ms (>= 0) from now. */
-static struct timespec deadline_after(int timeout_ms) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  t.tv_sec += timeout_ms / 1000;
-  t.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec++;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
-
 SPE_EXPORT int spe_queue_next(spe_queue *q, int timeout_ms, json_t **event) {
   if (event != NULL) *event = NULL;
   if (q == NULL || event == NULL) return SPE_EINVAL;
@@ -225,7 +213,7 @@ SPE_EXPORT int spe_queue_next(spe_queue *q, int timeout_ms, json_t **event) {
    * thread that is still blocked on it. */
   atomic_fetch_add(&q->users, 1);
   struct timespec deadline = {0, 0};
-  if (timeout_ms > 0) deadline = deadline_after(timeout_ms);
+  if (timeout_ms > 0) deadline = spe__deadline_after(CLOCK_MONOTONIC, timeout_ms);
 
   pthread_mutex_lock(&q->lock);
   int rc = 0;

@@ -296,13 +296,7 @@ static int serve(struct serve_opts *o, struct server *srv, spe_executor *ex) {
    * restart the server, instead of a server answering 500 forever. */
   int failed = 0;
   for (;;) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 200 * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = spe__deadline_after(CLOCK_REALTIME, 200);
     if (sem_timedwait(&stop, &until) == 0) break;
     if (errno == ETIMEDOUT && (failed = spe_failure(ex)) != 0) break;
   }

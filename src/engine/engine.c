@@ -428,16 +428,7 @@ void spe__engine_stats(struct engine *eng, struct engine_stats *out) {
 }
 
 int spe__engine_wait(struct engine *eng, const char *id, int timeout_ms) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  if (timeout_ms >= 0) {
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-      deadline.tv_sec++;
-      deadline.tv_nsec -= 1000000000L;
-    }
-  }
+  struct timespec deadline = spe__deadline_after(CLOCK_MONOTONIC, timeout_ms >= 0 ? timeout_ms : 0);
   int rc = 0;
   pthread_mutex_lock(&eng->lock);
   struct job_run *job = spe__strmap_get(&eng->jobs, id);

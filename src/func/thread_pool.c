@@ -79,15 +79,13 @@ static inline void cpu_relax(void) {
 }
 
 void spe__tpool_spin_for_done(struct thread_pool *p, int64_t max_ns) {
-  struct timespec t0, t;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  uint64_t until = spe__mono_ns() + (uint64_t)max_ns;
   for (;;) {
     for (int i = 0; i < 64; i++) {
       if (atomic_load_explicit(&p->has_done, memory_order_acquire)) return;
       cpu_relax();
     }
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) > max_ns) return;
+    if (spe__mono_ns() > until) return;
     sched_yield(); /* on a machine with few cores the pool needs this one */
   }
 }

@@ -191,21 +191,9 @@ static int replay_page(struct sse *e) {
   return 0;
 }
 
-static struct timespec deadline_after(int ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 /* Wait for live events (at most the keep-alive interval) and send them. */
 static int live(struct sse *e) {
-  struct timespec until = deadline_after(e->keepalive_ms);
+  struct timespec until = spe__deadline_after(CLOCK_MONOTONIC, e->keepalive_ms);
   int timed_out = 0;
   pthread_mutex_lock(&e->lock);
   while (e->queue_len == 0 && !e->overflow && !atomic_load(&e->srv->stopping) && !timed_out)
