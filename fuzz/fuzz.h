@@ -27,6 +27,10 @@ void spe__fuzz_plan_check(const uint8_t *data, size_t size);     /* fuzz_plan.c 
 void spe__fuzz_recovery_check(const uint8_t *data, size_t size); /* fuzz_recovery.c */
 void spe__fuzz_http_check(const uint8_t *data, size_t size);     /* fuzz_http.c */
 
+/* Where a target makes its scratch folders: $SPE_FUZZ_TMP, else /dev/shm if
+ * writable, else $TMPDIR, else /tmp. */
+const char *spe__fuzz_scratch_base(void);
+
 /* Report a broken property (printf-style) and abort, or call the handler. */
 void spe__fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Called by spe__fuzz_fail with the message instead of aborting, when set; it

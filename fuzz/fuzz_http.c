@@ -85,19 +85,11 @@ static void stop_harness(void) {
   h = NULL;
 }
 
-static const char *scratch_base(void) {
-  const char *env = getenv("SPE_FUZZ_TMP");
-  if (env != NULL && env[0] != '\0') return env;
-  if (access("/dev/shm", W_OK) == 0) return "/dev/shm";
-  env = getenv("TMPDIR");
-  return env != NULL && env[0] != '\0' ? env : "/tmp";
-}
-
 static void start_harness(void) {
   h = calloc(1, sizeof *h);
   FUZZ_CHECK(h != NULL, "out of memory");
-  snprintf(h->dir, sizeof h->dir, "%s/spe-fuzz-http-XXXXXX", scratch_base());
-  FUZZ_CHECK(mkdtemp(h->dir) != NULL, "cannot make a folder in %s", scratch_base());
+  snprintf(h->dir, sizeof h->dir, "%s/spe-fuzz-http-XXXXXX", spe__fuzz_scratch_base());
+  FUZZ_CHECK(mkdtemp(h->dir) != NULL, "cannot make a folder in %s", spe__fuzz_scratch_base());
   snprintf(h->sock, sizeof h->sock, "%s/s.sock", h->dir);
   FUZZ_CHECK(strlen(h->sock) < sizeof(((struct sockaddr_un *)0)->sun_path),
              "socket path too long: %s", h->sock);

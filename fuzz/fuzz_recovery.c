@@ -86,14 +86,6 @@ static void remove_scratch(void) {
   scratch = NULL;
 }
 
-static const char *scratch_base(void) {
-  const char *env = getenv("SPE_FUZZ_TMP");
-  if (env != NULL && env[0] != '\0') return env;
-  if (access("/dev/shm", W_OK) == 0) return "/dev/shm";
-  env = getenv("TMPDIR");
-  return env != NULL && env[0] != '\0' ? env : "/tmp";
-}
-
 static void prepare(const char *sql, sqlite3_stmt **out) {
   int rc = sqlite3_prepare_v2(scratch->db, sql, -1, out, NULL);
   FUZZ_CHECK(rc == SQLITE_OK, "prepare: %s", sqlite3_errmsg(scratch->db));
@@ -102,8 +94,8 @@ static void prepare(const char *sql, sqlite3_stmt **out) {
 static void make_scratch(void) {
   scratch = calloc(1, sizeof *scratch);
   FUZZ_CHECK(scratch != NULL, "out of memory");
-  snprintf(scratch->dir, sizeof scratch->dir, "%s/spe-fuzz-recovery-XXXXXX", scratch_base());
-  FUZZ_CHECK(mkdtemp(scratch->dir) != NULL, "cannot make a folder in %s", scratch_base());
+  snprintf(scratch->dir, sizeof scratch->dir, "%s/spe-fuzz-recovery-XXXXXX", spe__fuzz_scratch_base());
+  FUZZ_CHECK(mkdtemp(scratch->dir) != NULL, "cannot make a folder in %s", spe__fuzz_scratch_base());
   snprintf(scratch->path, sizeof scratch->path, "%s/state.db", scratch->dir);
   snprintf(scratch->url, sizeof scratch->url, "sqlite:%s", scratch->path);
   atexit(remove_scratch);
