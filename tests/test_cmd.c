@@ -14,6 +14,7 @@
 #include "exec/utf8.h"
 #include "loop/loop.h"
 #include "spe.h"
+#include "support/cli_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -182,39 +183,6 @@ static pid_t read_pid(const char *path) {
 static int under_valgrind(void) {
   const char *p = getenv("LD_PRELOAD");
   return p != NULL && strstr(p, "vgpreload") != NULL;
-}
-
-/* Whether /proc says `pid` is gone or a zombie. */
-static int proc_dead(pid_t pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *fp = fopen(path, "r");
-  if (fp == NULL) return 1;
-  size_t n = fread(buf, 1, sizeof buf - 1, fp);
-  fclose(fp);
-  buf[n] = '\0';
-  const char *paren = strrchr(buf, ')');
-  return paren == NULL || paren[2] == 'Z' || paren[2] == 'X';
-}
-
-/* The process `pid` (not our child) is dead or dies within 2 s: awaited
- * through a pidfd, which turns readable when it exits. */
-static void assert_dies(pid_t pid) {
-  int fd = pidfd_open(pid, 0);
-  if (fd < 0 && errno == ENOSYS) {
-    /* Only under valgrind: look in /proc every millisecond instead. */
-    for (int i = 0; i < 2000 && !proc_dead(pid); i++) usleep(1000);
-    assert_true(proc_dead(pid));
-    return;
-  }
-  if (fd < 0) {
-    assert_int_equal(errno, ESRCH);
-    return;
-  }
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  int n = poll(&p, 1, 2000);
-  close(fd);
-  assert_int_equal(n, 1);
 }
 
 /* ---- results ---- */
@@ -447,7 +415,7 @@ static void test_timeout_kills_group(void **state) {
   assert_string_equal(err_field(&s, "message"), "ran past 200 ms");
   assert_true(took >= 195);
   assert_true(took < 1000);
-  assert_dies(read_pid(pidfile));
+  cli_assert_dies(read_pid(pidfile), 2000);
   unlink(pidfile);
   slot_clear(&s);
 }
@@ -462,7 +430,7 @@ static void test_background_child(void **state) {
   run_cmd(f, cmd, &s);
   assert_true(spe__mono_ms() - t0 < 5000); /* not the 30 s of the child */
   assert_result_string(&s, "done", 4);
-  assert_dies(read_pid(pidfile));
+  cli_assert_dies(read_pid(pidfile), 2000);
   unlink(pidfile);
   slot_clear(&s);
 }

@@ -19,6 +19,7 @@
 #include "func/proc_protocol.h"
 #include "loop/loop.h"
 #include "spe.h"
+#include "support/cli_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,7 +243,6 @@ static int group_setup(void **state) {
   return 0;
 }
 
-static int proc_dead(pid_t pid);
 
 static int group_teardown(void **state) {
   spe__forkserver_stop(fs);
@@ -255,7 +254,7 @@ static int group_teardown(void **state) {
   assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
   assert_int_equal(errno, ECHILD);
   for (size_t i = 0; i < nseen; i++)
-    if (!proc_dead(seen[i])) fail_msg("worker %d is still there", (int)seen[i]);
+    if (!cli_process_gone(seen[i])) fail_msg("worker %d is still there", (int)seen[i]);
   return 0;
 }
 
@@ -395,40 +394,6 @@ static pid_t read_pid(const char *path) {
   return (pid_t)pid;
 }
 
-/* Whether /proc says `pid` is gone or a zombie. */
-static int proc_dead(pid_t pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *fp = fopen(path, "r");
-  if (fp == NULL) return 1;
-  size_t n = fread(buf, 1, sizeof buf - 1, fp);
-  fclose(fp);
-  buf[n] = '\0';
-  const char *paren = strrchr(buf, ')');
-  return paren == NULL || paren[2] == 'Z' || paren[2] == 'X';
-}
-
-/* The process `pid` (not our child) is dead or dies within 5 s: awaited
- * through a pidfd, which turns readable when it exits (a zombie whose new
- * parent has not reaped it yet counts as dead). */
-static void assert_dies(pid_t pid) {
-  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (fd < 0 && errno == ENOSYS) {
-    /* Only under valgrind: look in /proc every millisecond instead. */
-    for (int i = 0; i < 5000 && !proc_dead(pid); i++) usleep(1000);
-    if (!proc_dead(pid)) fail_msg("process %d is still there", (int)pid);
-    return;
-  }
-  if (fd < 0) {
-    assert_int_equal(errno, ESRCH);
-    return;
-  }
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  int n = poll(&p, 1, 5000);
-  close(fd);
-  if (n != 1) fail_msg("process %d is still there", (int)pid);
-}
-
 /* ---- results ---- */
 
 static void test_returns_value(void **state) {
@@ -541,10 +506,10 @@ static void test_crashes(void **state) {
               "the function's worker was killed by signal 9 (SIGKILL)");
   pid_t p4 = worker_pid(f);
   assert_int_not_equal(p4, p3);
-  assert_dies(p0);
-  assert_dies(p1);
-  assert_dies(p2);
-  assert_dies(p3);
+  cli_assert_dies(p0, 5000);
+  cli_assert_dies(p1, 5000);
+  cli_assert_dies(p2, 5000);
+  cli_assert_dies(p3, 5000);
 }
 
 /* A worker's death kills whatever the function started in its group. */
@@ -555,7 +520,7 @@ static void test_crash_kills_group(void **state) {
   struct slot s = {0};
   run_fn(f, "orphan", arg, &s);
   assert_string_equal(err_field(&s, "kind"), "crashed");
-  assert_dies(read_pid(path));
+  cli_assert_dies(read_pid(path), 5000);
   slot_clear(&s);
   json_decref(arg);
 }
@@ -574,7 +539,7 @@ static void test_timeout(void **state) {
   assert_string_equal(err_field(&s, "message"), "ran past 200 ms");
   assert_true(took >= 200);
   assert_true(took < 5000);
-  assert_dies(read_pid(path));
+  cli_assert_dies(read_pid(path), 5000);
   slot_clear(&s);
   worker_pid(f); /* the executor goes on */
   json_decref(arg);
@@ -627,7 +592,7 @@ static void test_worker_reused(void **state) {
   /* Let go with the executor, an idle worker exits. */
   spe__proc_exec_free(f->px);
   f->px = NULL;
-  assert_dies(a);
+  cli_assert_dies(a, 5000);
 }
 
 static void test_cancel(void **state) {
@@ -643,7 +608,7 @@ static void test_cancel(void **state) {
   signal_run(f, &s, SIGTERM, "cancelled"); /* twice is harmless */
   wait_for(f, &s);
   assert_string_equal(err_field(&s, "kind"), "cancelled");
-  assert_dies(read_pid(path));
+  cli_assert_dies(read_pid(path), 5000);
   slot_clear(&s);
   json_decref(arg);
 }
@@ -805,7 +770,7 @@ static void test_free_while_running(void **state) {
   spe__proc_exec_free(f->px);
   f->px = NULL;
   assert_false(s.done);
-  assert_dies(pid);
+  cli_assert_dies(pid, 5000);
   json_decref(arg);
 }
 
@@ -824,7 +789,7 @@ static void test_server_dies(void **state) {
   wait_for(f, &s);
   assert_string_equal(err_field(&s, "kind"), "error");
   assert_string_equal(err_field(&s, "message"), "the fork server died while the function ran");
-  assert_dies(worker); /* its death signal */
+  cli_assert_dies(worker, 5000); /* its death signal */
   slot_clear(&s);
 
   struct task_outcome failed = {0};

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,6 +213,23 @@ int cli_process_gone(pid_t pid) {
   int zombie = close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
   free(stat);
   return zombie;
+}
+
+void cli_assert_dies(pid_t pid, int timeout_ms) {
+  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0 && errno == ENOSYS) {
+    for (int i = 0; i < timeout_ms && !cli_process_gone(pid); i++) usleep(1000);
+    if (!cli_process_gone(pid)) fail_msg("process %d is still there", (int)pid);
+    return;
+  }
+  if (fd < 0) {
+    assert_int_equal(errno, ESRCH);
+    return;
+  }
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  int n = poll(&p, 1, timeout_ms);
+  close(fd);
+  if (n != 1) fail_msg("process %d is still there", (int)pid);
 }
 
 int cli_poll_until(int (*pred)(void *ctx), void *ctx, int timeout_ms) {

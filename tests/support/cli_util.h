@@ -81,6 +81,11 @@ json_int_t cli_error_int(const json_t *job, const char *task, const char *field)
 
 /* Whether process `pid` is gone (exited, or a zombie no one has reaped yet). */
 int cli_process_gone(pid_t pid);
+/* Fail the test unless process `pid` (not necessarily our child) is gone or
+ * goes within timeout_ms: awaited through a pidfd, which turns readable when
+ * it exits; under valgrind, which knows no pidfd_open, by looking in /proc
+ * every millisecond. */
+void cli_assert_dies(pid_t pid, int timeout_ms);
 /* Wait until `pred(ctx)` holds, checking every 10 ms, at most timeout_ms.
  * Returns 1 if it came true. For waiting on another process's files, where no
  * event can be awaited directly. */
