@@ -171,13 +171,16 @@ static void run_commands(struct engine *eng) {
 
 /* ---- the round ---- */
 
+/* Whether a batch gives the store anything to write. */
+static int batch_writes(const struct store_batch *b) {
+  return b->njobs || b->ntasks || b->nevents || b->prune_before_ms > 0;
+}
+
 static int set_empty(const struct round_set *set) {
-  const struct store_batch *b = &set->batch;
   /* A set may hold nothing for the store (the memory store gets no rows, and
    * no events when nobody can see them) and still have jobs whose end it
    * must make visible to their waiters. */
-  return !(b->njobs || b->ntasks || b->nevents || set->replies || set->waiting.len ||
-           set->finished);
+  return !(batch_writes(&set->batch) || set->replies || set->waiting.len || set->finished);
 }
 
 static int has_work(struct engine *eng) {
@@ -195,7 +198,7 @@ static void stats_seen_locked(struct engine *eng) {
 
 /* A commit took `seconds`; count it if it wrote anything. */
 static void count_commit(struct engine *eng, const struct store_batch *b, double seconds) {
-  if (!(b->njobs || b->ntasks || b->nevents || b->prune_before_ms > 0)) return;
+  if (!batch_writes(b)) return;
   eng->stats.commits++;
   eng->stats.commit_seconds_total += seconds;
   if (seconds > eng->stats.commit_seconds_max) eng->stats.commit_seconds_max = seconds;
