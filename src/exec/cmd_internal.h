@@ -69,8 +69,7 @@ struct cmd_run {
   int ended;             /* the process was reaped: signals are no longer sent */
   /* When set, the attempt fails with this kind and message whatever its exit
    * status: a timeout, the stdout cap, or a cancel. The first reason wins. */
-  char forced_kind[16];
-  char forced_msg[96];
+  struct forced_outcome forced;
 };
 
 /* ---- the executor ---- */

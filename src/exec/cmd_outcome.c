@@ -32,8 +32,8 @@ void spe__cmd_outcome(const struct cmd_run *run, const siginfo_t *info, struct t
   out->result = NULL;
   out->error = NULL;
 
-  if (run->forced_kind[0] != '\0') {
-    out->error = spe__error_new(run->forced_kind, "%s", run->forced_msg);
+  if (spe__forced(&run->forced)) {
+    out->error = spe__forced_error(&run->forced);
   } else if (info->si_code == CLD_EXITED && info->si_status == 0) {
     out->result = spe__cmd_result_parse(run->out.data ? run->out.data : "", run->out.len);
     if (out->result == NULL) out->error = spe__error_new("error", "out of memory reading the result");

@@ -50,16 +50,6 @@
  * result cap, whichever comes first. */
 #define STDERR_DRAIN_MAX (1u << 20)
 
-__attribute__((format(printf, 3, 4)))
-static void force(struct cmd_run *run, const char *kind, const char *fmt, ...) {
-  if (run->forced_kind[0] != '\0') return; /* the first reason stands */
-  snprintf(run->forced_kind, sizeof run->forced_kind, "%s", kind);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(run->forced_msg, sizeof run->forced_msg, fmt, ap);
-  va_end(ap);
-}
-
 static void kill_group(struct cmd_run *run, int sig) {
   /* Only while the process is unreaped is its group id sure to be ours. */
   if (!run->ended) killpg(run->pid, sig);
@@ -85,13 +75,13 @@ static void drain_stdout(struct cmd_run *run, size_t max) {
     if (n <= 0) break; /* EOF or a read error: nothing more will come */
     got += (size_t)n;
     if ((size_t)n > run->max_out - run->out.len) {
-      force(run, "error", "stdout passed the result limit of %zu bytes (max_result_bytes)",
+      spe__forced_set(&run->forced, "error", "stdout passed the result limit of %zu bytes (max_result_bytes)",
             run->max_out);
       kill_group(run, SIGKILL);
       break;
     }
     if (spe__out_append(&run->out, buf, (size_t)n) != 0) {
-      force(run, "error", "out of memory reading stdout");
+      spe__forced_set(&run->forced, "error", "out of memory reading stdout");
       kill_group(run, SIGKILL);
       break;
     }
@@ -125,7 +115,7 @@ static void on_stderr(struct loop *lp, struct io_watch *w, uint32_t events) {
 
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct cmd_run *run = t->data;
-  force(run, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_set(&run->forced, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
   kill_group(run, SIGKILL);
   /* The pidfd reports the end, which comes at once after SIGKILL. */
 }
@@ -170,14 +160,14 @@ static void process_ended(struct cmd_run *run) {
   if (run->err_fd >= 0) drain_stderr(run, STDERR_DRAIN_MAX);
   siginfo_t info;
   int e = reap(run, &info);
-  if (e != 0) force(run, "error", "cannot learn how the process ended: %s", strerror(e));
+  if (e != 0) spe__forced_set(&run->forced, "error", "cannot learn how the process ended: %s", strerror(e));
   run->ended = 1;
   spe__cmd_release(run);
 
   struct task_outcome out;
   spe__cmd_outcome(run, &info, &out);
   spe__log(ex->lg, SPE_LOG_DEBUG, "process %d ended: %s", (int)run->pid,
-           out.succeeded ? "succeeded" : run->forced_kind[0] ? run->forced_kind : "failed");
+           out.succeeded ? "succeeded" : spe__forced(&run->forced) ? run->forced.kind : "failed");
   unlink_run(ex, run);
   run->dead_next = ex->graveyard;
   if (spe__loop_defer(lp, free_chain, run) == 0) ex->graveyard = NULL;
@@ -247,6 +237,6 @@ void spe__cmd_run_free(struct cmd_run *run) {
 
 void spe__cmd_signal(struct cmd_exec *ex, struct cmd_run *run, int sig, const char *kind) {
   if (run == NULL || run->ended) return;
-  if (kind != NULL) force(run, kind, "%s", kind);
+  if (kind != NULL) spe__forced_set(&run->forced, kind, "%s", kind);
   kill_group(run, sig);
 }

@@ -1,4 +1,5 @@
-/* The error object of a failed attempt: {"kind": ..., "message": ...}. */
+/* The error object of a failed attempt: {"kind": ..., "message": ...}, and
+ * the outcome forced on an attempt before it ended. */
 #include "exec/exec.h"
 #include "exec/utf8.h"
 
@@ -35,4 +36,17 @@ json_t *spe__error_new(const char *kind, const char *fmt, ...) {
     return NULL;
   }
   return err;
+}
+
+void spe__forced_set(struct forced_outcome *f, const char *kind, const char *fmt, ...) {
+  if (spe__forced(f)) return; /* the first reason stands */
+  snprintf(f->kind, sizeof f->kind, "%s", kind);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->msg, sizeof f->msg, fmt, ap);
+  va_end(ap);
+}
+
+json_t *spe__forced_error(const struct forced_outcome *f) {
+  return spe__error_new(f->kind, "%s", f->msg);
 }

@@ -56,6 +56,21 @@ struct task_outcome {
   int64_t finished_ms;/* wall-clock time the task was seen to end */
 };
 
+/* An outcome decided before an attempt ended (a timeout, a cancel, a result
+ * over the cap): it is reported whatever the attempt does afterwards, and the
+ * first reason given stands. Every executor keeps one per attempt. */
+struct forced_outcome {
+  char kind[16];  /* "" = none */
+  char msg[128];
+};
+
+/* Set it, unless a reason is set already. */
+void spe__forced_set(struct forced_outcome *f, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int spe__forced(const struct forced_outcome *f) { return f->kind[0] != '\0'; }
+/* Its error object {"kind", "message"}: a new reference (NULL if out of memory). */
+json_t *spe__forced_error(const struct forced_outcome *f);
+
 /* Build a failure outcome's error object: {"kind": kind, "message": message}.
  * Returns a new reference (NULL only when out of memory). */
 json_t *spe__error_new(const char *kind, const char *fmt, ...)

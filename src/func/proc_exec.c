@@ -124,7 +124,7 @@ static struct func_run *run_new(struct proc_exec *px, const struct task_launch *
 
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct func_run *run = t->data;
-  spe__proc_force(run, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_set(&run->forced, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
   if (run->state == RUN_PENDING) spe__proc_finish(run, NULL);
   else if (run->state == RUN_ON_WORKER) spe__proc_doom(run->wk, SIGKILL);
   /* The server reports the worker's exit at once after SIGKILL. */
@@ -199,7 +199,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
 
 void spe__proc_signal(struct proc_exec *px, struct func_run *run, int sig, const char *kind) {
   if (run == NULL || run->state == RUN_DONE) return;
-  if (kind != NULL) spe__proc_force(run, kind, "%s", kind);
+  if (kind != NULL) spe__forced_set(&run->forced, kind, "%s", kind);
   if (run->state == RUN_PENDING) {
     /* Not started: it ends here, as if its worker had been killed. */
     spe__proc_finish(run, spe__proc_crash_error(CLD_KILLED, sig));

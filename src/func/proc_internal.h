@@ -86,8 +86,7 @@ struct func_run {
   struct task_outcome out;
   /* When set, the attempt fails with this kind and message however it ends:
    * a timeout, a cancel, a broken response. The first reason wins. */
-  char forced_kind[16];
-  char forced_msg[128];
+  struct forced_outcome forced;
 };
 
 struct proc_exec {
@@ -160,8 +159,6 @@ void spe__proc_pending_remove(struct func_run *run);
 
 /* ---- outcomes and reports (proc_report.c) ---- */
 
-__attribute__((format(printf, 3, 4)))
-void spe__proc_force(struct func_run *run, const char *kind, const char *fmt, ...);
 /* The attempt has ended: stop its timer, settle its outcome (the forced one;
  * else what its response said; else `fallback`, an error object taken over,
  * which may be NULL only if one of the first two is there) and queue it for

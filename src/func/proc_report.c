@@ -15,15 +15,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-void spe__proc_force(struct func_run *run, const char *kind, const char *fmt, ...) {
-  if (run->forced_kind[0] != '\0') return; /* the first reason stands */
-  snprintf(run->forced_kind, sizeof run->forced_kind, "%s", kind);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(run->forced_msg, sizeof run->forced_msg, fmt, ap);
-  va_end(ap);
-}
-
 json_t *spe__proc_crash_error(int code, int status) {
   json_t *err;
   if (code == CLD_EXITED) {
@@ -55,12 +46,12 @@ void spe__proc_finish(struct func_run *run, json_t *fallback) {
   run->state = RUN_DONE;
 
   struct task_outcome *o = &run->out;
-  if (run->forced_kind[0] != '\0') {
+  if (spe__forced(&run->forced)) {
     json_decref(o->result);
     json_decref(o->error);
     json_decref(fallback);
     o->result = NULL;
-    o->error = spe__error_new(run->forced_kind, "%s", run->forced_msg);
+    o->error = spe__forced_error(&run->forced);
     o->succeeded = 0;
   } else if (run->responded) {
     json_decref(fallback);

@@ -131,7 +131,7 @@ static void set_events(struct proc_worker *wk, uint32_t events) {
   spe__io_stop(px->lp, &wk->w);
   if (spe__io_start(px->lp, &wk->w, wk->fd, events, on_worker, wk) != 0) {
     /* Unwatched, the worker can only be killed; its exit ends the attempt. */
-    if (wk->run) spe__proc_force(wk->run, "error", "cannot watch the function's worker");
+    if (wk->run) spe__forced_set(&wk->run->forced, "error", "cannot watch the function's worker");
     wk->events = 0;
     spe__proc_doom(wk, SIGKILL);
     return;
@@ -198,7 +198,7 @@ static void broken(struct proc_worker *wk, const char *what) {
     spe__proc_worker_drop(wk);
     return;
   }
-  spe__proc_force(wk->run, "error", "the function's worker %s", what);
+  spe__forced_set(&wk->run->forced, "error", "the function's worker %s", what);
   spe__proc_doom(wk, SIGKILL);
 }
 
@@ -259,7 +259,7 @@ void spe__proc_worker_read(struct proc_worker *wk) {
       }
     }
     if (spe__pbuf_reserve(&wk->in, want - wk->in.len) != 0) {
-      if (wk->run) spe__proc_force(wk->run, "error", "out of memory reading the result");
+      if (wk->run) spe__forced_set(&wk->run->forced, "error", "out of memory reading the result");
       broken(wk, "sent a response too big for the memory left");
       return;
     }

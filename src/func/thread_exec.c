@@ -84,12 +84,14 @@ static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms)
 
 __attribute__((format(printf, 3, 4)))
 static void force(struct func_run *run, const char *kind, const char *fmt, ...) {
-  if (run->forced_kind[0] != '\0') return; /* the first reason stands */
-  snprintf(run->forced_kind, sizeof run->forced_kind, "%s", kind);
+  if (spe__forced(&run->forced)) return;
+  char msg[sizeof run->forced.msg];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(run->forced_msg, sizeof run->forced_msg, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  spe__forced_set(&run->forced, kind, "%s", msg);
+  /* Nobody waits for the call's result any more: spe_call_cancelled(). */
   atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed);
 }
 

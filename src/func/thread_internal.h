@@ -56,8 +56,7 @@ struct func_run {
   uint8_t reported;         /* the done callback has had it */
   uint8_t finished;         /* back from the pool: its call is over */
   uint8_t forced_queued;    /* on the list of early reports */
-  char forced_kind[16];     /* when set, the outcome whatever the call did */
-  char forced_msg[48];
+  struct forced_outcome forced; /* when set, the outcome whatever the call did */
 };
 
 /* A pool thread. */

@@ -33,7 +33,7 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
   run->result = NULL;
   run->error = NULL;
   run->reported = run->finished = run->forced_queued = 0;
-  run->forced_kind[0] = '\0';
+  run->forced.kind[0] = '\0';
   /* Relaxed is enough: the run reaches a pool thread through the pool's mutex. */
   atomic_store_explicit(&run->cancelled, 0, memory_order_relaxed);
   atomic_store_explicit(&run->started_ms, 0, memory_order_relaxed);
@@ -135,8 +135,8 @@ void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome
   out->finished_ms = now_ms;
   out->result = NULL;
   out->error = NULL;
-  if (run->forced_kind[0] != '\0') {
-    out->error = spe__error_new(run->forced_kind, "%s", run->forced_msg);
+  if (spe__forced(&run->forced)) {
+    out->error = spe__forced_error(&run->forced);
   } else if (run->result != NULL) {
     out->result = run->result; /* the done callback takes it */
     run->result = NULL;
