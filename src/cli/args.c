@@ -111,6 +111,21 @@ int args_parse_workers(const char *s, int *out) {
   return 0;
 }
 
+int args_log_level(const char *cmd, const char *option, int *level, int *asked) {
+  const char *name = option, *from = "--log-level";
+  if (name == NULL) {
+    name = getenv("SPE_LOG");
+    from = "SPE_LOG";
+    if (name != NULL && name[0] == '\0') name = NULL;
+  }
+  *level = SPE_LOG_INFO;
+  *asked = name != NULL;
+  if (name != NULL && args_parse_log_level(name, level) != 0)
+    return args_usage_error(cmd, "%s: unknown level \"%s\" (expected error, warn, info or "
+                            "debug)", from, name);
+  return -1;
+}
+
 int args_parse_log_level(const char *s, int *out) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
   static const int levels[] = {SPE_LOG_ERROR, SPE_LOG_WARN, SPE_LOG_INFO, SPE_LOG_DEBUG};

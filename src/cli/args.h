@@ -65,4 +65,10 @@ int args_parse_count(const char *s, int min, int max, int *out);
  * or -1 for an unknown name. */
 int args_parse_log_level(const char *s, int *out);
 
+/* The log level a command was asked for: `option` (the --log-level value, or
+ * NULL), else $SPE_LOG (unless empty). *level is set to it, or to SPE_LOG_INFO
+ * when neither was given, and *asked to whether one was. Returns -1, or the
+ * exit status of a usage error naming `cmd` and the unknown level. */
+int args_log_level(const char *cmd, const char *option, int *level, int *asked);
+
 #endif

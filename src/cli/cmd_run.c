@@ -116,17 +116,10 @@ static int parse(int argc, char **argv, struct run_opts *o, const char **level_n
 /* Choose the level: --log-level, else $SPE_LOG, else info. On a terminal the
  * progress line stands in for the info lines, unless a level was asked for. */
 static int set_up_logging(const char *level_name, struct run_opts *o) {
-  const char *from = "--log-level";
-  if (level_name == NULL) {
-    level_name = getenv("SPE_LOG");
-    from = "SPE_LOG";
-    if (level_name != NULL && level_name[0] == '\0') level_name = NULL;
-  }
-  int level = SPE_LOG_INFO;
-  if (level_name != NULL && args_parse_log_level(level_name, &level) != 0)
-    return args_usage_error("spe run", "%s: unknown level \"%s\" (expected error, warn, "
-                            "info or debug)", from, level_name);
-  if (level_name == NULL && console_is_tty()) level = SPE_LOG_WARN;
+  int level, asked;
+  int status = args_log_level("spe run", level_name, &level, &asked);
+  if (status >= 0) return status;
+  if (!asked && console_is_tty()) level = SPE_LOG_WARN;
   o->log_level = level;
   log_sink_set_level(level);
   return -1;

@@ -235,16 +235,9 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
 }
 
 static int set_up_logging(const char *level_name) {
-  const char *from = "--log-level";
-  if (level_name == NULL) {
-    level_name = getenv("SPE_LOG");
-    from = "SPE_LOG";
-    if (level_name != NULL && level_name[0] == '\0') level_name = NULL;
-  }
-  int level = SPE_LOG_INFO;
-  if (level_name != NULL && args_parse_log_level(level_name, &level) != 0)
-    return args_usage_error(CMD, "%s: unknown level \"%s\" (expected error, warn, info or "
-                            "debug)", from, level_name);
+  int level, asked;
+  int status = args_log_level(CMD, level_name, &level, &asked);
+  if (status >= 0) return status;
   log_sink_set_level(level);
   return -1;
 }
