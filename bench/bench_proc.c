@@ -19,6 +19,7 @@
 struct bench {
   struct loop lp;
   struct proc_exec *px;
+  json_t *input;  /* {}, as the engine gives a task without upstream */
   long total, started, done, failures;
 };
 
@@ -37,7 +38,8 @@ static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
 
 static void start_one(struct bench *b) {
   struct task_launch l = {.job_id = "01JBENCH000000000000000000", .job_name = "bench",
-                          .task_name = "t", .attempt = 1, .function = "noop"};
+                          .task_name = "t", .attempt = 1, .function = "noop",
+                          .input_json = b->input};
   struct func_run *run;
   struct task_outcome failed;
   b->started++;
@@ -49,7 +51,7 @@ static void start_one(struct bench *b) {
 }
 
 static double round_once(struct fork_server *fs, const spe_registry *reg, long n, uint32_t w) {
-  struct bench b = {.total = n};
+  struct bench b = {.total = n, .input = json_object()};
   if (spe__loop_init(&b.lp) != 0) exit(1);
   struct func_exec_config cfg = {.workers = w, .reg = reg, .fs = fs};
   if (spe__proc_exec_new(&b.px, &cfg, &b.lp, NULL, on_done, &b) != 0) exit(1);
@@ -60,6 +62,7 @@ static double round_once(struct fork_server *fs, const spe_registry *reg, long n
   int64_t ms = spe__mono_ms() - t0;
   spe__proc_exec_free(b.px);
   spe__loop_close(&b.lp);
+  json_decref(b.input);
   if (b.failures) fprintf(stderr, "bench_proc: %ld tasks failed\n", b.failures);
   return (double)n * 1000.0 / (double)(ms > 0 ? ms : 1);
 }

@@ -303,12 +303,21 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* The input of a task without upstream tasks, as the engine gives it: one {}
+ * for all (kept for the whole program). */
+static json_t *empty_input(void) {
+  static json_t *empty;
+  if (empty == NULL) empty = json_object();
+  return empty;
+}
+
 static struct task_launch launch(const char *function, const json_t *arg) {
   return (struct task_launch){.job_id = "01JTESTJOBID0000000000000A",
                               .job_name = "testjob",
                               .task_name = "t",
                               .attempt = 1,
                               .function = function,
+                              .input_json = empty_input(),
                               .arg = arg};
 }
 

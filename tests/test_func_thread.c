@@ -264,12 +264,21 @@ static void open_exec(struct fx *f, uint32_t workers) {
   assert_int_equal(spe__thread_exec_new(&f->tx, &cfg, &f->lp, NULL, on_done, f), 0);
 }
 
+/* The input of a task without upstream tasks, as the engine gives it: one {}
+ * for all (kept for the whole program). */
+static json_t *empty_input(void) {
+  static json_t *empty;
+  if (empty == NULL) empty = json_object();
+  return empty;
+}
+
 static struct task_launch launch_fn(const char *function) {
   return (struct task_launch){.job_id = "01JTESTJOBID0000000000000A",
                               .job_name = "testjob",
                               .task_name = "t",
                               .attempt = 1,
-                              .function = function};
+                              .function = function,
+                              .input_json = empty_input()};
 }
 
 static void start(struct fx *f, const struct task_launch *l, struct slot *s) {

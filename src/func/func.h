@@ -51,6 +51,7 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
                        struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx);
 
 /* Start an attempt of launch->function with launch->input_json (an object,
+ * never NULL - the engine shares one {} among the tasks without upstream;
  * borrowed: referenced if kept) and launch->arg (borrowed, may be NULL).
  * launch->cmd/argv/cwd/env/input are ignored. Returns 0 and *run, or a
  * negative code with *run NULL and `failed` filled (kind "error": no such

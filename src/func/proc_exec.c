@@ -92,18 +92,14 @@ static int build_request(struct pbuf *b, const struct task_launch *l, size_t max
   b->len = 0;
   if (spe__pbuf_reserve(b, sizeof h) != 0) return SPE_ENOMEM;
   b->len = sizeof h;
-  json_t *empty = NULL;
-  const json_t *input = l->input_json;
-  if (input == NULL && (input = empty = json_object()) == NULL) return SPE_ENOMEM;
   int rc = append_str(b, l->job_id, &h.job_id_len) != 0 ||
                    append_str(b, l->job_name, &h.job_name_len) != 0 ||
                    append_str(b, l->task_name, &h.task_len) != 0 ||
                    append_str(b, l->function, &h.func_len) != 0
                ? SPE_ENOMEM
                : 0;
-  if (rc == 0) rc = append_json(b, input, &h.input_len);
+  if (rc == 0) rc = append_json(b, l->input_json, &h.input_len);
   if (rc == 0) rc = append_json(b, l->arg ? l->arg : json_null(), &h.arg_len);
-  json_decref(empty);
   if (rc == 0) memcpy(b->data, &h, sizeof h);
   return rc;
 }

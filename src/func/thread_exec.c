@@ -49,18 +49,12 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   tx->done = done;
   tx->ctx = ctx;
   tx->wake_w.fd = -1;
-  tx->empty_input = json_object();
-  if (tx->empty_input == NULL) {
-    free(tx);
-    return SPE_ENOMEM;
-  }
   int rc = spe__tpool_init(&tx->pool, threads);
   if (rc == 0) {
     rc = spe__io_start(lp, &tx->wake_w, tx->pool.efd, EPOLLIN | EPOLLET, on_wake, tx);
     if (rc != 0) spe__tpool_destroy(&tx->pool);
   }
   if (rc != 0) {
-    json_decref(tx->empty_input);
     free(tx);
     return rc;
   }
@@ -245,6 +239,5 @@ void spe__thread_exec_free(struct thread_exec *tx) {
     spe__trun_free(run);
   }
   spe__tpool_destroy(&tx->pool);
-  json_decref(tx->empty_input);
   free(tx);
 }

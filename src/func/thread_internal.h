@@ -126,7 +126,6 @@ struct thread_exec {
   struct func_run *forced_head, *forced_tail; /* early reports to make */
   struct func_run *free_runs; /* ready for reuse */
   uint32_t nfree;
-  json_t *empty_input;      /* {} for a launch without input_json */
 };
 
 /* thread_run.c */

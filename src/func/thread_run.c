@@ -72,7 +72,7 @@ int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
   run->timeout_ms = l->timeout_ms;
   /* The input may share results with other tasks' inputs, referenced and
    * released on other threads: jansson's reference counts are atomic. */
-  run->input = json_incref(l->input_json ? l->input_json : tx->empty_input);
+  run->input = json_incref(l->input_json);
   run->arg = json_incref(l->arg ? (json_t *)l->arg : json_null());
   return 0;
 }
