@@ -198,6 +198,8 @@ struct slot {
   int done;
   struct task_outcome out;
   struct func_run *run;
+  int started;        /* the started callback came (runs queued ahead) */
+  int64_t started_ms; /*   with this time */
 };
 
 struct fx {
@@ -216,6 +218,18 @@ static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
   s->done = 1;
   s->out = *out;
   f->ndone++;
+}
+
+/* Runs queued ahead: a start is reported once, before the outcome. */
+static void on_started(void *ctx, void *task_ctx, int64_t started_ms) {
+  struct fx *f = ctx;
+  struct slot *s = task_ctx;
+  assert_false(f->in_call);
+  assert_false(s->started);
+  assert_false(s->done);
+  assert_true(started_ms > 0);
+  s->started = 1;
+  s->started_ms = started_ms;
 }
 
 static void reg_add(spe_registry *reg, const char *name, spe_function fn, void *ctx) {
@@ -264,6 +278,17 @@ static void open_exec(struct fx *f, uint32_t workers) {
   assert_int_equal(spe__thread_exec_new(&f->tx, &cfg, &f->lp, NULL, on_done, f), 0);
 }
 
+/* Thread isolation as the engine drives it: `threads` threads, the calls
+ * bounded by the free slots in *slots, starts reported. */
+static void open_exec_slots(struct fx *f, uint32_t threads, _Atomic long *slots) {
+  struct func_exec_config cfg = {.isolation = SPE_ISOLATION_THREAD,
+                                 .workers = threads,
+                                 .reg = f->reg,
+                                 .started = on_started,
+                                 .slots = slots};
+  assert_int_equal(spe__thread_exec_new(&f->tx, &cfg, &f->lp, NULL, on_done, f), 0);
+}
+
 /* The input of a task without upstream tasks, as the engine gives it: one {}
  * for all (kept for the whole program). */
 static json_t *empty_input(void) {
@@ -294,6 +319,21 @@ static void start(struct fx *f, const struct task_launch *l, struct slot *s) {
 static void start_fn(struct fx *f, const char *function, struct slot *s) {
   struct task_launch l = launch_fn(function);
   start(f, &l, s);
+}
+
+/* Queue a run ahead of the slots and hand it over, as the engine does. */
+static void start_ahead(struct fx *f, const char *function, struct slot *s) {
+  struct task_launch l = launch_fn(function);
+  l.ahead = 1;
+  start(f, &l, s);
+  spe__thread_exec_flush(f->tx);
+}
+
+static int withdraw(struct fx *f, struct slot *s, int64_t *started_ms) {
+  f->in_call = 1;
+  int rc = spe__thread_exec_withdraw(f->tx, s->run, started_ms);
+  f->in_call = 0;
+  return rc;
 }
 
 static void signal_run(struct fx *f, struct slot *s, const char *kind) {
@@ -667,6 +707,110 @@ static void test_many_exactly_once(void **state) {
   free(s);
 }
 
+/* ---- runs queued ahead of the slots ---- */
+
+/* Three threads but one slot: calls queued ahead never overlap, each start is
+ * reported before its outcome with the call's own times, and every slot is
+ * back at the end. */
+static void test_ahead_bounded_by_slots(void **state) {
+  struct fx *f = *state;
+  _Atomic long slots = 1;
+  open_exec_slots(f, 3, &slots);
+  atomic_store(&now_running, 0);
+  atomic_store(&most_running, 0);
+  struct slot s[8] = {{0}};
+  for (int i = 0; i < 8; i++) start_ahead(f, "overlap", &s[i]);
+  for (int i = 0; i < 8; i++) wait_for(f, &s[i]);
+  for (int i = 0; i < 8; i++) {
+    assert_true(s[i].started);
+    assert_int_equal(s[i].out.started_ms, s[i].started_ms);
+    assert_true(s[i].out.finished_ms >= s[i].started_ms);
+    assert_int_equal(json_integer_value(result_of(&s[i])), 1);
+    slot_clear(&s[i]);
+  }
+  assert_int_equal(atomic_load(&most_running), 1);
+  assert_int_equal(atomic_load(&slots), 1);
+}
+
+/* A run queued while the only slot is busy is not called: withdrawn, it is
+ * never called nor reported. One whose call has begun cannot be withdrawn:
+ * its start comes back instead (and no started callback after that). */
+static void test_withdraw(void **state) {
+  struct fx *f = *state;
+  _Atomic long slots = 1;
+  open_exec_slots(f, 2, &slots);
+  struct slot busy = {0}, waiting = {0};
+  start_ahead(f, "until_cancelled", &busy);
+  gate_await(&gate.entered, 1);
+  start_ahead(f, "count", &waiting);
+  int64_t started = -1;
+  assert_int_equal(withdraw(f, &waiting, &started), 1);
+  assert_int_equal(started, 0);
+  assert_int_equal(spe__thread_exec_running(f->tx), 1);
+
+  int64_t before = spe__now_ms();
+  assert_int_equal(withdraw(f, &busy, &started), 0);
+  assert_true(started > 0 && started <= before);
+  signal_run(f, &busy, "cancelled");
+  wait_for(f, &busy);
+  assert_false(busy.started); /* the caller noted it */
+  assert_string_equal(err_field(&busy, "kind"), "cancelled");
+  gate_open();
+  /* The busy call returns and gives its slot back; the withdrawn run then
+   * leaves the queue uncalled. Awaited: the slot comes back. */
+  int64_t deadline = spe__mono_ms() + 10000;
+  while (atomic_load(&slots) != 1) {
+    assert_true(spe__mono_ms() < deadline);
+    assert_true(spe__loop_poll(&f->lp, 10) >= 0);
+  }
+  spe__thread_exec_free(f->tx); /* waits for the threads: the queue is gone */
+  f->tx = NULL;
+  assert_int_equal(atomic_load(&ncalls), 0);
+  assert_false(waiting.done);
+  slot_clear(&busy);
+}
+
+/* Every slot held elsewhere (the engine's commands): a run queued ahead waits;
+ * the slot given back with spe__thread_exec_slot_freed() lets it run. */
+static void test_ahead_waits_for_a_freed_slot(void **state) {
+  struct fx *f = *state;
+  _Atomic long slots = 0;
+  open_exec_slots(f, 2, &slots);
+  struct slot s = {0};
+  start_ahead(f, "five", &s);
+  assert_true(spe__loop_poll(&f->lp, 0) >= 0);
+  assert_false(s.started);
+  atomic_fetch_add(&slots, 1);
+  spe__thread_exec_slot_freed(f->tx);
+  wait_for(f, &s);
+  assert_true(s.started);
+  assert_int_equal(json_integer_value(result_of(&s)), 5);
+  slot_clear(&s);
+  assert_int_equal(atomic_load(&slots), 1);
+}
+
+/* A run that comes with the slot its caller took (a recovered job's) goes
+ * before the runs queued ahead, which wait for a slot: on one thread, behind
+ * them, it would never run. Its slot is given back when it returns. */
+static void test_slot_holder_goes_first(void **state) {
+  struct fx *f = *state;
+  _Atomic long slots = 1;
+  open_exec_slots(f, 1, &slots);
+  struct slot ahead = {0}, holder = {0};
+  assert_int_equal(spe__slot_take(&slots), 1); /* the caller's, for `holder` */
+  start_ahead(f, "five", &ahead);
+  start_fn(f, "three", &holder);
+  wait_for(f, &holder);
+  wait_for(f, &ahead);
+  assert_false(holder.started); /* not queued ahead: its start is the caller's */
+  assert_int_equal(json_integer_value(result_of(&holder)), 3);
+  assert_int_equal(json_integer_value(result_of(&ahead)), 5);
+  assert_true(holder.out.finished_ms <= ahead.started_ms);
+  slot_clear(&holder);
+  slot_clear(&ahead);
+  assert_int_equal(atomic_load(&slots), 1);
+}
+
 /* ---- freeing the executor ---- */
 
 /* Queued runs are dropped uncalled, a running call is told it is cancelled and
@@ -734,6 +878,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_workers_bound, setup, teardown),
       cmocka_unit_test_setup_teardown(test_runs_beside_a_long_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_exactly_once, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ahead_bounded_by_slots, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_withdraw, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_ahead_waits_for_a_freed_slot, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slot_holder_goes_first, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_with_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_waits_for_late_calls, setup, teardown),
   };

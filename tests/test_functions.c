@@ -406,6 +406,39 @@ static void cancel_and_close_stop_functions(void **state) {
   h_close(&h);
 }
 
+/* One worker busy with an endless call, four more tasks ready behind it (in
+ * thread isolation they are queued ahead, in the pool): a cancel leaves them
+ * not_run, never started - no attempt, no task_started event. */
+static void cancel_leaves_waiting_calls_unstarted(void **state) {
+  struct harness h;
+  open_with_functions(&h, state, 1);
+  char id[SPE_ID_SIZE];
+  char *text = h_unquote("{'name':'j','tasks':[{'name':'long','exec':'loop'},"
+                         "{'name':'b1','exec':'sum','arg':1},{'name':'b2','exec':'sum','arg':2},"
+                         "{'name':'b3','exec':'sum','arg':3},{'name':'b4','exec':'sum','arg':4}]}");
+  h_submit_start(&h, text, id);
+  free(text);
+  assert_int_equal(h_await_events(&h, id, "task_started", 1, 5000), 1);
+  assert_int_equal(h_count_events(&h, id, "task_started", "long"), 1);
+  assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
+  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
+  assert_int_equal(h_await_events(&h, id, "job_finished", 1, 5000), 1);
+  json_t *job = NULL;
+  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  assert_string_equal(h_job_status(job), "cancelled");
+  assert_string_equal(h_task_error_kind(job, "long"), "cancelled");
+  const char *waiting[] = {"b1", "b2", "b3", "b4"};
+  for (int i = 0; i < 4; i++) {
+    assert_string_equal(h_task_status(job, waiting[i]), "not_run");
+    json_t *t = json_object_get(json_object_get(job, "tasks"), waiting[i]);
+    assert_null(json_object_get(t, "started_ms"));
+    assert_int_equal(h_count_events(&h, id, "task_started", waiting[i]), 0);
+  }
+  assert_int_equal(h_count_events(&h, id, "task_started", NULL), 1);
+  json_decref(job);
+  h_close(&h);
+}
+
 #define FUNCTION_TESTS(iso)                                                    \
   cmocka_unit_test_prestate(bad_jobs_are_refused, iso),                        \
       cmocka_unit_test_prestate(good_job_and_same_name_twice, iso),            \
@@ -417,7 +450,8 @@ static void cancel_and_close_stop_functions(void **state) {
       cmocka_unit_test_prestate(hundred_tasks_and_hundred_jobs, iso),          \
       cmocka_unit_test_prestate(two_jobs_on_ten_workers, iso),                 \
       cmocka_unit_test_prestate(the_call_context, iso),                        \
-      cmocka_unit_test_prestate(cancel_and_close_stop_functions, iso)
+      cmocka_unit_test_prestate(cancel_and_close_stop_functions, iso),         \
+      cmocka_unit_test_prestate(cancel_leaves_waiting_calls_unstarted, iso)
 
 int main(void) {
   static int process = SPE_ISOLATION_PROCESS, thread = SPE_ISOLATION_THREAD;

@@ -65,15 +65,42 @@ static void two_workers_overlap(void **state) {
   h_close(&h);
 }
 
+/* Commands and functions share the workers: with one, a 300 ms command and a
+ * 300 ms function never overlap, whichever starts first. */
+static void commands_and_functions_share_one_worker(void **state) {
+  struct harness h;
+  json_int_t s1, e1, s2, e2;
+  open_with_functions(&h, state, 1);
+  json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'c','cmd':'sleep 0.3'},"
+                           "{'name':'f','exec':'sleep','arg':300},"
+                           "{'name':'c2','cmd':'sleep 0.3'}]}");
+  assert_string_equal(h_job_status(job), "succeeded");
+  assert_int_equal(h_await_events(&h, h_job_id(job), "job_finished", 1, 5000), 1);
+  task_span(&h, job, "c", &s1, &e1);
+  task_span(&h, job, "f", &s2, &e2);
+  if (!(s2 >= e1 || s1 >= e2))
+    fail_msg("overlap: c %lld..%lld, f %lld..%lld", (long long)s1, (long long)e1, (long long)s2,
+             (long long)e2);
+  json_int_t s3, e3;
+  task_span(&h, job, "c2", &s3, &e3);
+  if (!(s3 >= e2 || s2 >= e3))
+    fail_msg("overlap: f %lld..%lld, c2 %lld..%lld", (long long)s2, (long long)e2, (long long)s3,
+             (long long)e3);
+  json_decref(job);
+  h_close(&h);
+}
+
 int main(void) {
   static int process = SPE_ISOLATION_PROCESS, thread = SPE_ISOLATION_THREAD;
   const struct CMUnitTest in_processes[] = {
       cmocka_unit_test_prestate(one_worker_never_overlaps, &process),
       cmocka_unit_test_prestate(two_workers_overlap, &process),
+      cmocka_unit_test_prestate(commands_and_functions_share_one_worker, &process),
   };
   const struct CMUnitTest in_threads[] = {
       cmocka_unit_test_prestate(one_worker_never_overlaps, &thread),
       cmocka_unit_test_prestate(two_workers_overlap, &thread),
+      cmocka_unit_test_prestate(commands_and_functions_share_one_worker, &thread),
   };
   int failed = cmocka_run_group_tests_name("process isolation", in_processes, NULL, NULL);
   failed += cmocka_run_group_tests_name("thread isolation", in_threads, NULL, NULL);

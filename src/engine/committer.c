@@ -46,7 +46,7 @@ int spe__committer_start(struct committer *c, struct store *st) {
   if (c->donefd < 0) return SPE_ESYS;
   pthread_mutex_init(&c->lock, NULL);
   pthread_cond_init(&c->cond, NULL);
-  int rc = spe__thread_start(&c->thread, committer_main, c);
+  int rc = spe__thread_start(&c->thread, "spe-commit", committer_main, c);
   if (rc != 0) {
     close(c->donefd);
     pthread_mutex_destroy(&c->lock);

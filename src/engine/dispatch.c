@@ -123,6 +123,89 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
   free(stack);
 }
 
+/* ---- slots and attempts queued ahead (struct attempt) ---- */
+
+static int goes_ahead(const struct engine *eng, const struct job_run *job, uint32_t t) {
+  return eng->thread_iso && job->def->tasks[t].body == TASK_EXEC && !job->careful;
+}
+
+static void slot_give(struct engine *eng) {
+  atomic_fetch_add_explicit(&eng->slots, 1, memory_order_release);
+  if (eng->queued > 0) spe__func_slot_freed(eng->func); /* a run may take it */
+}
+
+static void attempt_unlink(struct engine *eng, struct attempt *a) {
+  if (a->prev) a->prev->next = a->next;
+  else eng->attempts = a->next;
+  if (a->next) a->next->prev = a->prev;
+}
+
+/* Task t starts its next attempt at `at_ms`. */
+static void mark_started(struct engine *eng, struct job_run *job, uint32_t t, int64_t at_ms) {
+  struct task_state *ts = &job->tasks[t];
+  ts->status = TASK_RUNNING;
+  ts->attempts++;
+  ts->started_ms = at_ms;
+  json_decref(ts->error);
+  ts->error = NULL;
+  spe__record_task(eng, job, t);
+  json_t *ev = spe__event_new_at(eng, job, "task_started", at_ms);
+  if (ev) {
+    json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
+    json_object_set_new(ev, "attempt", json_integer(ts->attempts));
+    spe__record_event(eng, ev);
+  }
+}
+
+/* An attempt queued ahead has started (once; later notes are no-ops). */
+static void note_started(struct engine *eng, struct attempt *a, int64_t at_ms) {
+  if (!a->queued) return;
+  a->queued = 0;
+  eng->queued--;
+  mark_started(eng, a->job, a->task, at_ms > 0 ? at_ms : spe__now_ms());
+}
+
+void spe__engine_on_started(void *ctx, void *task_ctx, int64_t started_ms) {
+  note_started(ctx, task_ctx, started_ms);
+}
+
+/* Take back an attempt queued ahead. Returns 1 if it had not started: it is
+ * gone (the task stays pending, nothing was recorded); 0 if its call had
+ * begun: its start is noted and it runs like any other. */
+static int unqueue(struct engine *eng, struct attempt *a) {
+  int64_t started = 0;
+  if (a->frun != NULL && !spe__func_withdraw(eng->func, a->frun, &started)) {
+    note_started(eng, a, started);
+    return 0;
+  }
+  attempt_unlink(eng, a);
+  eng->running--;
+  eng->queued--;
+  if (a->frun != NULL) free(a);
+  else a->withdrawn = 1; /* still on a list of attempts to spawn, which drops it */
+  return 1;
+}
+
+/* Withdraw every attempt of `job` (or of every job, NULL) queued ahead whose
+ * call has not begun. */
+static void unqueue_all(struct engine *eng, const struct job_run *job) {
+  if (eng->queued == 0) return;
+  for (struct attempt *a = eng->attempts, *next; a; a = next) {
+    next = a->next;
+    if (a->queued && (job == NULL || a->job == job)) unqueue(eng, a);
+  }
+}
+
+int spe__engine_can_pick(struct engine *eng) {
+  const struct ready_entry *e = spe__ready_peek(&eng->ready);
+  if (e == NULL) return 0;
+  const struct job_run *job = e->job;
+  if (job->status != JOB_RUNNING || job->cancelling || job->tasks[e->task].status != TASK_PENDING)
+    return 1; /* stale: the pick drops it */
+  if (goes_ahead(eng, job, e->task)) return eng->queued < eng->ahead_cap;
+  return atomic_load_explicit(&eng->slots, memory_order_relaxed) > 0;
+}
+
 /* Signal a spawned attempt, whichever executor runs it; 0 if not spawned yet. */
 static int signal_attempt(struct engine *eng, struct attempt *a, int sig, const char *kind) {
   if (a->run) spe__cmd_signal(eng->cmd, a->run, sig, kind);
@@ -136,6 +219,9 @@ void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
   job->cancelling = 1;
   spe__record_event(eng, spe__event_new(eng, job, "job_cancelled"));
   if (job->status == JOB_SUBMITTED) job->status = JOB_RUNNING; /* so that it can finish */
+  /* Calls queued ahead and not begun are taken back: those tasks never
+   * started. Those that have begun are running tasks like the others. */
+  unqueue_all(eng, job);
   /* Tasks not started (including those waiting out a retry) will never run. */
   for (uint32_t t = 0; t < job->def->ntasks; t++)
     if (job->tasks[t].status == TASK_PENDING) mark_not_run(eng, job, t, -1);
@@ -170,6 +256,8 @@ void spe__engine_stop_tasks(struct engine *eng) {
     spe__timer_stop(&eng->loop, &r->timer);
     free(r);
   }
+  /* Calls queued ahead and not begun are taken back: they stay pending. */
+  unqueue_all(eng, NULL);
   int signalled = 0;
   for (struct attempt *a = eng->attempts; a; a = a->next) {
     if (a->cancelled) continue;
@@ -187,12 +275,6 @@ void spe__engine_stop_tasks(struct engine *eng) {
 
 /* ---- picking and spawning ---- */
 
-static void attempt_unlink(struct engine *eng, struct attempt *a) {
-  if (a->prev) a->prev->next = a->next;
-  else eng->attempts = a->next;
-  if (a->next) a->next->prev = a->prev;
-}
-
 static int list_add(struct attempt_list *l, struct attempt *a) {
   if (l->len == l->cap) {
     uint32_t cap = l->cap ? l->cap * 2 : 64;
@@ -206,12 +288,20 @@ static int list_add(struct attempt_list *l, struct attempt *a) {
 }
 
 void spe__engine_pick(struct engine *eng) {
+  const struct ready_entry *top;
   struct ready_entry e;
-  while (eng->running < eng->cfg.workers && spe__ready_pop(&eng->ready, &e)) {
-    struct job_run *job = e.job;
-    struct task_state *ts = &job->tasks[e.task];
-    /* Entries of cancelled jobs stay in the heap and are skipped here. */
-    if (job->status != JOB_RUNNING || job->cancelling || ts->status != TASK_PENDING) continue;
+  int ahead = 0;
+  while ((top = spe__ready_peek(&eng->ready)) != NULL) {
+    struct job_run *job = top->job;
+    struct task_state *ts = &job->tasks[top->task];
+    /* Entries of cancelled jobs stay in the heap and are dropped here. */
+    if (job->status != JOB_RUNNING || job->cancelling || ts->status != TASK_PENDING) {
+      spe__ready_pop(&eng->ready, &e);
+      continue;
+    }
+    ahead = goes_ahead(eng, job, top->task);
+    if (ahead ? eng->queued >= eng->ahead_cap : !spe__slot_take(&eng->slots)) return;
+    spe__ready_pop(&eng->ready, &e);
     struct attempt *a = calloc(1, sizeof *a);
     if (a == NULL) goto nomem;
     /* A task whose inputs a committed set recorded may start at once: nothing
@@ -235,24 +325,19 @@ void spe__engine_pick(struct engine *eng) {
     a->next = eng->attempts;
     if (eng->attempts) eng->attempts->prev = a;
     eng->attempts = a;
-
-    ts->status = TASK_RUNNING;
-    ts->attempts++;
-    ts->started_ms = spe__now_ms();
-    json_decref(ts->error);
-    ts->error = NULL;
     eng->running++;
-    job->running++;
-    spe__record_task(eng, job, e.task);
-    json_t *ev = spe__event_new(eng, job, "task_started");
-    if (ev) {
-      json_object_set_new(ev, "task", json_string(job->def->tasks[e.task].name));
-      json_object_set_new(ev, "attempt", json_integer(ts->attempts));
-      spe__record_event(eng, ev);
+    if (ahead) {
+      /* Nothing changes until the pool says the call began. */
+      a->queued = 1;
+      eng->queued++;
+    } else {
+      a->slot = 1;
+      mark_started(eng, job, e.task, spe__now_ms());
     }
   }
   return;
 nomem:
+  if (!ahead) atomic_fetch_add_explicit(&eng->slots, 1, memory_order_relaxed);
   spe__engine_push_ready(eng, e.job, e.task, e.round);
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
@@ -326,6 +411,7 @@ static int spawn_function(struct engine *eng, struct attempt *a, struct task_lau
   const struct task_def *td = &a->job->def->tasks[a->task];
   launch->function = td->cmd;
   launch->arg = td->arg;
+  launch->ahead = a->queued;
   launch->input_json = no_inputs(a->job, a->task) ? json_incref(eng->empty_input)
                                                   : build_input(a->job, a->task);
   if (launch->input_json == NULL) {
@@ -334,6 +420,8 @@ static int spawn_function(struct engine *eng, struct attempt *a, struct task_lau
   }
   int rc = spe__func_start(eng->func, launch, a, &a->frun, failed);
   json_decref(launch->input_json);
+  /* A thread-isolated call gives its slot back itself when it returns. */
+  if (rc == 0 && eng->thread_iso) a->slot = 0;
   return rc;
 }
 
@@ -343,6 +431,10 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
   struct job_run *job = a->job;
   const struct task_def *td = &job->def->tasks[a->task];
   struct task_outcome failed = {0};
+  if (a->withdrawn) { /* taken back before its turn came: already forgotten */
+    free(a);
+    return;
+  }
   if (a->cancelled || a->interrupted) {
     /* Cancelled or stopped while it waited for its inputs' commit. */
     failed.error = spe__error_new("cancelled", "the job was cancelled");
@@ -352,7 +444,8 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
       .job_id = job->id,
       .job_name = job->def->name,
       .task_name = td->name,
-      .attempt = job->tasks[a->task].attempts,
+      /* An attempt queued ahead is counted when it starts. */
+      .attempt = job->tasks[a->task].attempts + a->queued,
       .timeout_ms = td->timeout_ms,
       .max_result_bytes = eng->cfg.max_result_bytes,
   };
@@ -386,17 +479,26 @@ fail:
 void spe__engine_spawn_list(struct engine *eng, struct attempt_list *l) {
   /* spawn_one may pick nothing and add to no list, so iterating is safe. */
   for (uint32_t i = 0; i < l->len; i++) spawn_one(eng, l->items[i]);
+  if (l->len > 0) spe__func_flush(eng->func);
   l->len = 0;
 }
 
 void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
   for (uint32_t i = 0; i < l->len; i++) {
     struct attempt *a = l->items[i];
-    struct task_state *ts = &a->job->tasks[a->task];
-    ts->status = TASK_PENDING;
-    ts->attempts--;
+    if (a->withdrawn) {
+      free(a);
+      continue;
+    }
+    if (a->queued) {
+      eng->queued--;
+    } else {
+      struct task_state *ts = &a->job->tasks[a->task];
+      ts->status = TASK_PENDING;
+      ts->attempts--;
+    }
+    if (a->slot) slot_give(eng);
     eng->running--;
-    a->job->running--;
     attempt_unlink(eng, a);
     free(a);
   }
@@ -439,9 +541,11 @@ static int schedule_retry(struct engine *eng, struct job_run *job, uint32_t t, i
   return 0;
 }
 
+/* task_terminated, dated when the attempt ended (its outcome's end). */
 static json_t *terminated_event(struct engine *eng, struct job_run *job, uint32_t t,
-                                const char *status) {
-  json_t *ev = spe__event_new(eng, job, "task_terminated");
+                                const char *status, const struct task_outcome *out) {
+  json_t *ev = spe__event_new_at(eng, job, "task_terminated",
+                                 out->finished_ms > 0 ? out->finished_ms : spe__now_ms());
   if (ev == NULL) return NULL;
   json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
   json_object_set_new(ev, "attempt", json_integer(job->tasks[t].attempts));
@@ -454,7 +558,7 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
   uint32_t t = a->task;
   struct task_state *ts = &job->tasks[t];
   const struct task_def *td = &job->def->tasks[t];
-  json_t *ev = terminated_event(eng, job, t, "failed");
+  json_t *ev = terminated_event(eng, job, t, "failed", out);
   json_object_set(ev, "error", out->error);
   int64_t delay = 0;
   if (!a->cancelled && !job->cancelling && ts->attempts <= td->retries &&
@@ -482,14 +586,16 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
   struct job_run *job = a->job;
   uint32_t t = a->task;
   struct task_state *ts = &job->tasks[t];
+  /* One that failed to start, queued ahead: it started, and ended at once. */
+  note_started(eng, a, out->started_ms);
   attempt_unlink(eng, a);
   eng->running--;
-  job->running--;
+  if (a->slot) slot_give(eng);
 
   if (a->interrupted && !a->cancelled) {
     /* Stopped by a shutdown: the attempt does not count; a later run starts
      * the task again. */
-    spe__record_event(eng, terminated_event(eng, job, t, "interrupted"));
+    spe__record_event(eng, terminated_event(eng, job, t, "interrupted", out));
     ts->status = TASK_PENDING;
     ts->attempts--;
     json_decref(out->result);
@@ -502,7 +608,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     job->remaining--;
     eng->stats.tasks_succeeded++;
     spe__record_task(eng, job, t);
-    json_t *ev = terminated_event(eng, job, t, "succeeded");
+    json_t *ev = terminated_event(eng, job, t, "succeeded", out);
     json_object_set(ev, "result", ts->result);
     spe__record_event(eng, ev);
     const struct job_def *def = job->def;

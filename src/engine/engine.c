@@ -185,13 +185,13 @@ static int set_empty(const struct round_set *set) {
 
 static int has_work(struct engine *eng) {
   if (!eng->flight && !set_empty(eng->fill)) return 1;
-  if (eng->stop_seen || eng->ready.len == 0) return 0;
-  return eng->running < eng->cfg.workers;
+  if (eng->stop_seen) return 0;
+  return spe__engine_can_pick(eng);
 }
 
 /* The counters as other threads see them (spe_stats_get); under eng->lock. */
 static void stats_seen_locked(struct engine *eng) {
-  eng->stats.tasks_running = eng->running;
+  eng->stats.tasks_running = eng->running - eng->queued;
   eng->stats.tasks_ready = eng->ready.len;
   eng->stats_seen = eng->stats;
 }
@@ -302,7 +302,11 @@ static void *engine_main(void *arg) {
     int busy = has_work(eng);
     /* Not while a commit is in flight: then the committer needs the CPU. */
     if (!busy && !eng->flight) spe__func_spin(eng->func, FUNC_SPIN_NS);
+    if (!busy) busy = spe__func_sleep_begin(eng->func);
     int rc = spe__loop_poll(&eng->loop, busy ? 0 : -1);
+    spe__func_sleep_end(eng->func);
+    /* Calls that began or ended without waking the loop. */
+    spe__func_poll(eng->func);
     if (rc < 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "event loop failed: %s", strerror(errno));
       pthread_mutex_lock(&eng->lock);
@@ -479,6 +483,13 @@ static int init_cond_monotonic(pthread_cond_t *c) {
   return rc;
 }
 
+/* Thread-isolated calls queued ahead of the free slots: per slot, and in all.
+ * Enough that a pool thread returning from a call finds the next one waiting
+ * (the engine hands them over in batches, once per round), few enough that a
+ * cancel or a shutdown withdraws them at once. */
+#define AHEAD_PER_WORKER 64
+#define AHEAD_MAX 4096
+
 /* Free everything the engine holds; its thread is not running. */
 static void release(struct engine *eng) {
   if (eng->commit_w.fd >= 0) spe__io_stop(&eng->loop, &eng->commit_w);
@@ -536,12 +547,20 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
     rc = SPE_ENOMEM;
     goto fail;
   }
+  /* `workers` slots (UINT32_MAX: unbound); thread isolation queues up to
+   * AHEAD_PER_WORKER calls per slot ahead (struct attempt). */
+  atomic_init(&eng->slots, (long)cfg->workers);
+  eng->thread_iso = cfg->isolation == SPE_ISOLATION_THREAD;
+  eng->ahead_cap = cfg->workers >= AHEAD_MAX / AHEAD_PER_WORKER ? AHEAD_MAX
+                                                                 : cfg->workers * AHEAD_PER_WORKER;
   struct func_exec_config fcfg = {
       .isolation = cfg->isolation,
       .workers = cfg->workers,
       .max_result_bytes = cfg->max_result_bytes,
       .reg = cfg->functions,
       .fs = cfg->fork_server,
+      .started = spe__engine_on_started,
+      .slots = eng->thread_iso ? &eng->slots : NULL,
   };
   rc = spe__func_exec_new(&eng->func, &fcfg, &eng->loop, &eng->cfg.log, spe__engine_on_done,
                           eng);
@@ -570,7 +589,7 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
     eng->async = rc == 0;
   }
   if (rc != 0) goto fail;
-  rc = spe__thread_start(&eng->thread, engine_main, eng);
+  rc = spe__thread_start(&eng->thread, "spe-engine", engine_main, eng);
   if (rc != 0) {
     spe__msg_set(msg, "cannot start the engine thread: %s", strerror(rc));
     rc = SPE_ESYS;

@@ -60,13 +60,29 @@ struct task_state {
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
 };
 
-/* One attempt in flight: from the pick to its outcome. */
+/* One attempt in flight: from the pick to its outcome.
+ *
+ * Slots: at most `workers` tasks run at once, commands and functions
+ * together, counted by eng->slots (free slots). A command, a function in a
+ * worker process, and a function of a recovered job take a slot when they
+ * are picked. Other thread-isolated functions are queued ahead (`queued`):
+ * handed to the pool without a slot, up to eng->ahead_cap of them; a pool
+ * thread takes a slot when it calls one, and only when the pool reports that
+ * start does the task become running (its attempt counted, task_started
+ * published with the real start time). One withdrawn before its call
+ * (cancel, shutdown) never started: the task stays pending, no event. Every
+ * thread-isolated call gives its slot back when it returns (a pool thread
+ * does); the engine gives back the slots of the others. */
 struct attempt {
   struct attempt *prev, *next; /* eng->attempts */
   struct job_run *job;
   uint32_t task;
   int cancelled;               /* cancelled: report kind "cancelled" */
   int interrupted;             /* shutdown: put the task back to pending */
+  uint8_t queued;              /* queued ahead, its start not yet noted */
+  uint8_t withdrawn;           /* queued ahead and taken back before it was
+                                  handed over: dropped when its list is spawned */
+  uint8_t slot;                /* the engine took a slot it gives back */
   struct cmd_run *run;         /* once spawned: a command, */
   struct func_run *frun;       /* or an exec function */
 };
@@ -79,7 +95,6 @@ struct job_run {
   enum job_status visible; /* under eng->lock: the committed status, for waiters */
   int64_t submitted_ms, started_ms, finished_ms;
   uint32_t remaining;      /* tasks not yet succeeded, failed or not_run */
-  uint32_t running;        /* tasks running now */
   uint32_t failed;         /* tasks failed */
   uint32_t walk;           /* the last ancestor-walk number */
   int cancelling;          /* cancel requested: finishes as cancelled */
@@ -156,7 +171,12 @@ struct engine {
 
   /* Engine thread only. */
   struct ready_queue ready;
-  uint32_t running;                /* tasks running (or picked), all jobs */
+  uint32_t running;                /* attempts picked and not ended, all jobs
+                                      (queued ahead included) */
+  uint32_t queued;                 /* of them, queued ahead, not yet started */
+  uint32_t ahead_cap;              /* the most attempts queued ahead */
+  int thread_iso;                  /* exec tasks run in thread isolation */
+  _Atomic long slots;              /* free slots (see struct attempt) */
   uint32_t job_order;              /* next job's submission order */
   size_t unfinished;               /* jobs in `jobs` not finished (the limit
                                       cfg.max_unfinished is checked on submit) */
@@ -204,6 +224,11 @@ void spe__engine_spawn_list(struct engine *eng, struct attempt_list *l);
 /* Put the attempts of a list back as if never picked (their batch failed). */
 void spe__engine_drop_list(struct engine *eng, struct attempt_list *l);
 void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out);
+/* The function executor: an attempt queued ahead has started. */
+void spe__engine_on_started(void *ctx, void *task_ctx, int64_t started_ms);
+/* Whether the first ready task could be picked now (a slot, or room to queue
+ * it ahead); 1 also for a stale entry, which a pick drops. */
+int spe__engine_can_pick(struct engine *eng);
 void spe__engine_stop_tasks(struct engine *eng);
 void spe__engine_grace_expired(struct loop *lp, struct timer *t);
 struct job_run *spe__job_run_new(struct job_def *def, uint32_t order);
@@ -244,6 +269,9 @@ void spe__record_event(struct engine *eng, json_t *ev);
  * or memory ran out. Every field added to NULL is dropped by jansson;
  * spe__record_event(NULL) does nothing. Guard costly fields with `if (ev)`. */
 json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type);
+/* The same, for a change that happened at `at_ms` (wall clock) rather than now. */
+json_t *spe__event_new_at(struct engine *eng, const struct job_run *job, const char *type,
+                          int64_t at_ms);
 
 /* snapshot.c: the SPEC §3 view. */
 json_t *spe__job_json(const struct job_run *job);

@@ -48,6 +48,10 @@ static void sift_down(struct ready_queue *q, uint32_t i, struct ready_entry last
   q->heap[i] = last;
 }
 
+const struct ready_entry *spe__ready_peek(const struct ready_queue *q) {
+  return q->len > 0 ? &q->heap[0] : NULL;
+}
+
 int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
   if (q->len == 0) return 0;
   *out = q->heap[0];

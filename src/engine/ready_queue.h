@@ -26,6 +26,8 @@ void spe__ready_init(struct ready_queue *q);
 void spe__ready_free(struct ready_queue *q);
 int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
                     uint32_t rank, uint32_t job_order, uint32_t round);
+/* The first entry, left in the queue; NULL when the queue is empty. */
+const struct ready_entry *spe__ready_peek(const struct ready_queue *q);
 /* Remove the first entry into *out; 0 when the queue is empty. */
 int spe__ready_pop(struct ready_queue *q, struct ready_entry *out);
 /* Remove every entry for which drop(entry, ctx) is non-zero (prune: entries of

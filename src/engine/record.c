@@ -55,6 +55,11 @@ void spe__record_event(struct engine *eng, json_t *ev) {
 }
 
 json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type) {
+  return spe__event_new_at(eng, job, type, spe__now_ms());
+}
+
+json_t *spe__event_new_at(struct engine *eng, const struct job_run *job, const char *type,
+                          int64_t at_ms) {
   /* A subscription made while this round runs may miss the round's events:
    * they report changes made before it existed (spe_subscribe). */
   /* Someone can see an event if the store keeps it (an event log, or the
@@ -62,7 +67,7 @@ json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char
    * receives it. */
   if (!eng->store->keeps_events && !spe__bus_has_subscribers(eng->bus)) return NULL;
   /* "seq" comes first and is filled in by the store's commit. */
-  json_t *ev = json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)spe__now_ms(),
+  json_t *ev = json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)at_ms,
                          "job", job->id, "type", type);
   if (ev == NULL) spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording an event");
   return ev;

@@ -207,7 +207,7 @@ int spe__bus_new(struct event_bus **out) {
   pthread_cond_init(&bus->wake, NULL);
   pthread_cond_init(&bus->progress, NULL);
 
-  int rc = spe__thread_start(&bus->thread, delivery_main, bus);
+  int rc = spe__thread_start(&bus->thread, "spe-events", delivery_main, bus);
   if (rc != 0) {
     pthread_cond_destroy(&bus->progress);
     pthread_cond_destroy(&bus->wake);

@@ -36,6 +36,8 @@ struct task_launch {
   const json_t *arg;      /* `exec`: the task's `arg`, or NULL */
   json_t *input_json;     /* `exec`: the input object (the executor references it
                              if it keeps it); `input` is then unused */
+  int ahead;              /* `exec`, thread isolation: queued ahead of a slot
+                             (func/func.h, spe__func_withdraw) */
 
   uint64_t timeout_ms;    /* 0 = none */
   size_t max_result_bytes;/* stdout beyond this fails the attempt */

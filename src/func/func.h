@@ -33,6 +33,11 @@ struct func_exec;
 struct func_run;
 struct fork_server;
 
+/* Thread isolation, runs queued ahead: the call of the attempt `task_ctx`
+ * began at started_ms (wall clock). Called on the loop's thread, before the
+ * attempt's outcome, in the order the calls began and ended. */
+typedef void (*func_started_fn)(void *ctx, void *task_ctx, int64_t started_ms);
+
 struct func_exec_config {
   int isolation;                  /* SPE_ISOLATION_PROCESS or _THREAD */
   uint32_t workers;               /* the most calls running at once; UINT32_MAX =
@@ -43,6 +48,16 @@ struct func_exec_config {
   struct fork_server *fs;         /* process isolation: the fork server that
                                      spe_open() started (borrowed); NULL = none
                                      (then every start fails with kind "error") */
+  func_started_fn started;        /* thread isolation: starts of runs queued
+                                     ahead; NULL when none are */
+  _Atomic long *slots;            /* thread isolation: the free slots shared
+                                     with the caller (borrowed, outlives the
+                                     executor), or NULL (no gate but the
+                                     threads). A run queued ahead takes one
+                                     when its call begins; every run gives
+                                     its slot back when its call returns (a
+                                     run not queued ahead holds one that the
+                                     caller took for it). */
 };
 
 /* Create the executor on a loop. `done` receives every outcome (same contract
@@ -59,6 +74,37 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
  * called. Otherwise the done callback is called later, exactly once. */
 int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void *task_ctx,
                     struct func_run **run, struct task_outcome *failed);
+
+/* Take a free slot of `slots` (func_exec_config.slots); 0 when none is free. */
+int spe__slot_take(_Atomic long *slots);
+
+/* Thread isolation, a run started with launch->ahead: take it back if its
+ * call has not begun. Returns 1 if it was withdrawn (it will never be called
+ * nor reported: the done callback is not called for it), 0 if its call has
+ * begun: then *started_ms is its start, and the started callback is not
+ * called for it (the caller notes the start itself). Process isolation, or a
+ * run not queued ahead: returns 0 with *started_ms 0. */
+int spe__func_withdraw(struct func_exec *fx, struct func_run *run, int64_t *started_ms);
+
+/* A slot of cfg->slots was given back by the caller: a pool thread may take
+ * it for a run queued ahead. */
+void spe__func_slot_freed(struct func_exec *fx);
+
+/* Thread isolation: runs started with launch->ahead are handed to the pool
+ * here, all at once (so that a round's worth costs one lock); call it after
+ * a series of starts. Otherwise a no-op. */
+void spe__func_flush(struct func_exec *fx);
+
+/* Thread isolation: the pool does not wake an awake loop for each call that
+ * begins or ends. The loop reports them from spe__func_poll(), which it calls
+ * in every round, and brackets its sleep with spe__func_sleep_begin() (which
+ * returns 1 when it should not sleep: something waits) and
+ * spe__func_sleep_end(), between which the pool wakes it. A loop that never
+ * calls spe__func_sleep_end() is woken for every batch of notes. No-ops (0)
+ * for process isolation. */
+void spe__func_poll(struct func_exec *fx);
+int spe__func_sleep_begin(struct func_exec *fx);
+void spe__func_sleep_end(struct func_exec *fx);
 
 /* Stop an attempt. Process isolation: send `sig` to the worker's process group
  * (the worker is not reused). Thread isolation: the function cannot be

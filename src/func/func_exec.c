@@ -39,6 +39,31 @@ void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const
   else spe__proc_signal(fx->proc, run, sig, kind);
 }
 
+int spe__func_withdraw(struct func_exec *fx, struct func_run *run, int64_t *started_ms) {
+  *started_ms = 0;
+  return fx->thr ? spe__thread_exec_withdraw(fx->thr, run, started_ms) : 0;
+}
+
+void spe__func_slot_freed(struct func_exec *fx) {
+  if (fx->thr) spe__thread_exec_slot_freed(fx->thr);
+}
+
+void spe__func_flush(struct func_exec *fx) {
+  if (fx->thr) spe__thread_exec_flush(fx->thr);
+}
+
+void spe__func_poll(struct func_exec *fx) {
+  if (fx->thr) spe__thread_exec_poll(fx->thr);
+}
+
+int spe__func_sleep_begin(struct func_exec *fx) {
+  return fx->thr ? spe__thread_exec_sleep_begin(fx->thr) : 0;
+}
+
+void spe__func_sleep_end(struct func_exec *fx) {
+  if (fx->thr) spe__thread_exec_sleep_end(fx->thr);
+}
+
 uint32_t spe__func_running(const struct func_exec *fx) {
   return fx->thr ? spe__thread_exec_running(fx->thr) : spe__proc_running(fx->proc);
 }

@@ -29,6 +29,12 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
 void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int sig,
                              const char *kind);
 uint32_t spe__thread_exec_running(const struct thread_exec *tx);
+int spe__thread_exec_withdraw(struct thread_exec *tx, struct func_run *run, int64_t *started_ms);
+void spe__thread_exec_slot_freed(struct thread_exec *tx);
+void spe__thread_exec_flush(struct thread_exec *tx);
+void spe__thread_exec_poll(struct thread_exec *tx);
+int spe__thread_exec_sleep_begin(struct thread_exec *tx);
+void spe__thread_exec_sleep_end(struct thread_exec *tx);
 void spe__thread_exec_spin(struct thread_exec *tx, int64_t max_ns);
 void spe__thread_exec_free(struct thread_exec *tx);
 

@@ -47,9 +47,10 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   tx->lg = lg;
   tx->reg = cfg->reg;
   tx->done = done;
+  tx->started = cfg->started;
   tx->ctx = ctx;
   tx->wake_w.fd = -1;
-  int rc = spe__tpool_init(&tx->pool, threads);
+  int rc = spe__tpool_init(&tx->pool, threads, cfg->slots);
   if (rc == 0) {
     rc = spe__io_start(lp, &tx->wake_w, tx->pool.efd, EPOLLIN | EPOLLET, on_wake, tx);
     if (rc != 0) spe__tpool_destroy(&tx->pool);
@@ -66,8 +67,20 @@ static int64_t timeout_delay(uint64_t timeout_ms) {
   return timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)timeout_ms;
 }
 
+/* A run queued ahead whose call has begun: report its start, once. */
+static void report_start(struct thread_exec *tx, struct func_run *run) {
+  if (!run->ahead || run->start_reported || run->reported ||
+      atomic_load_explicit(&run->state, memory_order_acquire) != RUN_CALLING)
+    return;
+  run->start_reported = 1;
+  if (tx->started != NULL)
+    tx->started(tx->ctx, run->task_ctx,
+                atomic_load_explicit(&run->started_ms, memory_order_relaxed));
+}
+
 /* Report a run (not reported yet) to the done callback. */
 static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms) {
+  report_start(tx, run); /* a start always comes before its end */
   struct task_outcome out;
   spe__trun_outcome(run, now_ms, &out);
   spe__timer_stop(tx->lp, &run->timer);
@@ -128,18 +141,48 @@ static void finish(struct thread_exec *tx, struct func_run *run, int64_t now_ms)
   if (!run->forced_queued) spe__trun_put(tx, run);
 }
 
-static void on_wake(struct loop *lp, struct io_watch *w, uint32_t events) {
-  struct thread_exec *tx = w->data;
-  struct func_run *list = spe__tpool_take_done(&tx->pool);
+/* Report what the pool noted, and the early reports. */
+static void take_notes(struct thread_exec *tx) {
+  struct run_note *notes = spe__tpool_take_notes(&tx->pool);
   report_forced(tx);
-  if (list == NULL) return;
+  if (notes == NULL) return;
   int64_t now = spe__now_ms();
-  for (struct func_run *run = list, *next; run != NULL; run = next) {
-    next = run->next; /* the done callback may reuse `run` once it is put back */
-    finish(tx, run, now);
+  for (struct run_note *n = notes, *next; n != NULL; n = next) {
+    next = n->next; /* the callbacks may reuse the run once it is put back */
+    if (n->end) finish(tx, n->run, now);
+    else report_start(tx, n->run);
   }
   /* Signals sent by the done callbacks: no need to wait for another wake-up. */
   report_forced(tx);
+}
+
+static void on_wake(struct loop *lp, struct io_watch *w, uint32_t events) {
+  take_notes(w->data);
+}
+
+void spe__thread_exec_poll(struct thread_exec *tx) {
+  if (spe__tpool_has_notes(&tx->pool)) take_notes(tx);
+}
+
+int spe__thread_exec_sleep_begin(struct thread_exec *tx) {
+  return spe__tpool_sleep_begin(&tx->pool);
+}
+
+void spe__thread_exec_sleep_end(struct thread_exec *tx) { spe__tpool_sleep_end(&tx->pool); }
+
+static void warn_threads(struct thread_exec *tx, char *msg) {
+  if (msg == NULL) return;
+  spe__log(tx->lg, SPE_LOG_WARN, "thread isolation: %s; going on with %u threads", msg,
+           tx->pool.nthreads);
+  free(msg);
+}
+
+void spe__thread_exec_flush(struct thread_exec *tx) {
+  if (tx->staged_head == NULL) return;
+  char *msg = NULL;
+  spe__tpool_submit_list(&tx->pool, tx->staged_head, tx->staged_tail, &msg);
+  tx->staged_head = tx->staged_tail = NULL;
+  warn_threads(tx, msg);
 }
 
 /* A start that failed: `error` (the error object, may be NULL) goes to `failed`. */
@@ -174,12 +217,21 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
     spe__trun_put(tx, run);
     return fail_start(failed, rc, spe__error_new("error", "out of memory starting a call"));
   }
+  if (run->ahead && tx->pool.nthreads > 0) {
+    /* Handed over with the others of this round (spe__thread_exec_flush). */
+    run->next = NULL;
+    if (tx->staged_tail) tx->staged_tail->next = run;
+    else tx->staged_head = run;
+    tx->staged_tail = run;
+    tx->nrunning++;
+    *out = run;
+    return 0;
+  }
   char *msg = NULL;
   rc = spe__tpool_submit(&tx->pool, run, &msg);
-  if (rc == 0 && msg != NULL) {
-    spe__log(tx->lg, SPE_LOG_WARN, "thread isolation: %s; going on with %u threads", msg,
-             tx->pool.nthreads);
-    free(msg);
+  if (rc == 0) {
+    warn_threads(tx, msg);
+    msg = NULL;
   }
   if (rc != 0) {
     spe__timer_stop(tx->lp, &run->timer);
@@ -215,8 +267,33 @@ void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int s
 
 uint32_t spe__thread_exec_running(const struct thread_exec *tx) { return tx->nrunning; }
 
+int spe__thread_exec_withdraw(struct thread_exec *tx, struct func_run *run, int64_t *started_ms) {
+  *started_ms = 0;
+  if (run == NULL || !run->ahead || run->reported) return 0;
+  int queued = RUN_QUEUED;
+  if (atomic_compare_exchange_strong_explicit(&run->state, &queued, RUN_WITHDRAWN,
+                                              memory_order_acq_rel, memory_order_acquire)) {
+    /* Never called, never reported: the pool hands it back (its end note)
+     * and finish() only puts it away. */
+    spe__timer_stop(tx->lp, &run->timer);
+    run->reported = 1;
+    tx->nrunning--;
+    return 1;
+  }
+  /* Its call has begun: the caller notes the start, the note is skipped. */
+  run->start_reported = 1;
+  *started_ms = atomic_load_explicit(&run->started_ms, memory_order_relaxed);
+  return 0;
+}
+
+void spe__thread_exec_slot_freed(struct thread_exec *tx) {
+  char *msg = NULL;
+  spe__tpool_kick(&tx->pool, &msg);
+  warn_threads(tx, msg);
+}
+
 void spe__thread_exec_spin(struct thread_exec *tx, int64_t max_ns) {
-  if (tx->nrunning > 0 && tx->forced_head == NULL) spe__tpool_spin_for_done(&tx->pool, max_ns);
+  if (tx->nrunning > 0 && tx->forced_head == NULL) spe__tpool_spin_for_notes(&tx->pool, max_ns);
 }
 
 void spe__thread_exec_free(struct thread_exec *tx) {
@@ -227,6 +304,11 @@ void spe__thread_exec_free(struct thread_exec *tx) {
   for (struct func_run *run = tx->forced_head, *next; run != NULL; run = next) {
     next = run->forced_next;
     if (run->finished) spe__trun_free(run);
+  }
+  for (struct func_run *run = tx->staged_head, *next; run != NULL; run = next) {
+    next = run->next;
+    spe__timer_stop(tx->lp, &run->timer);
+    spe__trun_free(run);
   }
   struct func_run *held = spe__tpool_stop(&tx->pool);
   for (struct func_run *run = held, *next; run != NULL; run = next) {

@@ -8,9 +8,18 @@
  *                  signals, reporting.
  *
  * A run belongs to exactly one place at a time: the executor's free list, the
- * pool's queue, a pool thread (while it is called), or the pool's done list.
- * Only the loop's thread moves it from the done list back to the free list, so
- * a run reported early (a timeout, a cancel) lives on until its call returns.
+ * pool's queue, a pool thread (while it is called), or the pool's note list
+ * (by its end note). Only the loop's thread moves it from the note list back
+ * to the free list, so a run reported early (a timeout, a cancel) lives on
+ * until its call returns.
+ *
+ * Runs queued ahead (launch->ahead, func/func.h): the engine hands more runs
+ * to the pool than `workers`, and the pool bounds the calls instead. A run's
+ * `state` decides, once, whether it is called (a pool thread moves it from
+ * QUEUED to CALLING, after taking a slot) or withdrawn (the loop's thread
+ * moves it from QUEUED to WITHDRAWN): whoever wins the compare-and-swap.
+ * The pool tells the loop about starts and ends in the order they happened,
+ * through one list of notes (two per run: `start_note`, `end_note`).
  */
 #ifndef SPE_FUNC_THREAD_INTERNAL_H
 #define SPE_FUNC_THREAD_INTERNAL_H
@@ -21,10 +30,21 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+enum run_state { RUN_QUEUED, RUN_CALLING, RUN_WITHDRAWN };
+
+/* A fact the pool tells the loop: a run's call began, or it is over (or the
+ * run was skipped: withdrawn or cancelled while queued). */
+struct run_note {
+  struct run_note *next;
+  struct func_run *run;
+  uint8_t end;              /* 0: started, 1: over */
+};
+
 /* One attempt of an `exec` task. */
 struct func_run {
-  /* The queue, the done list or the free list (whoever holds the run). */
+  /* The queue, the free list, or the list spe__tpool_stop() returns. */
   struct func_run *next;
+  struct run_note start_note, end_note;
 
   /* What the call needs: set on the loop's thread before the run is queued,
    * read-only until it comes back. */
@@ -36,10 +56,17 @@ struct func_run {
   size_t strs_cap;
   uint32_t attempt;
   uint64_t timeout_ms;      /* 0: none */
+  uint8_t ahead;            /* queued ahead: a pool thread takes a slot for the
+                               call, and its start is reported (started_fn);
+                               otherwise the caller took the slot already */
 
-  /* Shared with the pool thread (atomics, relaxed: each is a fact on its own). */
+  /* Shared with the pool thread: */
+  atomic_int state;         /* enum run_state (acquire/release: see above) */
+  /* Atomics, relaxed: each is a fact on its own. */
   atomic_int cancelled;     /* spe_call_cancelled(); set on the loop's thread */
-  _Atomic int64_t started_ms;  /* wall clock when the call began, 0 before */
+  _Atomic int64_t started_ms;  /* wall clock when the call began, 0 before
+                                  (written before `state` becomes CALLING) */
+  _Atomic int64_t ended_ms;    /* wall clock when it returned, 0 before */
   _Atomic int64_t begun_mono;  /* timed runs: monotonic ms of the call's start */
   _Atomic int64_t ended_mono;  /*   and of its return; 0 until then */
 
@@ -53,7 +80,9 @@ struct func_run {
   void *task_ctx;
   struct timer timer;       /* the timeout */
   struct func_run *forced_next; /* the executor's list of early reports */
-  uint8_t reported;         /* the done callback has had it */
+  uint8_t reported;         /* the done callback has had it (or it was
+                               withdrawn: it never will) */
+  uint8_t start_reported;   /* an ahead run: its start was reported */
   uint8_t finished;         /* back from the pool: its call is over */
   uint8_t forced_queued;    /* on the list of early reports */
   struct forced_outcome forced; /* when set, the outcome whatever the call did */
@@ -77,13 +106,18 @@ struct pool_worker {
 /* The threads and their queues. */
 struct thread_pool {
   pthread_mutex_t mu;
+  _Atomic long *slots;       /* free slots shared with the engine (borrowed),
+                                or NULL: calls are bounded by the threads only */
   /* Under mu: */
-  struct func_run *head, *tail;           /* to call, first in first out */
-  struct func_run *done_head, *done_tail; /* called, in the order they returned */
+  struct func_run *head, *tail;           /* to call: runs holding a slot
+                                             first, then first in first out */
+  struct run_note *notes_head, *notes_tail; /* starts and ends, in order */
   int notified;              /* the eventfd was written since the loop last took
-                                the done list */
-  atomic_int has_done;       /* the done list is not empty (read without mu by
-                                a loop spinning for it) */
+                                the notes */
+  atomic_int has_notes;      /* the note list is not empty (read without mu by
+                                the loop) */
+  atomic_int loop_sleeping;  /* the loop sleeps, or is about to: notes must
+                                wake it (put_note) */
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */
@@ -94,18 +128,36 @@ struct thread_pool {
   int efd;                   /* readable when the done list may hold runs */
 };
 
-int spe__tpool_init(struct thread_pool *p, uint32_t max_threads);
-/* Queue a run; hand it to the spinning thread, or wake a sleeping one, or
- * start one more if none sleeps and fewer than max_threads run. Fails (and
+int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots);
+/* Queue a run (one that holds its slot before every run that does not);
+ * hand it to the spinning thread, or wake a sleeping one, or start one more
+ * if none sleeps and fewer than max_threads run - unless it needs a slot and
+ * none is free (whoever frees one comes back to the queue: a pool thread
+ * after its call, the engine through spe__tpool_kick). Fails (and
  * does not queue the run) only when no thread at all could be started:
  * SPE_ESYS or SPE_ENOMEM, *msg says why. When one more thread could not be
  * started but others run, returns 0 with *msg set, and the pool stays at the
  * threads it has. */
 int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg);
-/* Take every run whose call is over, in order (chained through `next`). */
-struct func_run *spe__tpool_take_done(struct thread_pool *p);
-/* Spin (yielding the CPU) until the done list holds a run or max_ns passed. */
-void spe__tpool_spin_for_done(struct thread_pool *p, int64_t max_ns);
+/* Queue runs queued ahead, chained through `next`, at once (one lock for a
+ * round's worth). At least one thread must have been started (a first
+ * spe__tpool_submit): then it cannot fail; *msg may say why no more threads
+ * could be started. */
+void spe__tpool_submit_list(struct thread_pool *p, struct func_run *head, struct func_run *tail,
+                            char **msg);
+/* A slot was freed outside the pool: make sure a thread comes if runs wait
+ * (*msg as for spe__tpool_submit_list). */
+void spe__tpool_kick(struct thread_pool *p, char **msg);
+/* The loop is about to sleep: from now on notes wake it. Returns 1 if notes
+ * are waiting already (then it should not sleep). */
+int spe__tpool_sleep_begin(struct thread_pool *p);
+void spe__tpool_sleep_end(struct thread_pool *p);
+/* Whether notes wait (without the lock). */
+int spe__tpool_has_notes(struct thread_pool *p);
+/* Take every note, in the order they were made (chained through `next`). */
+struct run_note *spe__tpool_take_notes(struct thread_pool *p);
+/* Spin (yielding the CPU) until the note list holds one or max_ns passed. */
+void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns);
 /* Make the eventfd readable (the loop's own early reports use it too). */
 void spe__tpool_notify(struct thread_pool *p);
 /* Drop the queue, set `cancelled` on the runs being called, wait for every
@@ -120,10 +172,13 @@ struct thread_exec {
   const struct logger *lg;
   const struct spe_registry *reg;
   cmd_done_fn done;
+  func_started_fn started;  /* may be NULL */
   void *ctx;
   struct io_watch wake_w;   /* on pool.efd */
-  uint32_t nrunning;        /* started and not reported */
+  uint32_t nrunning;        /* started and not reported (nor withdrawn) */
   struct func_run *forced_head, *forced_tail; /* early reports to make */
+  struct func_run *staged_head, *staged_tail; /* runs queued ahead, handed to
+                                the pool at the next flush */
   struct func_run *free_runs; /* ready for reuse */
   uint32_t nfree;
 };
@@ -137,7 +192,8 @@ int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
 /* Drop what the run references and keep it for reuse (or free it). */
 void spe__trun_put(struct thread_exec *tx, struct func_run *run);
 void spe__trun_free(struct func_run *run);
-/* On a pool thread: call the function, unless the run was cancelled before. */
+/* On a pool thread: call the function, unless the run was cancelled before;
+ * records the wall-clock start (unless already set) and end. */
 void spe__trun_call(struct func_run *run);
 /* The outcome of a run whose call is over, or that is forced (finished at now_ms,
  * wall clock). Hands the result over. */

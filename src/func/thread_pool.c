@@ -59,9 +59,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-int spe__tpool_init(struct thread_pool *p, uint32_t max_threads) {
+int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots) {
   memset(p, 0, sizeof *p);
   p->max_threads = max_threads > 0 ? max_threads : 1;
+  p->slots = slots;
+  /* Until the loop says it is awake (spe__tpool_sleep_end), every first
+   * note wakes it: a loop that never brackets its sleeps is always told. */
+  atomic_init(&p->loop_sleeping, 1);
   p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->efd < 0) return SPE_ESYS;
   if (pthread_mutex_init(&p->mu, NULL) != 0) {
@@ -72,17 +76,34 @@ int spe__tpool_init(struct thread_pool *p, uint32_t max_threads) {
   return 0;
 }
 
+int spe__slot_take(_Atomic long *slots) {
+  long n = atomic_load_explicit(slots, memory_order_relaxed);
+  while (n > 0)
+    if (atomic_compare_exchange_weak_explicit(slots, &n, n - 1, memory_order_acquire,
+                                              memory_order_relaxed))
+      return 1;
+  return 0;
+}
+
+static void slot_give(struct thread_pool *p) {
+  if (p->slots) atomic_fetch_add_explicit(p->slots, 1, memory_order_release);
+}
+
+static int slot_free(const struct thread_pool *p) {
+  return p->slots == NULL || atomic_load_explicit(p->slots, memory_order_relaxed) > 0;
+}
+
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
 }
 
-void spe__tpool_spin_for_done(struct thread_pool *p, int64_t max_ns) {
+void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns) {
   uint64_t until = spe__mono_ns() + (uint64_t)max_ns;
   for (;;) {
     for (int i = 0; i < 64; i++) {
-      if (atomic_load_explicit(&p->has_done, memory_order_acquire)) return;
+      if (atomic_load_explicit(&p->has_notes, memory_order_acquire)) return;
       cpu_relax();
     }
     if (spe__mono_ns() > until) return;
@@ -96,15 +117,46 @@ void spe__tpool_notify(struct thread_pool *p) {
   (void)r; /* it cannot fail short of a counter near 2^64 (see the top) */
 }
 
-/* Under mu: the call of `run` is over. Returns 1 if the loop must be told. */
-static int put_done(struct thread_pool *p, struct func_run *run) {
-  run->next = NULL;
-  if (p->done_tail) p->done_tail->next = run;
-  else p->done_head = run;
-  p->done_tail = run;
-  atomic_store_explicit(&p->has_done, 1, memory_order_release);
-  if (p->notified) return 0;
+/* Under mu: add a note for the loop. Returns 1 if the loop must be told: it
+ * sleeps, or is about to, and nobody told it yet. An awake loop looks at
+ * `has_notes` before it sleeps (spe__tpool_sleep_begin): each side writes
+ * its flag, then reads the other's, both sequentially consistent, so that at
+ * least one of them sees the other's and no note is left unseen. */
+static int put_note(struct thread_pool *p, struct run_note *n) {
+  n->next = NULL;
+  if (p->notes_tail) p->notes_tail->next = n;
+  else p->notes_head = n;
+  p->notes_tail = n;
+  atomic_store_explicit(&p->has_notes, 1, memory_order_seq_cst);
+  if (p->notified || !atomic_load_explicit(&p->loop_sleeping, memory_order_seq_cst)) return 0;
   p->notified = 1;
+  return 1;
+}
+
+int spe__tpool_sleep_begin(struct thread_pool *p) {
+  atomic_store_explicit(&p->loop_sleeping, 1, memory_order_seq_cst);
+  return atomic_load_explicit(&p->has_notes, memory_order_seq_cst);
+}
+
+void spe__tpool_sleep_end(struct thread_pool *p) {
+  atomic_store_explicit(&p->loop_sleeping, 0, memory_order_relaxed);
+}
+
+int spe__tpool_has_notes(struct thread_pool *p) {
+  return atomic_load_explicit(&p->has_notes, memory_order_acquire);
+}
+
+/* Under mu: whether the first run of the queue can be taken now. A run queued
+ * ahead needs a free slot, which is then taken (*slot = 1) - unless it was
+ * withdrawn, and is taken only to be given back. */
+static int head_ready(struct thread_pool *p, int *slot) {
+  struct func_run *run = p->head;
+  *slot = 0;
+  if (run == NULL) return 0;
+  if (!run->ahead || p->slots == NULL) return 1;
+  if (atomic_load_explicit(&run->state, memory_order_relaxed) == RUN_WITHDRAWN) return 1;
+  if (!spe__slot_take(p->slots)) return 0;
+  *slot = 1;
   return 1;
 }
 
@@ -146,11 +198,13 @@ static struct pool_worker *take_idle(struct thread_pool *p) {
   return w;
 }
 
-/* Under mu: wait until the queue holds a run or the pool stops; first tell
- * the loop about results if *tell_loop, then spin once, then sleep. */
-static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell_loop) {
+/* Under mu: wait until the queue holds a run this thread can take (*slot:
+ * its slot was taken) or the pool stops; first tell the loop about notes if
+ * *tell_loop, then spin once, then sleep. */
+static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell_loop,
+                         int *slot) {
   int spun = 0;
-  while (p->head == NULL && !p->stopping) {
+  while (!p->stopping && !head_ready(p, slot)) {
     stop_looking(p, w); /* it found nothing */
     if (*tell_loop) {
       pthread_mutex_unlock(&p->mu);
@@ -174,32 +228,52 @@ static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell
   }
 }
 
+/* Under mu, `run` just taken off the queue: whether to call it. A run queued
+ * ahead is called only if this thread moves it from QUEUED to CALLING (the
+ * loop may have withdrawn it); its start is then noted for the loop. */
+static int begin(struct thread_pool *p, struct func_run *run, int *tell_loop) {
+  if (!run->ahead) return 1;
+  /* The start time is written before the state says CALLING: a loop that
+   * loses the race to withdraw the run reads it after its failed exchange. */
+  atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
+  int queued = RUN_QUEUED;
+  if (!atomic_compare_exchange_strong_explicit(&run->state, &queued, RUN_CALLING,
+                                               memory_order_acq_rel, memory_order_acquire))
+    return 0;
+  if (put_note(p, &run->start_note)) *tell_loop = 1;
+  return 1;
+}
+
 static void *worker_main(void *arg) {
   struct pool_worker *w = arg;
   struct thread_pool *p = w->pool;
-  int tell_loop = 0;
+  int tell_loop = 0, slot = 0;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    wait_for_run(p, w, &tell_loop);
+    wait_for_run(p, w, &tell_loop, &slot);
     if (p->stopping) break;
     stop_looking(p, w);
     struct func_run *run = p->head;
     p->head = run->next;
     if (p->head == NULL) p->tail = NULL;
+    int call = begin(p, run, &tell_loop);
     w->current = run;
     /* More runs wait and no other thread is on its way: wake one now, before
      * a call that may be long (this is how a burst of submits spreads over
      * the threads without the loop paying for the wake-ups). */
-    struct pool_worker *helper = p->head != NULL && p->nlooking == 0 ? take_idle(p) : NULL;
+    struct pool_worker *helper =
+        p->head != NULL && p->nlooking == 0 && slot_free(p) ? take_idle(p) : NULL;
     pthread_mutex_unlock(&p->mu);
     if (helper != NULL) pthread_cond_signal(&helper->wake);
-    /* Results already done reach the loop before this call, however long it
+    /* Notes already made reach the loop before this call, however long it
      * takes. */
     if (tell_loop) spe__tpool_notify(p);
     tell_loop = 0;
-    spe__trun_call(run);
+    if (call) spe__trun_call(run);
+    /* A run not queued ahead came with the slot its caller took. */
+    if (slot || !run->ahead) slot_give(p);
     pthread_mutex_lock(&p->mu);
-    tell_loop = put_done(p, run);
+    tell_loop = put_note(p, &run->end_note);
     w->current = NULL;
   }
   pthread_mutex_unlock(&p->mu);
@@ -216,7 +290,7 @@ static int start_thread(struct thread_pool *p, char **msg) {
   w->pool = p;
   int e = pthread_cond_init(&w->wake, NULL);
   if (e == 0) {
-    e = spe__thread_start(&w->thread, worker_main, w);
+    e = spe__thread_start(&w->thread, "spe-call", worker_main, w);
     if (e != 0) pthread_cond_destroy(&w->wake);
   }
   if (e != 0) {
@@ -245,26 +319,47 @@ static void unqueue(struct thread_pool *p, struct func_run *run) {
   pthread_mutex_unlock(&p->mu);
 }
 
-int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
-  run->next = NULL;
-  pthread_mutex_lock(&p->mu);
-  if (p->tail) p->tail->next = run;
-  else p->head = run;
-  p->tail = run;
+/* Under mu, runs wait: the thread to wake for them, if one should be woken
+ * (the spinner is only claimed: it sees its flag within a microsecond, and no
+ * system call is made); *none_idle says whether every thread is busy. */
+static struct pool_worker *wake_for_queue(struct thread_pool *p, int *none_idle) {
+  *none_idle = 0;
   struct pool_worker *spinner = p->spinner;
   if (spinner != NULL) {
-    /* The spinner sees the flag within a microsecond: no system call. */
     p->spinner = NULL;
     spinner->counted = 1;
     p->nlooking++;
     atomic_store_explicit(&spinner->claimed, 1, memory_order_release);
+    return NULL;
+  }
+  /* A thread already on its way to the queue takes this run too, or wakes
+   * another for it (worker_main): only when none is is one woken here. */
+  struct pool_worker *w = p->nlooking == 0 ? take_idle(p) : NULL;
+  *none_idle = w == NULL && p->idle == NULL && p->nlooking == 0;
+  return w;
+}
+
+/* Under mu: whether a thread could take the first run now (without taking
+ * anything). */
+static int runnable(const struct thread_pool *p) {
+  const struct func_run *run = p->head;
+  if (run == NULL) return 0;
+  if (!run->ahead || slot_free(p)) return 1;
+  return atomic_load_explicit(&run->state, memory_order_relaxed) == RUN_WITHDRAWN;
+}
+
+/* Entered with mu held, runs just queued; releases mu. Makes sure a thread
+ * comes for them: the spinner, a sleeping thread, or a new one if none
+ * sleeps and fewer than max_threads run - unless the first run needs a slot
+ * and none is free (a thread that returns from its call comes back to the
+ * queue, and a slot freed elsewhere comes with a kick). */
+static int come_for_queue(struct thread_pool *p, char **msg) {
+  if (!runnable(p)) {
     pthread_mutex_unlock(&p->mu);
     return 0;
   }
-  /* A thread already on its way to the queue takes this run too, or wakes
-   * another for it (worker_main): the loop wakes one only when none is. */
-  struct pool_worker *w = p->nlooking == 0 ? take_idle(p) : NULL;
-  int none_idle = p->idle == NULL;
+  int none_idle;
+  struct pool_worker *w = wake_for_queue(p, &none_idle);
   pthread_mutex_unlock(&p->mu);
   if (w != NULL) {
     pthread_cond_signal(&w->wake);
@@ -282,16 +377,48 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
     p->max_threads = p->nthreads;
     return 0;
   }
-  unqueue(p, run);
   return rc;
 }
 
-struct func_run *spe__tpool_take_done(struct thread_pool *p) {
+int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
   pthread_mutex_lock(&p->mu);
-  struct func_run *list = p->done_head;
-  p->done_head = p->done_tail = NULL;
+  if (!run->ahead && p->slots != NULL) {
+    /* It holds its slot: before every run that waits for one. */
+    run->next = p->head;
+    p->head = run;
+    if (p->tail == NULL) p->tail = run;
+  } else {
+    run->next = NULL;
+    if (p->tail) p->tail->next = run;
+    else p->head = run;
+    p->tail = run;
+  }
+  int rc = come_for_queue(p, msg);
+  if (rc != 0) unqueue(p, run);
+  return rc;
+}
+
+void spe__tpool_submit_list(struct thread_pool *p, struct func_run *head, struct func_run *tail,
+                            char **msg) {
+  tail->next = NULL;
+  pthread_mutex_lock(&p->mu);
+  if (p->tail) p->tail->next = head;
+  else p->head = head;
+  p->tail = tail;
+  (void)come_for_queue(p, msg); /* a thread runs already: it cannot fail */
+}
+
+void spe__tpool_kick(struct thread_pool *p, char **msg) {
+  pthread_mutex_lock(&p->mu);
+  (void)come_for_queue(p, msg);
+}
+
+struct run_note *spe__tpool_take_notes(struct thread_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  struct run_note *list = p->notes_head;
+  p->notes_head = p->notes_tail = NULL;
   p->notified = 0;
-  atomic_store_explicit(&p->has_done, 0, memory_order_relaxed);
+  atomic_store_explicit(&p->has_notes, 0, memory_order_relaxed);
   pthread_mutex_unlock(&p->mu);
   return list;
 }
@@ -312,11 +439,15 @@ struct func_run *spe__tpool_stop(struct thread_pool *p) {
   for (struct pool_worker *w = p->all; w != NULL; w = w->next) pthread_cond_signal(&w->wake);
   for (struct pool_worker *w = p->all; w != NULL; w = w->next) pthread_join(w->thread, NULL);
 
-  /* Every thread has ended: the lists are ours. */
-  struct func_run *list = p->done_head;
-  if (p->done_tail) p->done_tail->next = queued;
-  else list = queued;
-  p->done_head = p->done_tail = NULL;
+  /* Every thread has ended: the lists are ours. Every run taken off the
+   * queue has its end note (a start note is always followed by one). */
+  struct func_run *list = queued;
+  for (struct run_note *n = p->notes_head; n != NULL; n = n->next) {
+    if (!n->end) continue;
+    n->run->next = list;
+    list = n->run;
+  }
+  p->notes_head = p->notes_tail = NULL;
   return list;
 }
 

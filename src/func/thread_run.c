@@ -27,16 +27,20 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
     run = calloc(1, sizeof *run);
     if (run == NULL) return NULL;
     spe__timer_init(&run->timer);
+    run->start_note = (struct run_note){.run = run, .end = 0};
+    run->end_note = (struct run_note){.run = run, .end = 1};
   }
   run->next = NULL;
   run->tx = tx;
   run->result = NULL;
   run->error = NULL;
-  run->reported = run->finished = run->forced_queued = 0;
+  run->reported = run->finished = run->forced_queued = run->start_reported = 0;
   run->forced.kind[0] = '\0';
   /* Relaxed is enough: the run reaches a pool thread through the pool's mutex. */
   atomic_store_explicit(&run->cancelled, 0, memory_order_relaxed);
+  atomic_store_explicit(&run->state, RUN_QUEUED, memory_order_relaxed);
   atomic_store_explicit(&run->started_ms, 0, memory_order_relaxed);
+  atomic_store_explicit(&run->ended_ms, 0, memory_order_relaxed);
   atomic_store_explicit(&run->begun_mono, 0, memory_order_relaxed);
   atomic_store_explicit(&run->ended_mono, 0, memory_order_relaxed);
   return run;
@@ -70,6 +74,7 @@ int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
   run->fn = fn;
   run->attempt = l->attempt;
   run->timeout_ms = l->timeout_ms;
+  run->ahead = l->ahead != 0;
   /* The input may share results with other tasks' inputs, referenced and
    * released on other threads: jansson's reference counts are atomic. */
   run->input = json_incref(l->input_json);
@@ -113,7 +118,7 @@ static int64_t mono_mark(void) {
 void spe__trun_call(struct func_run *run) {
   /* Cancelled while it waited in the queue: already reported, nobody waits. */
   if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return;
-  atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
+  if (!run->ahead) atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
   int timed = run->timeout_ms > 0;
   if (timed) atomic_store_explicit(&run->begun_mono, mono_mark(), memory_order_relaxed);
   struct spe_call call = {
@@ -127,12 +132,15 @@ void spe__trun_call(struct func_run *run) {
   };
   spe__call_run(run->fn, &call, &run->result, &run->error);
   if (timed) atomic_store_explicit(&run->ended_mono, mono_mark(), memory_order_relaxed);
+  atomic_store_explicit(&run->ended_ms, spe__now_ms(), memory_order_relaxed);
 }
 
 void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome *out) {
   int64_t started = atomic_load_explicit(&run->started_ms, memory_order_relaxed);
+  int64_t ended = atomic_load_explicit(&run->ended_ms, memory_order_relaxed);
   out->started_ms = started != 0 ? started : now_ms;
-  out->finished_ms = now_ms;
+  /* When the call returned, if it is over and its outcome is its own. */
+  out->finished_ms = ended != 0 && !spe__forced(&run->forced) ? ended : now_ms;
   out->result = NULL;
   out->error = NULL;
   if (spe__forced(&run->forced)) {
