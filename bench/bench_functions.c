@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -350,6 +351,85 @@ static spe_executor *open_executor(const struct opts *o, int isolation, const ch
   return ex;
 }
 
+/* ---- per thread: where the run's CPU went ---- */
+
+/* CPU ticks and voluntary context switches (sleeps) of every thread of this
+ * process named spe-* (the library's threads name themselves), summed by name. */
+#define THREAD_KINDS 8
+struct thread_use {
+  char name[16];
+  long ticks, sleeps;
+  int n;
+};
+
+static int read_threads(struct thread_use *out) {
+  int kinds = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL) return 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    char path[300], buf[1024], name[16] = "";
+    long ticks = 0, sleeps = 0;
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+    if (open == NULL || close == NULL || close - open - 1 >= (long)sizeof name) continue;
+    memcpy(name, open + 1, (size_t)(close - open - 1));
+    name[close - open - 1] = '\0';
+    if (strncmp(name, "spe-", 4) != 0) continue;
+    unsigned long ut = 0, st = 0; /* fields 14 and 15, counted after the name */
+    if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+      ticks = (long)(ut + st);
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
+    f = fopen(path, "r");
+    while (f != NULL && fgets(buf, sizeof buf, f) != NULL)
+      if (sscanf(buf, "voluntary_ctxt_switches: %ld", &sleeps) == 1) break;
+    if (f != NULL) fclose(f);
+    int k = 0;
+    while (k < kinds && strcmp(out[k].name, name) != 0) k++;
+    if (k == kinds) {
+      if (kinds == THREAD_KINDS) continue;
+      memset(&out[k], 0, sizeof out[k]);
+      snprintf(out[k].name, sizeof out[k].name, "%s", name);
+      kinds++;
+    }
+    out[k].ticks += ticks;
+    out[k].sleeps += sleeps;
+    out[k].n++;
+  }
+  closedir(d);
+  return kinds;
+}
+
+/* The library's threads before and after the last run_jobs(). */
+static struct {
+  struct thread_use before[THREAD_KINDS], after[THREAD_KINDS];
+  int nbefore, nafter;
+} run_threads;
+
+/* What each kind of thread used during the last run, per task. */
+static void print_threads(long tasks) {
+  const struct thread_use *a = run_threads.before, *b = run_threads.after;
+  int na = run_threads.nbefore, nb = run_threads.nafter;
+  double tick = (double)sysconf(_SC_CLK_TCK);
+  for (int i = 0; i < nb; i++) {
+    long ticks = b[i].ticks, sleeps = b[i].sleeps;
+    for (int j = 0; j < na; j++)
+      if (strcmp(a[j].name, b[i].name) == 0) {
+        ticks -= a[j].ticks;
+        sleeps -= a[j].sleeps;
+      }
+    printf("    thread %-11s x%d  cpu %6.0f ns/task  sleeps %8ld (%.3f per task)\n", b[i].name,
+           b[i].n, (double)ticks / tick * 1e9 / (double)tasks, sleeps,
+           (double)sleeps / (double)tasks);
+  }
+}
+
 /* Submit every job, then start them all and wait for each: only the second
  * part is the run. Every job must succeed (checked with spe_job_get() after
  * the clock stops, unless `check` is 0: a profile of the run then shows only
@@ -364,6 +444,7 @@ static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, in
       die("spe_submit_text", msg);
   f.submit = now_s() - t0;
 
+  run_threads.nbefore = read_threads(run_threads.before);
   double c1 = cpu_s(), t1 = now_s();
   for (long j = 0; j < jobs; j++)
     if (spe_start(ex, ids[j], &msg) != 0) die("spe_start", msg);
@@ -372,6 +453,7 @@ static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, in
     if (rc != 0) die("spe_wait", spe_strerror(rc));
   }
   f.run = (struct timing){now_s() - t1, cpu_s() - c1};
+  run_threads.nafter = read_threads(run_threads.after);
 
   for (long j = 0; check && j < jobs; j++) {
     json_t *job = NULL;
@@ -474,6 +556,7 @@ static void thread_vs_pool(const char *mode, const struct opts *o, char **texts,
   printf("  %-38s %8.3f s %9.0f ns/task\n", "submit (validate, plan, store)", f.submit,
          f.submit * 1e9 / (double)o->tasks);
   line("spe run (spe_start .. spe_wait)", f.run, o->tasks);
+  print_threads(o->tasks);
   struct timing pool = print_pool(o, all, before + after);
   double ratio = f.run.wall / pool.wall;
   printf("  ratio spe / pool: %.1f (wall), %.1f (cpu)   target <= 2   [spe_close %.3f s]\n",

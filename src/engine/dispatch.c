@@ -43,6 +43,7 @@ void spe__job_run_free(struct job_run *job) {
     json_decref(job->tasks[t].error);
   }
   free(job->tasks);
+  free(job->roots);
   spe__job_free(job->def);
   free(job);
 }
@@ -74,13 +75,104 @@ void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
            spe__job_status_name(job->status));
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The job's roots (tasks without upstream tasks) in rank order, or NULL when
+ * out of memory. File order is rank order unless the job names priorities. */
+static uint32_t *roots_in_rank_order(const struct job_def *def, const struct job_run *job,
+                                     uint32_t n) {
+  uint32_t *roots = malloc(n * sizeof *roots);
+  if (roots == NULL) return NULL;
+  uint32_t k = 0;
+  for (uint32_t t = 0; t < def->ntasks; t++)
+    if (job->tasks[t].waiting == 0) roots[k++] = t;
+  if (def->npriority == 0) return roots;
+  uint64_t *keyed = malloc(n * sizeof *keyed);
+  if (keyed == NULL) {
+    free(roots);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) keyed[i] = (uint64_t)def->rank[roots[i]] << 32 | roots[i];
+  qsort(keyed, n, sizeof *keyed, cmp_u64);
+  for (uint32_t i = 0; i < n; i++) roots[i] = (uint32_t)keyed[i];
+  free(keyed);
+  return roots;
+}
+
+/* Queue a starting job's roots: behind one cursor entry when there are
+ * several (struct job_run), else (or out of memory) one entry each. */
+static void queue_roots(struct engine *eng, struct job_run *job) {
+  const struct job_def *def = job->def;
+  uint32_t n = 0;
+  for (uint32_t t = 0; t < def->ntasks; t++) n += job->tasks[t].waiting == 0;
+  uint32_t *roots = n > 1 ? roots_in_rank_order(def, job, n) : NULL;
+  if (roots != NULL &&
+      spe__ready_push(&eng->ready, job, READY_CURSOR, def->rank[roots[0]], job->order, 0) == 0) {
+    job->roots = roots;
+    job->nroots = n;
+    job->next_root = 0;
+    eng->ready_behind += n - 1;
+    return;
+  }
+  free(roots);
+  for (uint32_t t = 0; t < def->ntasks; t++)
+    if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
+}
+
+/* The task the first ready entry stands for. */
+static uint32_t top_task(const struct ready_entry *e) {
+  return e->task == READY_CURSOR ? e->job->roots[e->job->next_root] : e->task;
+}
+
+/* Take the first ready entry's task into *e. A cursor gives its next root
+ * and stays, keyed by the root after it, until it has given them all. */
+static void take_top(struct engine *eng, struct ready_entry *e) {
+  const struct ready_entry *top = spe__ready_peek(&eng->ready);
+  if (top->task != READY_CURSOR) {
+    spe__ready_pop(&eng->ready, e);
+    return;
+  }
+  struct job_run *job = top->job;
+  *e = *top;
+  e->task = job->roots[job->next_root++];
+  if (job->next_root < job->nroots) {
+    eng->ready_behind--;
+    spe__ready_rekey_top(&eng->ready, job->def->rank[job->roots[job->next_root]]);
+    return;
+  }
+  struct ready_entry cursor;
+  spe__ready_pop(&eng->ready, &cursor);
+  free(job->roots);
+  job->roots = NULL;
+  job->nroots = job->next_root = 0;
+}
+
+/* Drop the first ready entry, stale: a job that will start nothing more
+ * loses its whole cursor at once. */
+static void drop_top(struct engine *eng) {
+  const struct ready_entry *top = spe__ready_peek(&eng->ready);
+  struct job_run *job = top->job;
+  struct ready_entry gone;
+  if (top->task == READY_CURSOR && (job->status != JOB_RUNNING || job->cancelling)) {
+    eng->ready_behind -= job->nroots - job->next_root - 1;
+    spe__ready_pop(&eng->ready, &gone);
+    free(job->roots);
+    job->roots = NULL;
+    job->nroots = job->next_root = 0;
+    return;
+  }
+  take_top(eng, &gone);
+}
+
 void spe__engine_job_start(struct engine *eng, struct job_run *job) {
   job->status = JOB_RUNNING;
   job->started_ms = spe__now_ms();
   spe__record_job(eng, job);
   spe__record_event(eng, spe__event_new(eng, job, "job_started"));
-  for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
+  queue_roots(eng, job);
 }
 
 static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, int32_t by) {
@@ -200,9 +292,10 @@ int spe__engine_can_pick(struct engine *eng) {
   const struct ready_entry *e = spe__ready_peek(&eng->ready);
   if (e == NULL) return 0;
   const struct job_run *job = e->job;
-  if (job->status != JOB_RUNNING || job->cancelling || job->tasks[e->task].status != TASK_PENDING)
+  uint32_t t = top_task(e);
+  if (job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING)
     return 1; /* stale: the pick drops it */
-  if (goes_ahead(eng, job, e->task)) return eng->queued < eng->ahead_cap;
+  if (goes_ahead(eng, job, t)) return eng->queued < eng->ahead_cap;
   return atomic_load_explicit(&eng->slots, memory_order_relaxed) > 0;
 }
 
@@ -293,15 +386,15 @@ void spe__engine_pick(struct engine *eng) {
   int ahead = 0;
   while ((top = spe__ready_peek(&eng->ready)) != NULL) {
     struct job_run *job = top->job;
-    struct task_state *ts = &job->tasks[top->task];
+    uint32_t t = top_task(top);
     /* Entries of cancelled jobs stay in the heap and are dropped here. */
-    if (job->status != JOB_RUNNING || job->cancelling || ts->status != TASK_PENDING) {
-      spe__ready_pop(&eng->ready, &e);
+    if (job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING) {
+      drop_top(eng);
       continue;
     }
-    ahead = goes_ahead(eng, job, top->task);
+    ahead = goes_ahead(eng, job, t);
     if (ahead ? eng->queued >= eng->ahead_cap : !spe__slot_take(&eng->slots)) return;
-    spe__ready_pop(&eng->ready, &e);
+    take_top(eng, &e);
     struct attempt *a = calloc(1, sizeof *a);
     if (a == NULL) goto nomem;
     /* A task whose inputs a committed set recorded may start at once: nothing

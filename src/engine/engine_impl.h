@@ -104,6 +104,12 @@ struct job_run {
   int held;                /* recovered running, waiting for a start
                               (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */
+  uint32_t *roots;         /* the tasks ready when the job started, in rank
+                              order, behind ONE ready-queue entry (a cursor:
+                              a pick takes roots[next_root]); NULL once all
+                              are taken. A wide job of a million tasks then
+                              costs the heap one entry, not a million. */
+  uint32_t nroots, next_root;
   struct job_run *next_finished; /* this round's finished jobs */
   int pruned;              /* taken out by a prune, freed with its batch */
   struct job_run *next_pruned;   /* round_set.pruned */
@@ -171,6 +177,8 @@ struct engine {
 
   /* Engine thread only. */
   struct ready_queue ready;
+  uint32_t ready_behind;           /* ready roots behind cursors, beyond the
+                                      one each cursor entry counts for */
   uint32_t running;                /* attempts picked and not ended, all jobs
                                       (queued ahead included) */
   uint32_t queued;                 /* of them, queued ahead, not yet started */

@@ -98,7 +98,10 @@ void spe__engine_do_count(struct engine *eng, struct command *c) {
 /* ---- prune (engine thread) ---- */
 
 static int drop_pruned_entry(const struct ready_entry *e, void *ctx) {
-  return e->job->pruned;
+  struct engine *eng = ctx;
+  if (!e->job->pruned) return 0;
+  if (e->task == READY_CURSOR) eng->ready_behind -= e->job->nroots - e->job->next_root - 1;
+  return 1;
 }
 
 /* Take every finished job whose end is durable and older than the cutoff out
@@ -123,7 +126,7 @@ static uint64_t drop_finished(struct engine *eng, int64_t before_ms) {
   pthread_mutex_lock(&eng->lock);
   for (struct job_run *j = list; j; j = j->next_pruned) spe__strmap_del(&eng->jobs, j->id);
   pthread_mutex_unlock(&eng->lock);
-  spe__ready_drop(&eng->ready, drop_pruned_entry, NULL);
+  spe__ready_drop(&eng->ready, drop_pruned_entry, eng);
   for (struct retry_timer *r = eng->retries, *next; r; r = next) {
     next = r->next;
     if (!r->job->pruned) continue;

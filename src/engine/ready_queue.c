@@ -52,6 +52,12 @@ const struct ready_entry *spe__ready_peek(const struct ready_queue *q) {
   return q->len > 0 ? &q->heap[0] : NULL;
 }
 
+void spe__ready_rekey_top(struct ready_queue *q, uint32_t rank) {
+  struct ready_entry top = q->heap[0];
+  top.key = ((uint64_t)rank << 32) | (top.key & 0xffffffffu);
+  sift_down(q, 0, top);
+}
+
 int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
   if (q->len == 0) return 0;
   *out = q->heap[0];
