@@ -439,6 +439,40 @@ static void cancel_leaves_waiting_calls_unstarted(void **state) {
   h_close(&h);
 }
 
+/* Thread isolation: a call that timed out goes on, and may read its input
+ * (its ancestors' results) after its job has finished: the job is not pruned
+ * before the call is over, and the call reads what the ancestors returned. */
+static void abandoned_call_keeps_its_job(void **state) {
+  struct harness h;
+  open_with_functions(&h, state, 2);
+  tf_late_reset();
+  json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'a','exec':'sum','arg':5,'enables':['b']},"
+                           "{'name':'b','exec':'late_input','timeout':100}]}");
+  assert_string_equal(h_job_status(job), "failed");
+  assert_string_equal(h_task_error_kind(job, "b"), "timeout");
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t later = (int64_t)now.tv_sec * 1000 + 60000;
+  size_t pruned = 99;
+  assert_int_equal(spe_prune(h.ex, later, &pruned, NULL), 0);
+  assert_int_equal(pruned, 0); /* b's call still runs */
+  tf_late_release();
+  /* Nothing announces the end of an abandoned call: ask until it is over. */
+  int64_t deadline = mono_ms() + 10000;
+  while (pruned == 0 && mono_ms() < deadline) {
+    struct timespec nap = {0, 2000000};
+    nanosleep(&nap, NULL);
+    assert_int_equal(spe_prune(h.ex, later, &pruned, NULL), 0);
+  }
+  assert_int_equal(pruned, 1);
+  char *read = tf_late_read();
+  assert_non_null(read);
+  assert_string_equal(read, "{\"a\":5}");
+  free(read);
+  json_decref(job);
+  h_close(&h);
+}
+
 #define FUNCTION_TESTS(iso)                                                    \
   cmocka_unit_test_prestate(bad_jobs_are_refused, iso),                        \
       cmocka_unit_test_prestate(good_job_and_same_name_twice, iso),            \
@@ -456,7 +490,10 @@ static void cancel_leaves_waiting_calls_unstarted(void **state) {
 int main(void) {
   static int process = SPE_ISOLATION_PROCESS, thread = SPE_ISOLATION_THREAD;
   const struct CMUnitTest in_processes[] = {FUNCTION_TESTS(&process)};
-  const struct CMUnitTest in_threads[] = {FUNCTION_TESTS(&thread)};
+  const struct CMUnitTest in_threads[] = {
+      FUNCTION_TESTS(&thread),
+      cmocka_unit_test_prestate(abandoned_call_keeps_its_job, &thread),
+  };
   int failed = cmocka_run_group_tests_name("process isolation", in_processes, NULL, NULL);
   failed += cmocka_run_group_tests_name("thread isolation", in_threads, NULL, NULL);
   return failed;

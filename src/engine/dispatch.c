@@ -435,69 +435,6 @@ nomem:
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
 
-static int cmp_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* The input of task t: an object mapping every ancestor's name to its result.
- * The results are shared (referenced), not copied. Returns a new reference, or
- * NULL when out of memory. */
-static json_t *build_input(struct job_run *job, uint32_t t) {
-  const struct job_def *def = job->def;
-  if (++job->walk == 0) { /* the walk counter wrapped: forget old marks */
-    for (uint32_t i = 0; i < def->ntasks; i++) job->tasks[i].mark = 0;
-    job->walk = 1;
-  }
-  uint32_t cap = 16, n = 0, head = 0;
-  uint32_t *found = malloc(cap * sizeof *found);
-  if (found == NULL) return NULL;
-  /* Breadth-first over predecessors; `found` doubles as the queue. */
-  for (uint32_t cur = t;;) {
-    for (uint32_t e = def->pred_off[cur]; e < def->pred_off[cur + 1]; e++) {
-      uint32_t p = def->pred[e];
-      if (job->tasks[p].mark == job->walk) continue;
-      job->tasks[p].mark = job->walk;
-      if (n == cap) {
-        uint32_t *bigger = realloc(found, (cap *= 2) * sizeof *found);
-        if (bigger == NULL) {
-          free(found);
-          return NULL;
-        }
-        found = bigger;
-      }
-      found[n++] = p;
-    }
-    if (head == n) break;
-    cur = found[head++];
-  }
-  qsort(found, n, sizeof *found, cmp_u32); /* keys in file order */
-  json_t *obj = json_object();
-  for (uint32_t i = 0; obj && i < n; i++) {
-    json_t *r = job->tasks[found[i]].result;
-    if (json_object_set(obj, def->tasks[found[i]].name, r ? r : json_null()) != 0) {
-      json_decref(obj);
-      obj = NULL;
-    }
-  }
-  free(found);
-  return obj;
-}
-
-/* The input as text, for a command's stdin: malloc'd, or NULL when out of
- * memory. */
-static char *build_input_text(struct job_run *job, uint32_t t, size_t *len) {
-  json_t *obj = build_input(job, t);
-  char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-  json_decref(obj);
-  if (text) *len = strlen(text);
-  return text;
-}
-
-static int no_inputs(const struct job_run *job, uint32_t t) {
-  return job->def->pred_off[t] == job->def->pred_off[t + 1];
-}
-
 /* Start an exec task on the function executor. */
 static int spawn_function(struct engine *eng, struct attempt *a, struct task_launch *launch,
                           struct task_outcome *failed) {
@@ -505,14 +442,20 @@ static int spawn_function(struct engine *eng, struct attempt *a, struct task_lau
   launch->function = td->cmd;
   launch->arg = td->arg;
   launch->ahead = a->queued;
-  launch->input_json = no_inputs(a->job, a->task) ? json_incref(eng->empty_input)
-                                                  : build_input(a->job, a->task);
-  if (launch->input_json == NULL) {
-    failed->error = spe__error_new("error", "out of memory building the task's input");
-    return SPE_ENOMEM;
+  if (spe__input_none(a->job, a->task)) {
+    launch->input_json = json_incref(eng->empty_input);
+  } else if (eng->thread_iso) {
+    spe__input_lazy(a->job, a->task, launch); /* built by the call, if it asks */
+  } else {
+    launch->input_json = spe__input_build(a->job, a->task);
+    if (launch->input_json == NULL) {
+      failed->error = spe__error_new("error", "out of memory building the task's input");
+      return SPE_ENOMEM;
+    }
   }
   int rc = spe__func_start(eng->func, launch, a, &a->frun, failed);
   json_decref(launch->input_json);
+  if (rc != 0 && launch->input_done != NULL) launch->input_done(launch->input_ctx);
   /* A thread-isolated call gives its slot back itself when it returns. */
   if (rc == 0 && eng->thread_iso) a->slot = 0;
   return rc;
@@ -547,8 +490,8 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
     goto fail;
   }
   size_t input_len = sizeof empty_input - 1;
-  char *input = no_inputs(job, a->task) ? (char *)empty_input
-                                        : build_input_text(job, a->task, &input_len);
+  char *input = spe__input_none(job, a->task) ? (char *)empty_input
+                                              : spe__input_text(job, a->task, &input_len);
   if (input == NULL) {
     failed.error = spe__error_new("error", "out of memory building the task's input");
     goto fail;

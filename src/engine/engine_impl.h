@@ -111,6 +111,9 @@ struct job_run {
                               costs the heap one entry, not a million. */
   uint32_t nroots, next_root;
   struct job_run *next_finished; /* this round's finished jobs */
+  uint32_t calls;          /* thread-isolated calls that may still build
+                              their input from this job (input.c): it is not
+                              pruned before they are over */
   int pruned;              /* taken out by a prune, freed with its batch */
   struct job_run *next_pruned;   /* round_set.pruned */
 };
@@ -260,6 +263,18 @@ void spe__engine_prune_done(struct engine *eng, struct round_set *set, int rc);
 void spe__engine_free_pruned(struct round_set *set);
 /* A job the engine does not hold, read from the store (other threads). */
 int spe__engine_get_stored(struct engine *eng, const char *id, json_t **out, char **msg);
+
+/* input.c: a task's input (every ancestor's result). */
+int spe__input_none(const struct job_run *job, uint32_t t);
+/* As an object (a new reference) or as text (malloc'd), on the engine
+ * thread; NULL when out of memory. */
+json_t *spe__input_build(struct job_run *job, uint32_t t);
+char *spe__input_text(struct job_run *job, uint32_t t, size_t *len);
+/* Fill a launch so that the call builds the input itself, on its own thread,
+ * if it asks (counted in job->calls until the executor calls input_done). */
+void spe__input_lazy(struct job_run *job, uint32_t t, struct task_launch *launch);
+json_t *spe__input_build_shared(void *job, uint32_t t);
+void spe__input_release(void *job);
 
 /* recover.c */
 int spe__engine_recover(struct engine *eng, char **msg);

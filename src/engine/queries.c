@@ -114,8 +114,10 @@ static uint64_t drop_finished(struct engine *eng, int64_t before_ms) {
   uint64_t n = 0;
   for (size_t i = 0; i < eng->jobs.cap; i++) {
     struct job_run *j = eng->jobs.slots[i].value;
+    /* A job whose abandoned calls (timed out, cancelled) still run waits
+     * for a later prune: they may still read its results. */
     if (eng->jobs.slots[i].key == NULL || !spe__job_finished(j->visible) ||
-        j->finished_ms >= before_ms)
+        j->finished_ms >= before_ms || j->calls > 0)
       continue;
     j->pruned = 1;
     j->next_pruned = list;

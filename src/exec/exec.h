@@ -38,6 +38,14 @@ struct task_launch {
                              if it keeps it); `input` is then unused */
   int ahead;              /* `exec`, thread isolation: queued ahead of a slot
                              (func/func.h, spe__func_withdraw) */
+  /* `exec`, thread isolation: instead of input_json (then NULL), the input is
+   * built by the call on its own thread, on its first spe_call_input(), with
+   * input_fn(input_ctx, input_task); the executor calls input_done(input_ctx)
+   * on the loop's thread once the run is over and no call can ask any more. */
+  json_t *(*input_fn)(void *ctx, uint32_t task);
+  void (*input_done)(void *ctx);
+  void *input_ctx;
+  uint32_t input_task;
 
   uint64_t timeout_ms;    /* 0 = none */
   size_t max_result_bytes;/* stdout beyond this fails the attempt */

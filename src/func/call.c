@@ -8,7 +8,15 @@
 #include <stdlib.h>
 
 SPE_EXPORT const json_t *spe_call_input(const spe_call *call) {
-  return call ? call->input : NULL;
+  if (call == NULL) return NULL;
+  if (call->input == NULL && call->build_input != NULL && call->built == NULL) {
+    /* Lazy (thread isolation): built once, by the thread that asks. The
+     * call belongs to that thread; only the caller's view of it is const. */
+    struct spe_call *c = (struct spe_call *)call;
+    c->built = c->build_input(c->build_ctx, c->build_task);
+    c->input = c->built;
+  }
+  return call->input;
 }
 SPE_EXPORT const json_t *spe_call_arg(const spe_call *call) { return call ? call->arg : NULL; }
 SPE_EXPORT const char *spe_call_job_id(const spe_call *call) {

@@ -31,7 +31,13 @@ int spe__registry_copy(struct spe_registry **out, const struct spe_registry *src
 const struct func_entry *spe__registry_find(const struct spe_registry *reg, const char *name);
 
 struct spe_call {
-  const json_t *input;        /* an object */
+  const json_t *input;        /* an object; NULL until built when lazy: */
+  json_t *(*build_input)(void *ctx, uint32_t task); /* on the first
+                                 spe_call_input(), on the calling thread */
+  void *build_ctx;
+  uint32_t build_task;
+  json_t *built;              /* what build_input made: the caller of the
+                                 function releases it after the call */
   const json_t *arg;          /* never NULL: json_null() when the task has none */
   const char *job_id, *job_name, *task;
   unsigned attempt;

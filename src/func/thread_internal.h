@@ -49,7 +49,11 @@ struct func_run {
   /* What the call needs: set on the loop's thread before the run is queued,
    * read-only until it comes back. */
   const struct func_entry *fn;
-  json_t *input;            /* referenced */
+  json_t *input;            /* referenced; NULL when built lazily: */
+  json_t *(*input_fn)(void *ctx, uint32_t task);
+  void (*input_done)(void *ctx); /* called when the run is put away */
+  void *input_ctx;
+  uint32_t input_task;
   json_t *arg;              /* referenced; json_null() when the task has none */
   const char *job_id, *job_name, *task; /* in `strs` */
   char *strs;               /* the three strings; kept across reuse */

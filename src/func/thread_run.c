@@ -78,11 +78,19 @@ int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
   /* The input may share results with other tasks' inputs, referenced and
    * released on other threads: jansson's reference counts are atomic. */
   run->input = json_incref(l->input_json);
+  run->input_fn = l->input_fn;
+  run->input_done = l->input_done;
+  run->input_ctx = l->input_ctx;
+  run->input_task = l->input_task;
   run->arg = json_incref(l->arg ? (json_t *)l->arg : json_null());
   return 0;
 }
 
 static void release(struct func_run *run) {
+  /* No call can ask for the input any more. */
+  if (run->input_done != NULL) run->input_done(run->input_ctx);
+  run->input_done = NULL;
+  run->input_fn = NULL;
   json_decref(run->input);
   json_decref(run->arg);
   json_decref(run->result);
@@ -123,6 +131,9 @@ void spe__trun_call(struct func_run *run) {
   if (timed) atomic_store_explicit(&run->begun_mono, mono_mark(), memory_order_relaxed);
   struct spe_call call = {
       .input = run->input,
+      .build_input = run->input_fn,
+      .build_ctx = run->input_ctx,
+      .build_task = run->input_task,
       .arg = run->arg,
       .job_id = run->job_id,
       .job_name = run->job_name,
@@ -131,6 +142,7 @@ void spe__trun_call(struct func_run *run) {
       .cancelled = &run->cancelled,
   };
   spe__call_run(run->fn, &call, &run->result, &run->error);
+  json_decref(call.built);
   if (timed) atomic_store_explicit(&run->ended_mono, mono_mark(), memory_order_relaxed);
   atomic_store_explicit(&run->ended_ms, spe__now_ms(), memory_order_relaxed);
 }

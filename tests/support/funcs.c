@@ -1,5 +1,6 @@
 #include "support/funcs.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -98,6 +99,50 @@ static json_t *fn_input(void *ctx, spe_call *call) {
   return json_deep_copy(spe_call_input(call));
 }
 
+/* late_input: the gate it waits on once cancelled, and what it read. */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int released;
+  char *read;
+} late = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL};
+
+void tf_late_reset(void) {
+  pthread_mutex_lock(&late.mu);
+  late.released = 0;
+  free(late.read);
+  late.read = NULL;
+  pthread_mutex_unlock(&late.mu);
+}
+
+void tf_late_release(void) {
+  pthread_mutex_lock(&late.mu);
+  late.released = 1;
+  pthread_cond_broadcast(&late.cv);
+  pthread_mutex_unlock(&late.mu);
+}
+
+char *tf_late_read(void) {
+  pthread_mutex_lock(&late.mu);
+  char *s = late.read ? strdup(late.read) : NULL;
+  pthread_mutex_unlock(&late.mu);
+  return s;
+}
+
+static json_t *fn_late_input(void *ctx, spe_call *call) {
+  (void)ctx;
+  while (!spe_call_cancelled(call)) sleep_ms(1);
+  pthread_mutex_lock(&late.mu);
+  while (!late.released) pthread_cond_wait(&late.cv, &late.mu);
+  pthread_mutex_unlock(&late.mu);
+  char *text = json_dumps(spe_call_input(call), JSON_COMPACT | JSON_SORT_KEYS);
+  pthread_mutex_lock(&late.mu);
+  free(late.read);
+  late.read = text;
+  pthread_mutex_unlock(&late.mu);
+  return json_string("late");
+}
+
 static json_t *fn_null(void *ctx, spe_call *call) {
   (void)ctx;
   (void)call;
@@ -112,6 +157,7 @@ static const struct {
     {"kill_self", fn_kill_self}, {"abort", fn_abort}, {"exit1", fn_exit1},
     {"loop", fn_loop},       {"sleep", fn_sleep},     {"context", fn_context},
     {"flaky", fn_flaky},     {"input", fn_input},     {"null", fn_null},
+    {"late_input", fn_late_input},
 };
 
 int tf_register(spe_registry *reg, const char *name) {

@@ -21,6 +21,9 @@
  *              `context` returns
  *   input      a copy of its input object
  *   null       returns NULL (the task's result is JSON null)
+ *   late_input thread isolation: waits until spe_call_cancelled(), then until
+ *              tf_late_release(), then reads its input (kept as text for
+ *              tf_late_read()) and returns "late"
  */
 #ifndef SPE_TESTS_FUNCS_H
 #define SPE_TESTS_FUNCS_H
@@ -32,5 +35,11 @@ spe_registry *tf_registry(void);
 /* Add one of the functions above, by name, to `reg` (for a program that
  * registers only some). Returns spe_register()'s code; -1 for an unknown name. */
 int tf_register(spe_registry *reg, const char *name);
+
+/* late_input's gate and what it read (compact, keys sorted; malloc'd, NULL if
+ * nothing yet). */
+void tf_late_reset(void);
+void tf_late_release(void);
+char *tf_late_read(void);
 
 #endif
