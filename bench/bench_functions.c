@@ -744,6 +744,8 @@ static void mode_durable(const struct opts *o) {
   ex = open_executor(o, SPE_ISOLATION_THREAD, url);
   struct spe_figures sql = run_jobs(ex, texts, o->jobs, (int)o->check);
   spe_close(ex);
+  line("spe run, sqlite store", sql.run, total);
+  print_threads(total);
   remove_store(dir);
   free_texts(texts, o->jobs);
 

@@ -170,6 +170,38 @@ static void test_subscription_gets_only_later_events(void **state) {
   free(late.ns);
 }
 
+/* With nobody subscribed, a publish releases the events at once (the bus keeps
+ * no reference), a flush has nothing to wait for, and a subscriber added next
+ * gets only what is published after it - also when earlier events are still
+ * being delivered to a subscriber that has just left. */
+static void test_publish_without_subscribers(void **state) {
+  struct event_bus *bus = bus_new_ok();
+  json_t *kept = ev_new("J", 0);
+  json_incref(kept);
+  assert_int_equal(spe__bus_publish(bus, &kept, 1), 0);
+  assert_int_equal(kept->refcount, 1); /* the bus let go of it already */
+  json_decref(kept);
+  spe__bus_flush(bus);
+
+  struct recorder rec = {0};
+  struct bus_sub *s;
+  assert_int_equal(spe__bus_subscribe(bus, NULL, record, &rec, &s), 0);
+  publish_one(bus, "J", 1);
+  publish_one(bus, "J", 2);
+  spe__bus_unsubscribe(bus, s);
+  publish_one(bus, "J", 3); /* nobody again */
+  struct recorder again = {0};
+  assert_int_equal(spe__bus_subscribe(bus, NULL, record, &again, &s), 0);
+  publish_one(bus, "J", 4);
+  spe__bus_flush(bus);
+  assert_received(&again, (int[]){4}, 1);
+  assert_true(rec.count <= 2); /* 1 and 2 at most: it left before 3 */
+  for (size_t i = 0; i < rec.count; i++) assert_int_equal(rec.ns[i], (int)i + 1);
+  spe__bus_free(bus);
+  free(rec.ns);
+  free(again.ns);
+}
+
 /* ---- flush ------------------------------------------------------------------- */
 
 struct flusher {
@@ -530,6 +562,7 @@ int main(void) {
       cmocka_unit_test(test_delivers_batches_in_publication_order),
       cmocka_unit_test(test_filters_by_job),
       cmocka_unit_test(test_subscription_gets_only_later_events),
+      cmocka_unit_test(test_publish_without_subscribers),
       cmocka_unit_test(test_flush_waits_for_events_published_before),
       cmocka_unit_test(test_unsubscribe_while_events_flow),
       cmocka_unit_test(test_unsubscribe_from_inside_a_callback),
