@@ -442,22 +442,23 @@ static int spawn_function(struct engine *eng, struct attempt *a, struct task_lau
   launch->function = td->cmd;
   launch->arg = td->arg;
   launch->ahead = a->queued;
-  if (spe__input_none(a->job, a->task)) {
-    launch->input_json = json_incref(eng->empty_input);
-  } else if (eng->thread_iso) {
-    spe__input_lazy(a->job, a->task, launch); /* built by the call, if it asks */
-  } else {
-    launch->input_json = spe__input_build(a->job, a->task);
-    if (launch->input_json == NULL) {
-      failed->error = spe__error_new("error", "out of memory building the task's input");
-      return SPE_ENOMEM;
-    }
+  if (eng->thread_iso) {
+    /* The call borrows from the job, which outlives it (input.c), and builds
+     * its input itself if it asks. */
+    spe__input_keep(a->job, a->task, launch, eng->empty_input);
+    int rc = spe__func_start(eng->func, launch, a, &a->frun, failed);
+    if (rc != 0) launch->release_fn(launch->release_ctx);
+    else a->slot = 0; /* the call gives its slot back itself when it returns */
+    return rc;
+  }
+  launch->input_json = spe__input_none(a->job, a->task) ? json_incref(eng->empty_input)
+                                                        : spe__input_build(a->job, a->task);
+  if (launch->input_json == NULL) {
+    failed->error = spe__error_new("error", "out of memory building the task's input");
+    return SPE_ENOMEM;
   }
   int rc = spe__func_start(eng->func, launch, a, &a->frun, failed);
   json_decref(launch->input_json);
-  if (rc != 0 && launch->input_done != NULL) launch->input_done(launch->input_ctx);
-  /* A thread-isolated call gives its slot back itself when it returns. */
-  if (rc == 0 && eng->thread_iso) a->slot = 0;
   return rc;
 }
 

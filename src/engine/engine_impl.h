@@ -111,9 +111,9 @@ struct job_run {
                               costs the heap one entry, not a million. */
   uint32_t nroots, next_root;
   struct job_run *next_finished; /* this round's finished jobs */
-  uint32_t calls;          /* thread-isolated calls that may still build
-                              their input from this job (input.c): it is not
-                              pruned before they are over */
+  uint32_t calls;          /* thread-isolated calls that borrow from this
+                              job (input.c): it is not pruned before they
+                              are over */
   int pruned;              /* taken out by a prune, freed with its batch */
   struct job_run *next_pruned;   /* round_set.pruned */
 };
@@ -270,9 +270,12 @@ int spe__input_none(const struct job_run *job, uint32_t t);
  * thread; NULL when out of memory. */
 json_t *spe__input_build(struct job_run *job, uint32_t t);
 char *spe__input_text(struct job_run *job, uint32_t t, size_t *len);
-/* Fill a launch so that the call builds the input itself, on its own thread,
- * if it asks (counted in job->calls until the executor calls input_done). */
-void spe__input_lazy(struct job_run *job, uint32_t t, struct task_launch *launch);
+/* Fill a thread-isolated launch so that the call borrows from the job
+ * (counted in job->calls until the executor calls release_fn) and builds its
+ * input itself, on its own thread, if it asks; `empty` ({}) is the input of
+ * a task without upstream tasks. */
+void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
+                     json_t *empty);
 json_t *spe__input_build_shared(void *job, uint32_t t);
 void spe__input_release(void *job);
 

@@ -14,6 +14,8 @@
  * definition and the results of the task's ancestors (all succeeded before
  * the task was ready, and a success is final). The job itself is kept alive
  * by `calls` (engine thread): a prune leaves a job whose calls still run.
+ * Thread-isolated calls also borrow the job's id, name, task name and arg
+ * rather than copying them.
  */
 #include "engine/engine_impl.h"
 
@@ -104,12 +106,17 @@ json_t *spe__input_build_shared(void *ctx, uint32_t t) {
   return obj;
 }
 
-void spe__input_lazy(struct job_run *job, uint32_t t, struct task_launch *launch) {
-  launch->input_json = NULL;
-  launch->input_fn = spe__input_build_shared;
-  launch->input_done = spe__input_release;
-  launch->input_ctx = job;
-  launch->input_task = t;
+void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
+                     json_t *empty) {
+  launch->release_fn = spe__input_release;
+  launch->release_ctx = job;
+  if (spe__input_none(job, t)) {
+    launch->input_json = empty;
+  } else {
+    launch->input_json = NULL;
+    launch->input_fn = spe__input_build_shared;
+    launch->input_task = t;
+  }
   job->calls++;
 }
 

@@ -38,13 +38,16 @@ struct task_launch {
                              if it keeps it); `input` is then unused */
   int ahead;              /* `exec`, thread isolation: queued ahead of a slot
                              (func/func.h, spe__func_withdraw) */
-  /* `exec`, thread isolation: instead of input_json (then NULL), the input is
-   * built by the call on its own thread, on its first spe_call_input(), with
-   * input_fn(input_ctx, input_task); the executor calls input_done(input_ctx)
-   * on the loop's thread once the run is over and no call can ask any more. */
+  /* `exec`, thread isolation: when release_fn is set, the caller keeps
+   * job_id, job_name, task_name, arg, input_json and what input_fn reads
+   * alive and unchanged until the executor calls release_fn(release_ctx), on
+   * the loop's thread, once the run is over (not when the start fails): the
+   * run borrows them instead of copying. input_json may then be NULL: the
+   * call builds its input on its first spe_call_input(), on its own thread,
+   * with input_fn(release_ctx, input_task). */
+  void (*release_fn)(void *ctx);
+  void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
-  void (*input_done)(void *ctx);
-  void *input_ctx;
   uint32_t input_task;
 
   uint64_t timeout_ms;    /* 0 = none */

@@ -214,7 +214,7 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   if (rc == 0 && run->timeout_ms > 0)
     rc = spe__timer_start(tx->lp, &run->timer, timeout_delay(run->timeout_ms), on_timeout, run);
   if (rc != 0) {
-    run->input_done = NULL; /* a start that fails leaves the input to the caller */
+    run->release_fn = NULL; /* a start that fails leaves all to the caller */
     spe__trun_put(tx, run);
     return fail_start(failed, rc, spe__error_new("error", "out of memory starting a call"));
   }
@@ -236,7 +236,7 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   }
   if (rc != 0) {
     spe__timer_stop(tx->lp, &run->timer);
-    run->input_done = NULL;
+    run->release_fn = NULL;
     spe__trun_put(tx, run);
     rc = fail_start(failed, rc,
                     spe__error_new("error", "%s", msg ? msg : "cannot start a thread"));

@@ -49,10 +49,12 @@ struct func_run {
   /* What the call needs: set on the loop's thread before the run is queued,
    * read-only until it comes back. */
   const struct func_entry *fn;
-  json_t *input;            /* referenced; NULL when built lazily: */
+  json_t *input;            /* referenced, or borrowed (release_fn); NULL
+                               when built lazily by input_fn */
+  void (*release_fn)(void *ctx); /* set: strings, arg and input are borrowed
+                               until the run is put away (exec/exec.h) */
+  void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
-  void (*input_done)(void *ctx); /* called when the run is put away */
-  void *input_ctx;
   uint32_t input_task;
   json_t *arg;              /* referenced; json_null() when the task has none */
   const char *job_id, *job_name, *task; /* in `strs` */

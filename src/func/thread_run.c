@@ -57,6 +57,23 @@ static const char *keep(struct func_run *run, size_t *off, const char *s, size_t
 
 int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
                    const struct task_launch *l, const struct func_entry *fn) {
+  run->fn = fn;
+  run->attempt = l->attempt;
+  run->timeout_ms = l->timeout_ms;
+  run->ahead = l->ahead != 0;
+  run->input_fn = l->input_fn;
+  run->input_task = l->input_task;
+  if (l->release_fn != NULL) {
+    /* The caller keeps all of it alive until release_fn. */
+    run->job_id = l->job_id;
+    run->job_name = l->job_name;
+    run->task = l->task_name;
+    run->input = l->input_json;
+    run->arg = l->arg ? (json_t *)l->arg : json_null();
+    run->release_fn = l->release_fn;
+    run->release_ctx = l->release_ctx;
+    return 0;
+  }
   size_t a = l->job_id ? strlen(l->job_id) : 0;
   size_t b = l->job_name ? strlen(l->job_name) : 0;
   size_t c = l->task_name ? strlen(l->task_name) : 0;
@@ -71,28 +88,23 @@ int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
   run->job_id = keep(run, &off, l->job_id, a);
   run->job_name = keep(run, &off, l->job_name, b);
   run->task = keep(run, &off, l->task_name, c);
-  run->fn = fn;
-  run->attempt = l->attempt;
-  run->timeout_ms = l->timeout_ms;
-  run->ahead = l->ahead != 0;
   /* The input may share results with other tasks' inputs, referenced and
    * released on other threads: jansson's reference counts are atomic. */
   run->input = json_incref(l->input_json);
-  run->input_fn = l->input_fn;
-  run->input_done = l->input_done;
-  run->input_ctx = l->input_ctx;
-  run->input_task = l->input_task;
   run->arg = json_incref(l->arg ? (json_t *)l->arg : json_null());
   return 0;
 }
 
 static void release(struct func_run *run) {
-  /* No call can ask for the input any more. */
-  if (run->input_done != NULL) run->input_done(run->input_ctx);
-  run->input_done = NULL;
+  if (run->release_fn != NULL) {
+    /* No call can use what it borrowed any more. */
+    run->release_fn(run->release_ctx);
+    run->release_fn = NULL;
+  } else {
+    json_decref(run->input);
+    json_decref(run->arg);
+  }
   run->input_fn = NULL;
-  json_decref(run->input);
-  json_decref(run->arg);
   json_decref(run->result);
   free(run->error);
   run->input = run->arg = run->result = NULL;
@@ -132,7 +144,7 @@ void spe__trun_call(struct func_run *run) {
   struct spe_call call = {
       .input = run->input,
       .build_input = run->input_fn,
-      .build_ctx = run->input_ctx,
+      .build_ctx = run->release_ctx,
       .build_task = run->input_task,
       .arg = run->arg,
       .job_id = run->job_id,
