@@ -596,7 +596,7 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
   struct task_state *ts = &job->tasks[t];
   const struct task_def *td = &job->def->tasks[t];
   json_t *ev = terminated_event(eng, job, t, "failed", out);
-  json_object_set(ev, "error", out->error);
+  if (ev) json_object_set(ev, "error", out->error);
   int64_t delay = 0;
   if (!a->cancelled && !job->cancelling && ts->attempts <= td->retries &&
       schedule_retry(eng, job, t, &delay) == 0) {
@@ -646,7 +646,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     eng->stats.tasks_succeeded++;
     spe__record_task(eng, job, t);
     json_t *ev = terminated_event(eng, job, t, "succeeded", out);
-    json_object_set(ev, "result", ts->result);
+    if (ev) json_object_set(ev, "result", ts->result);
     spe__record_event(eng, ev);
     const struct job_def *def = job->def;
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++) {
