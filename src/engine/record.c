@@ -66,8 +66,8 @@ json_t *spe__event_new_at(struct engine *eng, const struct job_run *job, const c
    * memory store's event history for spe_events_since) or a subscriber
    * receives it. */
   if (!eng->store->keeps_events && !spe__bus_has_subscribers(eng->bus)) return NULL;
-  /* "seq" comes first and is filled in by the store's commit. */
-  json_t *ev = json_pack("{s:n, s:I, s:s, s:s}", "seq", "time_ms", (json_int_t)at_ms,
+  /* "seq" comes first, a placeholder the store's commit sets in place. */
+  json_t *ev = json_pack("{s:I, s:I, s:s, s:s}", "seq", (json_int_t)0, "time_ms", (json_int_t)at_ms,
                          "job", job->id, "type", type);
   if (ev == NULL) spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording an event");
   return ev;

@@ -131,3 +131,16 @@ void spe__batch_free(struct store_batch *b) {
   free(b->events);
   memset(b, 0, sizeof *b);
 }
+
+int spe__event_set_seq(json_t *ev, int64_t seq, uint8_t *had) {
+  json_t *v = json_object_get(ev, "seq");
+  *had = v == NULL ? SEQ_NONE : json_is_integer(v) ? SEQ_PLACEHOLDER : SEQ_NULL;
+  if (*had == SEQ_PLACEHOLDER) return json_integer_set(v, seq);
+  return json_object_set_new(ev, "seq", json_integer(seq));
+}
+
+void spe__event_unset_seq(json_t *ev, uint8_t had) {
+  if (had == SEQ_PLACEHOLDER) json_integer_set(json_object_get(ev, "seq"), 0);
+  else if (had == SEQ_NULL) json_object_set_new(ev, "seq", json_null());
+  else json_object_del(ev, "seq");
+}

@@ -86,7 +86,8 @@ struct store_batch {
   struct task_rec *tasks;  /* tasks whose state changed */
   uint32_t ntasks, captasks;
   json_t **events;         /* events to log, in order; the commit gives each its
-                              "seq" (the store's next numbers, rising by one) */
+                              "seq" (the store's next numbers, rising by one)
+                              with spe__event_set_seq() */
   uint32_t nevents, capevents;
   int64_t prune_before_ms; /* > 0: after the rows above, the same transaction
                               deletes every finished job (succeeded, failed,
@@ -174,5 +175,16 @@ void spe__batch_free(struct store_batch *b);
 
 extern const struct store_ops spe__store_memory_ops;
 extern const struct store_ops spe__store_sqlite_ops;
+
+/* Give an event its "seq": in place when its "seq" is an integer already
+ * (the engine makes its events with a placeholder 0, so that a commit on the
+ * committer thread allocates nothing that the engine thread frees later:
+ * cross-thread frees fight over malloc's arena locks), else as a new member.
+ * Returns 0, or -1 when out of memory. What an event had before, for undoing:
+ * SEQ_NONE, SEQ_NULL (or another non-integer) or SEQ_PLACEHOLDER. */
+enum { SEQ_NONE, SEQ_NULL, SEQ_PLACEHOLDER };
+int spe__event_set_seq(json_t *ev, int64_t seq, uint8_t *had);
+/* Put back what spe__event_set_seq() found. */
+void spe__event_unset_seq(json_t *ev, uint8_t had);
 
 #endif

@@ -96,10 +96,13 @@ static int memory_commit(struct store *st, struct store_batch *b, char **msg) {
   struct memory_store *ms = (struct memory_store *)st;
   /* last_seq is written only here, on the engine thread, which may read it
    * without the lock. */
+  uint8_t had[1];
   for (uint32_t i = 0; i < b->nevents; i++) {
-    if (json_object_set_new(b->events[i], "seq", json_integer(ms->last_seq + 1 + i)) != 0) {
-      /* Nothing of a failed batch is kept: take back the numbers given. */
-      for (uint32_t j = 0; j < i; j++) json_object_del(b->events[j], "seq");
+    if (spe__event_set_seq(b->events[i], (int64_t)(ms->last_seq + 1 + i), had) != 0) {
+      /* Nothing of a failed batch is kept: take back the numbers given (a
+       * placeholder goes back to 0, whatever its value was; other members
+       * go away). */
+      for (uint32_t j = 0; j < i; j++) spe__event_unset_seq(b->events[j], SEQ_PLACEHOLDER);
       spe__msg_set(msg, "out of memory numbering events");
       return SPE_ESTORE;
     }

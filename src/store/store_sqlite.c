@@ -169,9 +169,9 @@ static int write_task(struct sqlite_store *ss, const struct task_rec *r) {
 }
 
 /* The event's seq is set first: the body written is the event as published. */
-static int write_event(struct sqlite_store *ss, json_t *ev, int64_t seq) {
+static int write_event(struct sqlite_store *ss, json_t *ev, int64_t seq, uint8_t *had) {
   sqlite3_stmt *st = ss->insert_event;
-  if (json_object_set_new(ev, "seq", json_integer(seq)) != 0) return SQLITE_NOMEM;
+  if (spe__event_set_seq(ev, seq, had) != 0) return SQLITE_NOMEM;
   const char *job = json_string_value(json_object_get(ev, "job"));
   const char *type = json_string_value(json_object_get(ev, "type"));
   const json_t *time = json_object_get(ev, "time_ms");
@@ -208,14 +208,9 @@ static int fault_due(const struct sqlite_store *ss) {
   return ss->commits == ss->fail_at || (ss->fail_after && ss->commits > ss->fail_at);
 }
 
-/* Give the events back the "seq" they had: none, or null. */
+/* Give the events back the "seq" they had. */
 static void unnumber(struct sqlite_store *ss, struct store_batch *b, uint32_t numbered) {
-  for (uint32_t i = 0; i < numbered; i++) {
-    if (ss->had_seq[i])
-      json_object_set_new(b->events[i], "seq", json_null());
-    else
-      json_object_del(b->events[i], "seq");
-  }
+  for (uint32_t i = 0; i < numbered; i++) spe__event_unset_seq(b->events[i], ss->had_seq[i]);
 }
 
 static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
@@ -240,9 +235,8 @@ static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
   for (uint32_t i = 0; rc == SQLITE_OK && i < b->njobs; i++) rc = write_job(ss, &b->jobs[i]);
   for (uint32_t i = 0; rc == SQLITE_OK && i < b->ntasks; i++) rc = write_task(ss, &b->tasks[i]);
   for (uint32_t i = 0; rc == SQLITE_OK && i < b->nevents; i++) {
-    ss->had_seq[i] = json_object_get(b->events[i], "seq") != NULL;
     numbered = i + 1;
-    rc = write_event(ss, b->events[i], ss->last_seq + 1 + i);
+    rc = write_event(ss, b->events[i], ss->last_seq + 1 + i, &ss->had_seq[i]);
   }
   uint64_t pruned = 0;
   if (rc == SQLITE_OK && b->prune_before_ms > 0)

@@ -85,8 +85,8 @@ struct sqlite_store {
   /* In-memory bookkeeping, never written. */
   int64_t last_seq;              /* seq of the last event committed; 0: none */
   struct text_buf json_a, json_b; /* JSON texts of the row being written */
-  uint8_t *had_seq;              /* per event of the batch being committed: did
-                                    it have a "seq" member before (to undo) */
+  uint8_t *had_seq;              /* per event of the batch being committed: what
+                                    its "seq" was before (SEQ_*, store.h), to undo */
   uint32_t cap_had_seq;
 
   /* Fault injection (SPE_STORE_FAULT, a testing aid; docs/store.md). */
