@@ -20,7 +20,10 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   struct job_run *job = calloc(1, sizeof *job);
   if (job == NULL) return NULL;
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
-  if (job->tasks == NULL) {
+  job->waiting = malloc((def->ntasks ? def->ntasks : 1) * sizeof *job->waiting);
+  if (job->tasks == NULL || job->waiting == NULL) {
+    free(job->tasks);
+    free(job->waiting);
     free(job);
     return NULL;
   }
@@ -31,7 +34,7 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   for (uint32_t t = 0; t < def->ntasks; t++) {
     job->tasks[t].status = TASK_PENDING;
     job->tasks[t].blocked_by = -1;
-    job->tasks[t].waiting = def->pred_off[t + 1] - def->pred_off[t];
+    job->waiting[t] = def->pred_off[t + 1] - def->pred_off[t];
   }
   return job;
 }
@@ -43,6 +46,7 @@ void spe__job_run_free(struct job_run *job) {
     json_decref(job->tasks[t].error);
   }
   free(job->tasks);
+  free(job->waiting);
   free(job->roots);
   spe__job_free(job->def);
   free(job);
@@ -88,7 +92,7 @@ static uint32_t *roots_in_rank_order(const struct job_def *def, const struct job
   if (roots == NULL) return NULL;
   uint32_t k = 0;
   for (uint32_t t = 0; t < def->ntasks; t++)
-    if (job->tasks[t].waiting == 0) roots[k++] = t;
+    if (job->waiting[t] == 0) roots[k++] = t;
   if (def->npriority == 0) return roots;
   uint64_t *keyed = malloc(n * sizeof *keyed);
   if (keyed == NULL) {
@@ -107,7 +111,7 @@ static uint32_t *roots_in_rank_order(const struct job_def *def, const struct job
 static void queue_roots(struct engine *eng, struct job_run *job) {
   const struct job_def *def = job->def;
   uint32_t n = 0;
-  for (uint32_t t = 0; t < def->ntasks; t++) n += job->tasks[t].waiting == 0;
+  for (uint32_t t = 0; t < def->ntasks; t++) n += job->waiting[t] == 0;
   uint32_t *roots = n > 1 ? roots_in_rank_order(def, job, n) : NULL;
   if (roots != NULL &&
       spe__ready_push(&eng->ready, job, READY_CURSOR, def->rank[roots[0]], job->order, 0) == 0) {
@@ -119,7 +123,7 @@ static void queue_roots(struct engine *eng, struct job_run *job) {
   }
   free(roots);
   for (uint32_t t = 0; t < def->ntasks; t++)
-    if (job->tasks[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
+    if (job->waiting[t] == 0) spe__engine_push_ready(eng, job, t, 0);
 }
 
 /* The task the first ready entry stands for. */
@@ -651,7 +655,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     const struct job_def *def = job->def;
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++) {
       uint32_t s = def->succ[e];
-      if (--job->tasks[s].waiting == 0 && job->tasks[s].status == TASK_PENDING)
+      if (--job->waiting[s] == 0 && job->tasks[s].status == TASK_PENDING)
         spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {

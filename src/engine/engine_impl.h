@@ -56,7 +56,6 @@ struct task_state {
 
   uint32_t row_gen;        /* the round set whose batch holds this task's row, */
   uint32_t row;            /* at this index (a later change replaces it) */
-  uint32_t waiting;        /* upstream tasks not yet succeeded */
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
 };
 
@@ -104,6 +103,10 @@ struct job_run {
   int held;                /* recovered running, waiting for a start
                               (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */
+  uint32_t *waiting;       /* per task: upstream tasks not yet succeeded. Apart
+                              from `tasks`, densely: a success decrements its
+                              successors', scattered over the job, and 4 bytes
+                              a task miss the cache far less than 64 */
   uint32_t *roots;         /* the tasks ready when the job started, in rank
                               order, behind ONE ready-queue entry (a cursor:
                               a pick takes roots[next_root]); NULL once all

@@ -92,7 +92,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
 /* Queue every pending task of a resumed job whose upstream has succeeded. */
 static void queue_ready(struct engine *eng, struct job_run *job) {
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tasks[t].status == TASK_PENDING && job->tasks[t].waiting == 0)
+    if (job->tasks[t].status == TASK_PENDING && job->waiting[t] == 0)
       spe__engine_push_ready(eng, job, t, 0);
 }
 
@@ -139,7 +139,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
     uint32_t waiting = 0;
     for (uint32_t e = def->pred_off[t]; e < def->pred_off[t + 1]; e++)
       waiting += job->tasks[def->pred[e]].status != TASK_SUCCEEDED;
-    job->tasks[t].waiting = waiting;
+    job->waiting[t] = waiting;
   }
   if (spe__strmap_put(&eng->jobs, job->id, job) != 0) {
     spe__job_run_free(job);
