@@ -811,6 +811,36 @@ static void test_slot_holder_goes_first(void **state) {
   assert_int_equal(atomic_load(&slots), 1);
 }
 
+/* A loop sleeping "until dry" (the engine while a commit is in flight) is not
+ * woken by a call that begins while more wait in the queue; it is woken once
+ * the last one is taken, and then learns everything in order. */
+static void test_sleep_until_dry(void **state) {
+  struct fx *f = *state;
+  _Atomic long slots = 1;
+  open_exec_slots(f, 1, &slots);
+  assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 1), 0); /* nothing yet */
+  struct slot first = {0}, second = {0};
+  start_ahead(f, "until_cancelled", &first);
+  start_ahead(f, "five", &second);
+  gate_await(&gate.entered, 1);
+  /* `first` has begun, `second` waits: its start was not announced. */
+  assert_true(spe__loop_poll(&f->lp, 0) >= 0);
+  assert_false(first.started);
+  assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 1), 0); /* notes, but runs wait */
+  assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 0), 1); /* would wake a plain sleep */
+  assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 1), 0);
+  signal_run(f, &first, "cancelled");
+  wait_for(f, &first); /* the early report comes from the loop itself */
+  assert_true(first.started);
+  gate_open();
+  /* `first` returns, `second` is taken - the queue is dry: that wakes it. */
+  wait_for(f, &second);
+  assert_true(second.started);
+  assert_int_equal(json_integer_value(result_of(&second)), 5);
+  slot_clear(&first);
+  slot_clear(&second);
+}
+
 /* ---- freeing the executor ---- */
 
 /* Queued runs are dropped uncalled, a running call is told it is cancelled and
@@ -882,6 +912,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_withdraw, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ahead_waits_for_a_freed_slot, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slot_holder_goes_first, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sleep_until_dry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_with_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_waits_for_late_calls, setup, teardown),
   };

@@ -302,7 +302,11 @@ static void *engine_main(void *arg) {
     int busy = has_work(eng);
     /* Not while a commit is in flight: then the committer needs the CPU. */
     if (!busy && !eng->flight) spe__func_spin(eng->func, FUNC_SPIN_NS);
-    if (!busy) busy = spe__func_sleep_begin(eng->func);
+    /* While a commit is in flight, what calls report can be seen only after
+     * it (and its end wakes the loop): the pool need wake it only to be
+     * given more calls. One wake-up per few tasks cost the engine more than
+     * the tasks. */
+    if (!busy) busy = spe__func_sleep_begin(eng->func, eng->flight != NULL);
     int rc = spe__loop_poll(&eng->loop, busy ? 0 : -1);
     spe__func_sleep_end(eng->func);
     /* Calls that began or ended without waking the loop. */

@@ -102,11 +102,14 @@ void spe__func_flush(struct func_exec *fx);
  * begins or ends. The loop reports them from spe__func_poll(), which it calls
  * in every round, and brackets its sleep with spe__func_sleep_begin() (which
  * returns 1 when it should not sleep: something waits) and
- * spe__func_sleep_end(), between which the pool wakes it. A loop that never
- * calls spe__func_sleep_end() is woken for every batch of notes. No-ops (0)
- * for process isolation. */
+ * spe__func_sleep_end(), between which the pool wakes it: at the first call
+ * that begins or ends, or with `until_dry` only once no call waits in the
+ * pool's queue (for a loop that something else will wake in time, and that
+ * has nothing to do with the calls' ends before then but hand over more). A
+ * loop that never calls spe__func_sleep_end() is woken for every batch of
+ * notes. No-ops (0) for process isolation. */
 void spe__func_poll(struct func_exec *fx);
-int spe__func_sleep_begin(struct func_exec *fx);
+int spe__func_sleep_begin(struct func_exec *fx, int until_dry);
 void spe__func_sleep_end(struct func_exec *fx);
 
 /* Stop an attempt. Process isolation: send `sig` to the worker's process group

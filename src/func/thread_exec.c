@@ -164,8 +164,8 @@ void spe__thread_exec_poll(struct thread_exec *tx) {
   if (spe__tpool_has_notes(&tx->pool)) take_notes(tx);
 }
 
-int spe__thread_exec_sleep_begin(struct thread_exec *tx) {
-  return spe__tpool_sleep_begin(&tx->pool);
+int spe__thread_exec_sleep_begin(struct thread_exec *tx, int until_dry) {
+  return spe__tpool_sleep_begin(&tx->pool, until_dry);
 }
 
 void spe__thread_exec_sleep_end(struct thread_exec *tx) { spe__tpool_sleep_end(&tx->pool); }

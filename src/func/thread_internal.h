@@ -109,6 +109,12 @@ struct pool_worker {
   struct pool_worker *next; /* every thread started */
 };
 
+/* What the loop is doing, for put_note: awake (it reads the notes itself),
+ * asleep (the first note wakes it), or asleep until the queue runs dry (a
+ * note wakes it only when no run waits: it has nothing to hand over, and
+ * something else - a commit's end - wakes it for the rest). */
+enum { LOOP_AWAKE, LOOP_SLEEPS, LOOP_SLEEPS_UNTIL_DRY };
+
 /* The threads and their queues. */
 struct thread_pool {
   pthread_mutex_t mu;
@@ -122,8 +128,8 @@ struct thread_pool {
                                 the notes */
   atomic_int has_notes;      /* the note list is not empty (read without mu by
                                 the loop) */
-  atomic_int loop_sleeping;  /* the loop sleeps, or is about to: notes must
-                                wake it (put_note) */
+  atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
+                                (put_note) */
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */
@@ -154,9 +160,10 @@ void spe__tpool_submit_list(struct thread_pool *p, struct func_run *head, struct
 /* A slot was freed outside the pool: make sure a thread comes if runs wait
  * (*msg as for spe__tpool_submit_list). */
 void spe__tpool_kick(struct thread_pool *p, char **msg);
-/* The loop is about to sleep: from now on notes wake it. Returns 1 if notes
- * are waiting already (then it should not sleep). */
-int spe__tpool_sleep_begin(struct thread_pool *p);
+/* The loop is about to sleep: from now on notes wake it (with until_dry, only
+ * once no run waits in the queue). Returns 1 if notes that would wake it are
+ * waiting already (then it should not sleep). */
+int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry);
 void spe__tpool_sleep_end(struct thread_pool *p);
 /* Whether notes wait (without the lock). */
 int spe__tpool_has_notes(struct thread_pool *p);

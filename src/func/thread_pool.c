@@ -65,7 +65,7 @@ int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *s
   p->slots = slots;
   /* Until the loop says it is awake (spe__tpool_sleep_end), every first
    * note wakes it: a loop that never brackets its sleeps is always told. */
-  atomic_init(&p->loop_sleeping, 1);
+  atomic_init(&p->loop_sleeping, LOOP_SLEEPS);
   p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->efd < 0) return SPE_ESYS;
   if (pthread_mutex_init(&p->mu, NULL) != 0) {
@@ -128,18 +128,29 @@ static int put_note(struct thread_pool *p, struct run_note *n) {
   else p->notes_head = n;
   p->notes_tail = n;
   atomic_store_explicit(&p->has_notes, 1, memory_order_seq_cst);
-  if (p->notified || !atomic_load_explicit(&p->loop_sleeping, memory_order_seq_cst)) return 0;
+  int sleeping = atomic_load_explicit(&p->loop_sleeping, memory_order_seq_cst);
+  if (p->notified || sleeping == LOOP_AWAKE) return 0;
+  /* A loop that asked to sleep until the queue runs dry is not woken while
+   * threads still have runs to take (the run just taken included). */
+  if (sleeping == LOOP_SLEEPS_UNTIL_DRY && p->head != NULL) return 0;
   p->notified = 1;
   return 1;
 }
 
-int spe__tpool_sleep_begin(struct thread_pool *p) {
-  atomic_store_explicit(&p->loop_sleeping, 1, memory_order_seq_cst);
-  return atomic_load_explicit(&p->has_notes, memory_order_seq_cst);
+int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry) {
+  atomic_store_explicit(&p->loop_sleeping, until_dry ? LOOP_SLEEPS_UNTIL_DRY : LOOP_SLEEPS,
+                        memory_order_seq_cst);
+  if (!atomic_load_explicit(&p->has_notes, memory_order_seq_cst)) return 0;
+  if (!until_dry) return 1;
+  /* Notes wait: they wake it only if no run waits (put_note's rule). */
+  pthread_mutex_lock(&p->mu);
+  int dry = p->head == NULL;
+  pthread_mutex_unlock(&p->mu);
+  return dry;
 }
 
 void spe__tpool_sleep_end(struct thread_pool *p) {
-  atomic_store_explicit(&p->loop_sleeping, 0, memory_order_relaxed);
+  atomic_store_explicit(&p->loop_sleeping, LOOP_AWAKE, memory_order_relaxed);
 }
 
 int spe__tpool_has_notes(struct thread_pool *p) {
