@@ -816,12 +816,14 @@ static void test_slot_holder_goes_first(void **state) {
  * the last one is taken, and then learns everything in order. */
 static void test_sleep_until_dry(void **state) {
   struct fx *f = *state;
-  _Atomic long slots = 1;
+  _Atomic long slots = 0; /* both are queued before either can begin */
   open_exec_slots(f, 1, &slots);
   assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 1), 0); /* nothing yet */
   struct slot first = {0}, second = {0};
   start_ahead(f, "until_cancelled", &first);
   start_ahead(f, "five", &second);
+  atomic_fetch_add(&slots, 1);
+  spe__thread_exec_slot_freed(f->tx);
   gate_await(&gate.entered, 1);
   /* `first` has begun, `second` waits: its start was not announced. */
   assert_true(spe__loop_poll(&f->lp, 0) >= 0);

@@ -230,6 +230,37 @@ static void slot_give(struct engine *eng) {
   if (eng->queued > 0) spe__func_slot_freed(eng->func); /* a run may take it */
 }
 
+/* Attempts are recycled: a stream of tiny tasks then allocates none. */
+#define FREE_ATTEMPTS_MAX 4096
+
+static struct attempt *attempt_new(struct engine *eng) {
+  struct attempt *a = eng->free_attempts;
+  if (a == NULL) return calloc(1, sizeof *a);
+  eng->free_attempts = a->next;
+  eng->nfree_attempts--;
+  memset(a, 0, sizeof *a);
+  return a;
+}
+
+static void attempt_free(struct engine *eng, struct attempt *a) {
+  if (eng->nfree_attempts >= FREE_ATTEMPTS_MAX) {
+    free(a);
+    return;
+  }
+  a->next = eng->free_attempts;
+  eng->free_attempts = a;
+  eng->nfree_attempts++;
+}
+
+void spe__engine_free_attempts(struct engine *eng) {
+  while (eng->free_attempts != NULL) {
+    struct attempt *a = eng->free_attempts;
+    eng->free_attempts = a->next;
+    free(a);
+  }
+  eng->nfree_attempts = 0;
+}
+
 static void attempt_unlink(struct engine *eng, struct attempt *a) {
   if (a->prev) a->prev->next = a->next;
   else eng->attempts = a->next;
@@ -277,7 +308,7 @@ static int unqueue(struct engine *eng, struct attempt *a) {
   attempt_unlink(eng, a);
   eng->running--;
   eng->queued--;
-  if (a->frun != NULL) free(a);
+  if (a->frun != NULL) attempt_free(eng, a);
   else a->withdrawn = 1; /* still on a list of attempts to spawn, which drops it */
   return 1;
 }
@@ -399,7 +430,7 @@ void spe__engine_pick(struct engine *eng) {
     ahead = goes_ahead(eng, job, t);
     if (ahead ? eng->queued >= eng->ahead_cap : !spe__slot_take(&eng->slots)) return;
     take_top(eng, &e);
-    struct attempt *a = calloc(1, sizeof *a);
+    struct attempt *a = attempt_new(eng);
     if (a == NULL) goto nomem;
     /* A task whose inputs a committed set recorded may start at once: nothing
      * it depends on can be lost. One freed by a set not yet durable waits for
@@ -414,7 +445,7 @@ void spe__engine_pick(struct engine *eng) {
                              : e.round == eng->fill->gen   ? &eng->fill->waiting
                                                            : &eng->flight->waiting;
     if (list_add(l, a) != 0) {
-      free(a);
+      attempt_free(eng, a);
       goto nomem;
     }
     a->job = job;
@@ -473,7 +504,7 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
   const struct task_def *td = &job->def->tasks[a->task];
   struct task_outcome failed = {0};
   if (a->withdrawn) { /* taken back before its turn came: already forgotten */
-    free(a);
+    attempt_free(eng, a);
     return;
   }
   if (a->cancelled || a->interrupted) {
@@ -528,7 +559,7 @@ void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
   for (uint32_t i = 0; i < l->len; i++) {
     struct attempt *a = l->items[i];
     if (a->withdrawn) {
-      free(a);
+      attempt_free(eng, a);
       continue;
     }
     if (a->queued) {
@@ -541,7 +572,7 @@ void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
     if (a->slot) slot_give(eng);
     eng->running--;
     attempt_unlink(eng, a);
-    free(a);
+    attempt_free(eng, a);
   }
   l->len = 0;
 }
@@ -667,7 +698,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     }
     apply_failure(eng, a, out);
   }
-  free(a);
+  attempt_free(eng, a);
   spe__engine_finish_if_done(eng, job);
 }
 

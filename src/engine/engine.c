@@ -512,6 +512,7 @@ static void release(struct engine *eng) {
     free(eng->sets[i].waiting.items);
   }
   free(eng->early.items);
+  spe__engine_free_attempts(eng);
   pthread_mutex_destroy(&eng->lock);
   pthread_cond_destroy(&eng->reply_cond);
   pthread_cond_destroy(&eng->finished_cond);

@@ -203,6 +203,8 @@ struct engine {
   struct io_watch commit_w;        /* the committer's donefd */
   struct attempt_list early;       /* picked attempts that may start at once */
   struct attempt *attempts;        /* every attempt picked and not yet ended */
+  struct attempt *free_attempts;   /* ended, kept for reuse (dispatch.c) */
+  uint32_t nfree_attempts;
   struct retry_timer *retries;     /* every task waiting out a backoff */
   struct timer grace_timer;        /* SIGKILL after SIGTERM on cancel/shutdown */
   int stop_seen;                   /* the engine thread has begun stopping */
@@ -238,6 +240,7 @@ void spe__engine_spawn_list(struct engine *eng, struct attempt_list *l);
 /* Put the attempts of a list back as if never picked (their batch failed). */
 void spe__engine_drop_list(struct engine *eng, struct attempt_list *l);
 void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out);
+void spe__engine_free_attempts(struct engine *eng);
 /* The function executor: an attempt queued ahead has started. */
 void spe__engine_on_started(void *ctx, void *task_ctx, int64_t started_ms);
 /* Whether the first ready task could be picked now (a slot, or room to queue

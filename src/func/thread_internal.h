@@ -205,9 +205,10 @@ int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
 /* Drop what the run references and keep it for reuse (or free it). */
 void spe__trun_put(struct thread_exec *tx, struct func_run *run);
 void spe__trun_free(struct func_run *run);
-/* On a pool thread: call the function, unless the run was cancelled before;
- * records the wall-clock start (unless already set) and end. */
-void spe__trun_call(struct func_run *run);
+/* On a pool thread: call the function, unless the run was cancelled before
+ * (returns 0); records the wall-clock start unless already set (the caller
+ * records the end: its clock reading also dates the next call it begins). */
+int spe__trun_call(struct func_run *run);
 /* The outcome of a run whose call is over, or that is forced (finished at now_ms,
  * wall clock). Hands the result over. */
 void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome *out);

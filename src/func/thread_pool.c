@@ -213,10 +213,11 @@ static struct pool_worker *take_idle(struct thread_pool *p) {
  * its slot was taken) or the pool stops; first tell the loop about notes if
  * *tell_loop, then spin once, then sleep. */
 static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell_loop,
-                         int *slot) {
+                         int *slot, int64_t *now_ms) {
   int spun = 0;
   while (!p->stopping && !head_ready(p, slot)) {
     stop_looking(p, w); /* it found nothing */
+    *now_ms = 0;        /* and the time it read is going stale */
     if (*tell_loop) {
       pthread_mutex_unlock(&p->mu);
       spe__tpool_notify(p);
@@ -242,11 +243,14 @@ static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell
 /* Under mu, `run` just taken off the queue: whether to call it. A run queued
  * ahead is called only if this thread moves it from QUEUED to CALLING (the
  * loop may have withdrawn it); its start is then noted for the loop. */
-static int begin(struct thread_pool *p, struct func_run *run, int *tell_loop) {
+static int begin(struct thread_pool *p, struct func_run *run, int *tell_loop, int64_t now_ms) {
   if (!run->ahead) return 1;
   /* The start time is written before the state says CALLING: a loop that
-   * loses the race to withdraw the run reads it after its failed exchange. */
-  atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
+   * loses the race to withdraw the run reads it after its failed exchange.
+   * A thread that takes a run right after its last call dates it with the
+   * time that call ended (read a moment ago): one clock reading a task. */
+  atomic_store_explicit(&run->started_ms, now_ms != 0 ? now_ms : spe__now_ms(),
+                        memory_order_relaxed);
   int queued = RUN_QUEUED;
   if (!atomic_compare_exchange_strong_explicit(&run->state, &queued, RUN_CALLING,
                                                memory_order_acq_rel, memory_order_acquire))
@@ -259,15 +263,16 @@ static void *worker_main(void *arg) {
   struct pool_worker *w = arg;
   struct thread_pool *p = w->pool;
   int tell_loop = 0, slot = 0;
+  int64_t now_ms = 0; /* when the last call ended, while fresh */
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    wait_for_run(p, w, &tell_loop, &slot);
+    wait_for_run(p, w, &tell_loop, &slot, &now_ms);
     if (p->stopping) break;
     stop_looking(p, w);
     struct func_run *run = p->head;
     p->head = run->next;
     if (p->head == NULL) p->tail = NULL;
-    int call = begin(p, run, &tell_loop);
+    int call = begin(p, run, &tell_loop, now_ms);
     w->current = run;
     /* More runs wait and no other thread is on its way: wake one now, before
      * a call that may be long (this is how a burst of submits spreads over
@@ -280,7 +285,11 @@ static void *worker_main(void *arg) {
      * takes. */
     if (tell_loop) spe__tpool_notify(p);
     tell_loop = 0;
-    if (call) spe__trun_call(run);
+    now_ms = 0;
+    if (call && spe__trun_call(run)) {
+      now_ms = spe__now_ms();
+      atomic_store_explicit(&run->ended_ms, now_ms, memory_order_relaxed);
+    }
     /* A run not queued ahead came with the slot its caller took. */
     if (slot || !run->ahead) slot_give(p);
     pthread_mutex_lock(&p->mu);

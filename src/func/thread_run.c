@@ -135,9 +135,9 @@ static int64_t mono_mark(void) {
   return t > 0 ? t : 1;
 }
 
-void spe__trun_call(struct func_run *run) {
+int spe__trun_call(struct func_run *run) {
   /* Cancelled while it waited in the queue: already reported, nobody waits. */
-  if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return;
+  if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return 0;
   if (!run->ahead) atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
   int timed = run->timeout_ms > 0;
   if (timed) atomic_store_explicit(&run->begun_mono, mono_mark(), memory_order_relaxed);
@@ -156,7 +156,7 @@ void spe__trun_call(struct func_run *run) {
   spe__call_run(run->fn, &call, &run->result, &run->error);
   json_decref(call.built);
   if (timed) atomic_store_explicit(&run->ended_mono, mono_mark(), memory_order_relaxed);
-  atomic_store_explicit(&run->ended_ms, spe__now_ms(), memory_order_relaxed);
+  return 1;
 }
 
 void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome *out) {
