@@ -379,7 +379,10 @@ typedef json_t *(*spe_function)(void *ctx, spe_call *call);
 /* The task's input: an object mapping the name of every task upstream of it (every
  * ancestor) to its result; {} for a task with none. Borrowed, read-only (under
  * thread isolation it shares results with other tasks running at the same time:
- * never modify it, json_deep_copy() what you want to change). */
+ * never modify it, json_deep_copy() what you want to change), valid until the
+ * function returns. Under thread isolation it is built on the first call, on the
+ * calling thread (a function that never asks pays nothing); NULL only when memory
+ * ran out building it. */
 SPE_EXPORT const json_t *spe_call_input(const spe_call *call);
 /* The task's `arg` (any JSON; JSON null when the task has none). Borrowed,
  * read-only. */
