@@ -4,8 +4,10 @@
  *
  * Everything here runs on the loop's thread. A started run is reported exactly
  * once, through one of three paths:
- *   - its call returned: the pool's eventfd wakes the loop, which takes every
- *     returned run at once (on_wake) and reports each;
+ *   - its call returned: the loop takes the pool's notes at once (in every
+ *     round, spe__thread_exec_poll, or when the eventfd wakes it, on_wake)
+ *     and reports each, in order (a run queued ahead has its start reported
+ *     first, through the `started` callback);
  *   - its timeout passed (on_timeout, a loop timer): reported "timeout" there
  *     and then, with `cancelled` set for the function to notice;
  *   - it was signalled: `cancelled` is set and the run joins the list of early
@@ -15,6 +17,10 @@
  * (when its call is over: a function cannot be stopped, so a run reported early
  * lives until it returns, and its late result is dropped). A run signalled
  * with a kind is reported with that kind whatever the call did.
+ *
+ * A run queued ahead may instead be withdrawn before its call begins
+ * (spe__thread_exec_withdraw): then it is never reported, and only put away
+ * when the pool hands it back.
  *
  * The timeout counts from the moment the function was called, not from the
  * start request: a run that waits in the queue behind busy threads has not

@@ -77,7 +77,7 @@ struct func_run {
   _Atomic int64_t ended_mono;  /*   and of its return; 0 until then */
 
   /* The call's answer: written on the pool thread, read on the loop's thread
-   * after the done list handed the run over (under the pool's mutex). */
+   * after its end note handed the run over (under the pool's mutex). */
   json_t *result;           /* a new reference, or NULL */
   char *error;              /* spe_call_fail()'s message, or NULL */
 
@@ -137,7 +137,8 @@ struct thread_pool {
   /* The loop's thread only: */
   struct pool_worker *all;
   uint32_t nthreads, max_threads;
-  int efd;                   /* readable when the done list may hold runs */
+  int efd;                   /* readable when notes may wait for a sleeping
+                                loop */
 };
 
 int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots);

@@ -2,16 +2,25 @@
  * The pool of threads that calls the functions of thread isolation.
  *
  * What it owns: the threads (started on demand, up to max_threads, and kept
- * until the pool stops), the queue of runs to call and the list of runs whose
- * call is over (the "done list"), and an eventfd watched on the engine's loop.
+ * until the pool stops), the queue of runs to call, the list of notes for the
+ * loop (a call began; a call is over), and an eventfd watched on the loop.
  *
- * Threads and locks: the loop's thread queues runs (spe__tpool_submit) and
- * takes the done list (spe__tpool_take_done); each pool thread takes a run
- * from the queue, calls it, and puts it on the done list. One mutex, `mu`,
- * guards both lists, the idle stack, the spinner, `nlooking` and each thread's
- * `woken`, `counted` and `current`.
- * Nothing else is locked, and condition variables are signalled and the eventfd
- * written after `mu` is released.
+ * Threads and locks: the loop's thread queues runs (spe__tpool_submit, or a
+ * round's worth at once with spe__tpool_submit_list) and takes the notes
+ * (spe__tpool_take_notes); each pool thread takes a run from the queue, notes
+ * its start, calls it, and notes its end. One mutex, `mu`, guards the queue,
+ * the notes, the idle stack, the spinner, `nlooking` and each thread's
+ * `woken`, `counted` and `current`. Nothing else is locked, and condition
+ * variables are signalled and the eventfd written after `mu` is released.
+ *
+ * Slots: when the pool is given the engine's count of free slots (`slots`),
+ * a run queued ahead is called only once its thread has taken a slot, and
+ * every call gives its slot back when it returns; a run that holds a slot
+ * already (taken by the engine) goes before every run that waits for one.
+ * Whoever frees a slot comes back to the queue: a pool thread after its call,
+ * the engine through spe__tpool_kick. A run withdrawn by the loop (its state
+ * moved to WITHDRAWN before a thread moved it to CALLING) is taken off the
+ * queue without a slot and only noted as over.
  *
  * Wake-ups are what costs: handing a run to a sleeping thread, or telling a
  * sleeping loop about a result, takes tens of microseconds here, a queue
@@ -19,29 +28,30 @@
  *   - Towards the threads: a thread that finishes a call takes the next run
  *     without sleeping. A thread that finds the queue empty first spins a
  *     little (SPIN_NS, yielding the CPU as it goes) as the pool's one
- *     `spinner`: the engine starts tasks a microsecond or two apart, and a
- *     submit that finds a spinner only sets its `claimed` flag - no system
- *     call on the loop's thread, where a wake-up would cost more than the
- *     task. Then it sleeps: it pushes itself on the idle stack and waits on
- *     its own condition variable until someone sets its `woken` flag; that
- *     someone (a submit, a thread, or the stop) also takes it off the stack.
- *     `nlooking` counts the threads claimed or woken that have not yet come
- *     to the queue: a submit wakes a thread only when none is on its way,
- *     and a thread that takes a run while more wait and none is on its way
- *     wakes the next one itself, before its call (so a burst of submits
- *     spreads over the threads, and the wake-ups are paid by the threads,
- *     not by the loop). A spurious wake-up is never taken for a real one, and
- *     the last thread to sleep is the first woken (its cache is the warmest).
+ *     `spinner`: a submit that finds a spinner only sets its `claimed` flag -
+ *     no system call on the loop's thread, where a wake-up would cost more
+ *     than the task. Then it sleeps: it pushes itself on the idle stack and
+ *     waits on its own condition variable until someone sets its `woken`
+ *     flag; that someone (a submit, a kick, a thread, or the stop) also takes
+ *     it off the stack. `nlooking` counts the threads claimed or woken that
+ *     have not yet come to the queue: a submit wakes a thread only when none
+ *     is on its way, and a thread that takes a run while more wait and none
+ *     is on its way wakes the next one itself, before its call (so a burst
+ *     spreads over the threads, and the wake-ups are paid by the threads, not
+ *     by the loop). A spurious wake-up is never taken for a real one, and the
+ *     last thread to sleep is the first woken (its cache is the warmest).
  *     The invariant: whenever runs wait, a thread is on its way, or every
- *     thread is busy in a call and will come back.
- *   - Towards the loop: the eventfd is written only by the first run to reach
- *     the done list after the loop last took it (`notified`), and the loop takes
- *     the whole list at once, so a run added after the take always comes with
- *     a new write. The loop watches the eventfd edge-triggered, where every
- *     write is an event, and never reads it: that saves a system call per
- *     batch (the counter, one per batch, would take millennia to overflow).
- * In the steady state of a busy pool, a task costs two short critical
- * sections and no system call.
+ *     thread is busy in a call and will come back, or no slot is free and
+ *     whoever frees one comes back.
+ *   - Towards the loop: the loop reads the notes in every round, and the
+ *     eventfd is written only when it sleeps (`loop_sleeping`, see put_note),
+ *     by the first note after it last took them (`notified`); it takes the
+ *     whole list at once, so a note added after the take comes with a new
+ *     write if it sleeps. The loop watches the eventfd edge-triggered, where
+ *     every write is an event, and never reads it: that saves a system call
+ *     per batch (the counter would take millennia to overflow).
+ * In the steady state of a busy pool, a task costs one short critical section
+ * on its thread, a share of the loop's one per round, and no system call.
  *
  * Spinning is bounded to one thread at a time so that it never takes more
  * than one CPU from the loop and the threads that work.
