@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -473,6 +474,58 @@ static void abandoned_call_keeps_its_job(void **state) {
   h_close(&h);
 }
 
+/* A close while tasks wait behind a busy worker (in thread isolation, calls
+ * queued ahead in the pool) leaves them pending in the store: reopened, the
+ * job resumes and each of them runs once, as its first attempt. */
+static void close_leaves_waiting_calls_pending(void **state) {
+  char dir[] = "/tmp/spe-test-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char url[64], db[64];
+  snprintf(url, sizeof url, "sqlite:%s/state.db", dir);
+  spe_registry *reg = tf_registry();
+  spe_options o;
+  spe_options_init(&o);
+  o.workers = 1;
+  o.functions = reg;
+  o.isolation = isolation_of(state);
+  o.store_url = url;
+  struct harness h;
+  h_open_opts(&h, &o);
+  char id[SPE_ID_SIZE];
+  char *text = h_unquote("{'name':'j','tasks':[{'name':'first','exec':'sleep','arg':300},"
+                         "{'name':'b1','exec':'context'},{'name':'b2','exec':'context'},"
+                         "{'name':'b3','exec':'context'},{'name':'b4','exec':'context'}]}");
+  h_submit_start(&h, text, id);
+  free(text);
+  assert_int_equal(h_await_events(&h, id, "task_started", 1, 5000), 1);
+  assert_int_equal(h_count_events(&h, id, "task_started", "first"), 1);
+  h_close(&h); /* `first` is interrupted; b1..b4 have not started */
+
+  h_open_opts(&h, &o); /* recovered: the job goes on by itself */
+  spe_registry_free(reg);
+  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
+  json_t *job = NULL;
+  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  assert_string_equal(h_job_status(job), "succeeded");
+  const char *waiting[] = {"b1", "b2", "b3", "b4"};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(h_task_int(job, waiting[i], "attempts"), 1);
+    json_t *ctx = h_task_result(job, waiting[i]);
+    assert_int_equal(json_integer_value(json_object_get(ctx, "attempt")), 1);
+    assert_int_equal(h_count_events(&h, id, "task_started", waiting[i]), 1);
+  }
+  json_decref(job);
+  h_close(&h);
+  snprintf(db, sizeof db, "%s/state.db", dir);
+  const char *suffixes[] = {"", "-wal", "-shm", ".lock"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+    char path[80];
+    snprintf(path, sizeof path, "%s%s", db, suffixes[i]);
+    unlink(path);
+  }
+  assert_int_equal(rmdir(dir), 0);
+}
+
 #define FUNCTION_TESTS(iso)                                                    \
   cmocka_unit_test_prestate(bad_jobs_are_refused, iso),                        \
       cmocka_unit_test_prestate(good_job_and_same_name_twice, iso),            \
@@ -485,7 +538,8 @@ static void abandoned_call_keeps_its_job(void **state) {
       cmocka_unit_test_prestate(two_jobs_on_ten_workers, iso),                 \
       cmocka_unit_test_prestate(the_call_context, iso),                        \
       cmocka_unit_test_prestate(cancel_and_close_stop_functions, iso),         \
-      cmocka_unit_test_prestate(cancel_leaves_waiting_calls_unstarted, iso)
+      cmocka_unit_test_prestate(cancel_leaves_waiting_calls_unstarted, iso),   \
+      cmocka_unit_test_prestate(close_leaves_waiting_calls_pending, iso)
 
 int main(void) {
   static int process = SPE_ISOLATION_PROCESS, thread = SPE_ISOLATION_THREAD;
