@@ -465,7 +465,7 @@ void spe__engine_pick(struct engine *eng) {
   }
   return;
 nomem:
-  if (!ahead) atomic_fetch_add_explicit(&eng->slots, 1, memory_order_relaxed);
+  if (!ahead) slot_give(eng);
   spe__engine_push_ready(eng, e.job, e.task, e.round);
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
