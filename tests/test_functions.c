@@ -526,6 +526,52 @@ static void close_leaves_waiting_calls_pending(void **state) {
   assert_int_equal(rmdir(dir), 0);
 }
 
+/* Commands and functions on 2 workers, several jobs at once: replayed in seq
+ * order (the order a subscriber or `spe watch` sees), the events never show
+ * more than 2 tasks running - not even for a moment, when a call gives its
+ * worker to a command. */
+static void events_never_show_more_than_workers(void **state) {
+  struct harness h;
+  open_with_functions(&h, state, 2);
+  enum { JOBS = 8, TASKS = 32 };
+  char ids[JOBS][SPE_ID_SIZE];
+  for (int j = 0; j < JOBS; j++) {
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "{\"name\":\"mix%d\",\"tasks\":[", j);
+    for (int t = 0; t < TASKS; t++)
+      n += (size_t)snprintf(text + n, sizeof text - n,
+                            t % 2 ? "%s{\"name\":\"t%d\",\"argv\":[\"true\"]}"
+                                  : "%s{\"name\":\"t%d\",\"exec\":\"sum\",\"arg\":1}",
+                            t ? "," : "", t);
+    snprintf(text + n, sizeof text - n, "]}");
+    h_submit_start(&h, text, ids[j]);
+  }
+  for (int j = 0; j < JOBS; j++) assert_int_equal(spe_wait(h.ex, ids[j], 30000), 0);
+  assert_int_equal(h_await_events(&h, NULL, "job_finished", JOBS, 10000), JOBS);
+  json_t *events = h_events(&h, NULL, NULL, NULL);
+  int running = 0, most = 0, started = 0;
+  json_int_t last_seq = 0;
+  size_t i;
+  json_t *ev;
+  json_array_foreach(events, i, ev) {
+    json_int_t seq = json_integer_value(json_object_get(ev, "seq"));
+    assert_true(seq > last_seq); /* delivered in seq order */
+    last_seq = seq;
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (strcmp(type, "task_started") == 0) {
+      started++;
+      if (++running > most) most = running;
+    } else if (strcmp(type, "task_terminated") == 0) {
+      running--;
+    }
+  }
+  json_decref(events);
+  assert_int_equal(started, JOBS * TASKS);
+  assert_int_equal(running, 0);
+  if (most > 2) fail_msg("%d tasks running at once in the events, with 2 workers", most);
+  h_close(&h);
+}
+
 #define FUNCTION_TESTS(iso)                                                    \
   cmocka_unit_test_prestate(bad_jobs_are_refused, iso),                        \
       cmocka_unit_test_prestate(good_job_and_same_name_twice, iso),            \
@@ -539,7 +585,8 @@ static void close_leaves_waiting_calls_pending(void **state) {
       cmocka_unit_test_prestate(the_call_context, iso),                        \
       cmocka_unit_test_prestate(cancel_and_close_stop_functions, iso),         \
       cmocka_unit_test_prestate(cancel_leaves_waiting_calls_unstarted, iso),   \
-      cmocka_unit_test_prestate(close_leaves_waiting_calls_pending, iso)
+      cmocka_unit_test_prestate(close_leaves_waiting_calls_pending, iso),      \
+      cmocka_unit_test_prestate(events_never_show_more_than_workers, iso)
 
 int main(void) {
   static int process = SPE_ISOLATION_PROCESS, thread = SPE_ISOLATION_THREAD;

@@ -429,6 +429,15 @@ void spe__engine_pick(struct engine *eng) {
     }
     ahead = goes_ahead(eng, job, t);
     if (ahead ? eng->queued >= eng->ahead_cap : !spe__slot_take(&eng->slots)) return;
+    if (!ahead && eng->thread_iso && spe__func_has_notes(eng->func)) {
+      /* The slot may be one a call just gave back: record that call's end
+       * (and whatever else the pool noted) before this task's start, so that
+       * the events, in seq order, never show more than `workers` at once.
+       * That may change what is ready: look again from the top. */
+      slot_give(eng);
+      spe__func_poll(eng->func);
+      continue;
+    }
     take_top(eng, &e);
     struct attempt *a = attempt_new(eng);
     if (a == NULL) goto nomem;

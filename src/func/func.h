@@ -109,6 +109,10 @@ void spe__func_flush(struct func_exec *fx);
  * loop that never calls spe__func_sleep_end() is woken for every batch of
  * notes. No-ops (0) for process isolation. */
 void spe__func_poll(struct func_exec *fx);
+/* Whether spe__func_poll() has something to report. A slot taken from
+ * cfg->slots was given back after the end of its call was noted: so a caller
+ * that took one and then finds nothing here has seen every end before it. */
+int spe__func_has_notes(struct func_exec *fx);
 int spe__func_sleep_begin(struct func_exec *fx, int until_dry);
 void spe__func_sleep_end(struct func_exec *fx);
 

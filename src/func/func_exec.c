@@ -56,6 +56,10 @@ void spe__func_poll(struct func_exec *fx) {
   if (fx->thr) spe__thread_exec_poll(fx->thr);
 }
 
+int spe__func_has_notes(struct func_exec *fx) {
+  return fx->thr ? spe__thread_exec_has_notes(fx->thr) : 0;
+}
+
 int spe__func_sleep_begin(struct func_exec *fx, int until_dry) {
   return fx->thr ? spe__thread_exec_sleep_begin(fx->thr, until_dry) : 0;
 }

@@ -33,6 +33,7 @@ int spe__thread_exec_withdraw(struct thread_exec *tx, struct func_run *run, int6
 void spe__thread_exec_slot_freed(struct thread_exec *tx);
 void spe__thread_exec_flush(struct thread_exec *tx);
 void spe__thread_exec_poll(struct thread_exec *tx);
+int spe__thread_exec_has_notes(struct thread_exec *tx);
 int spe__thread_exec_sleep_begin(struct thread_exec *tx, int until_dry);
 void spe__thread_exec_sleep_end(struct thread_exec *tx);
 void spe__thread_exec_spin(struct thread_exec *tx, int64_t max_ns);

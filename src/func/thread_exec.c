@@ -166,8 +166,12 @@ static void on_wake(struct loop *lp, struct io_watch *w, uint32_t events) {
   take_notes(w->data);
 }
 
+int spe__thread_exec_has_notes(struct thread_exec *tx) {
+  return spe__tpool_has_notes(&tx->pool) || tx->forced_head != NULL;
+}
+
 void spe__thread_exec_poll(struct thread_exec *tx) {
-  if (spe__tpool_has_notes(&tx->pool)) take_notes(tx);
+  if (spe__thread_exec_has_notes(tx)) take_notes(tx);
 }
 
 int spe__thread_exec_sleep_begin(struct thread_exec *tx, int until_dry) {

@@ -166,7 +166,8 @@ void spe__tpool_kick(struct thread_pool *p, char **msg);
  * waiting already (then it should not sleep). */
 int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry);
 void spe__tpool_sleep_end(struct thread_pool *p);
-/* Whether notes wait (without the lock). */
+/* Whether notes wait (without the lock; after taking a slot, every note made
+ * before it was given back is seen). */
 int spe__tpool_has_notes(struct thread_pool *p);
 /* Take every note, in the order they were made (chained through `next`). */
 struct run_note *spe__tpool_take_notes(struct thread_pool *p);

@@ -300,10 +300,13 @@ static void *worker_main(void *arg) {
       now_ms = spe__now_ms();
       atomic_store_explicit(&run->ended_ms, now_ms, memory_order_relaxed);
     }
-    /* A run not queued ahead came with the slot its caller took. */
-    if (slot || !run->ahead) slot_give(p);
     pthread_mutex_lock(&p->mu);
     tell_loop = put_note(p, &run->end_note);
+    /* The slot goes back after the end is noted: whoever takes it (the
+     * engine, for a command) finds the note there and records that end
+     * before its own start (spe__func_has_notes). A run not queued ahead
+     * came with the slot its caller took. */
+    if (slot || !run->ahead) slot_give(p);
     w->current = NULL;
   }
   pthread_mutex_unlock(&p->mu);
