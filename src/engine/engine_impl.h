@@ -282,8 +282,6 @@ char *spe__input_text(struct job_run *job, uint32_t t, size_t *len);
  * a task without upstream tasks. */
 void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
                      json_t *empty);
-json_t *spe__input_build_shared(void *job, uint32_t t);
-void spe__input_release(void *job);
 
 /* recover.c */
 int spe__engine_recover(struct engine *eng, char **msg);

@@ -97,7 +97,8 @@ char *spe__input_text(struct job_run *job, uint32_t t, size_t *len) {
   return text;
 }
 
-json_t *spe__input_build_shared(void *ctx, uint32_t t) {
+/* The input built by the call, on its own thread (input_fn). */
+static json_t *build_shared(void *ctx, uint32_t t) {
   struct job_run *job = ctx;
   uint8_t *seen = calloc((job->def->ntasks + 7) / 8, 1);
   if (seen == NULL) return NULL;
@@ -106,21 +107,22 @@ json_t *spe__input_build_shared(void *ctx, uint32_t t) {
   return obj;
 }
 
+/* The call is over: it borrows nothing from the job any more (release_fn). */
+static void release(void *ctx) {
+  struct job_run *job = ctx;
+  job->calls--;
+}
+
 void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
                      json_t *empty) {
-  launch->release_fn = spe__input_release;
+  launch->release_fn = release;
   launch->release_ctx = job;
   if (spe__input_none(job, t)) {
     launch->input_json = empty;
   } else {
     launch->input_json = NULL;
-    launch->input_fn = spe__input_build_shared;
+    launch->input_fn = build_shared;
     launch->input_task = t;
   }
   job->calls++;
-}
-
-void spe__input_release(void *ctx) {
-  struct job_run *job = ctx;
-  job->calls--;
 }

@@ -131,9 +131,6 @@ void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const
  * loop would sleep and wake once per handful of tasks. Otherwise a no-op. */
 void spe__func_spin(struct func_exec *fx, int64_t max_ns);
 
-/* Attempts started and not yet reported. */
-uint32_t spe__func_running(const struct func_exec *fx);
-
 /* Kill (process) or abandon (thread) every running attempt without reporting
  * it, then free. Thread isolation waits for running functions to return.
  * NULL is a no-op. Same rules as spe__cmd_exec_free(). */

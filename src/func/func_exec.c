@@ -68,10 +68,6 @@ void spe__func_sleep_end(struct func_exec *fx) {
   if (fx->thr) spe__thread_exec_sleep_end(fx->thr);
 }
 
-uint32_t spe__func_running(const struct func_exec *fx) {
-  return fx->thr ? spe__thread_exec_running(fx->thr) : spe__proc_running(fx->proc);
-}
-
 void spe__func_spin(struct func_exec *fx, int64_t max_ns) {
   if (fx->thr) spe__thread_exec_spin(fx->thr, max_ns);
 }
