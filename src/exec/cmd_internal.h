@@ -12,6 +12,7 @@
 #ifndef SPE_EXEC_CMD_INTERNAL_H
 #define SPE_EXEC_CMD_INTERNAL_H
 
+#include "base/buf.h"
 #include "exec/cmd.h"
 
 #include <signal.h>
@@ -21,22 +22,12 @@
 
 /* ---- output buffers (cmd_output.c) ---- */
 
-/* Everything the task wrote to stdout, growing as it arrives. */
-struct out_buf {
-  char *data; /* malloc'd, NULL until the first byte */
-  size_t len;
-  size_t cap;
-};
-
 /* The last SPE_STDERR_KEEP bytes written to stderr. */
 struct err_ring {
   char data[SPE_STDERR_KEEP];
   uint64_t total; /* bytes ever written; data[total % KEEP] is the oldest kept */
 };
 
-/* Append; returns 0 or SPE_ENOMEM (then nothing was appended). */
-int spe__out_append(struct out_buf *b, const char *p, size_t n);
-void spe__out_free(struct out_buf *b);
 void spe__ring_append(struct err_ring *r, const char *p, size_t n);
 /* The kept bytes as a JSON string (invalid UTF-8 replaced), NULL if none were
  * written or out of memory. */
@@ -62,7 +53,7 @@ struct cmd_run {
 
   uint64_t timeout_ms;   /* 0: none */
   size_t max_out;        /* stdout beyond this fails the attempt */
-  struct out_buf out;
+  struct spe_buf out;       /* everything it wrote to stdout (base/buf.h) */
   struct err_ring err;
   int64_t started_ms;
 

@@ -6,30 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int spe__out_append(struct out_buf *b, const char *p, size_t n) {
-  if (n == 0) return 0;
-  if (b->cap - b->len < n) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < n) {
-      if (cap > SIZE_MAX / 2) return SPE_ENOMEM;
-      cap *= 2;
-    }
-    char *d = realloc(b->data, cap);
-    if (d == NULL) return SPE_ENOMEM;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-void spe__out_free(struct out_buf *b) {
-  free(b->data);
-  b->data = NULL;
-  b->len = b->cap = 0;
-}
-
 void spe__ring_append(struct err_ring *r, const char *p, size_t n) {
   /* Only the last KEEP bytes of this piece can survive. */
   if (n > SPE_STDERR_KEEP) {

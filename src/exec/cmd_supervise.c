@@ -80,7 +80,7 @@ static void drain_stdout(struct cmd_run *run, size_t max) {
       kill_group(run, SIGKILL);
       break;
     }
-    if (spe__out_append(&run->out, buf, (size_t)n) != 0) {
+    if (spe__buf_append(&run->out, buf, (size_t)n) != 0) {
       spe__forced_set(&run->forced, "error", "out of memory reading stdout");
       kill_group(run, SIGKILL);
       break;
@@ -231,7 +231,7 @@ void spe__cmd_release(struct cmd_run *run) {
 
 void spe__cmd_run_free(struct cmd_run *run) {
   if (run == NULL) return;
-  spe__out_free(&run->out);
+  spe__buf_free(&run->out);
   free(run);
 }
 

@@ -54,43 +54,43 @@ static void fail_outcome(struct task_outcome *failed, int64_t started_ms, json_t
   failed->finished_ms = spe__now_ms();
 }
 
-static int append_str(struct pbuf *b, const char *s, uint32_t *len) {
+static int append_str(struct spe_buf *b, const char *s, uint32_t *len) {
   size_t n = s ? strlen(s) : 0;
   if (n > UINT32_MAX) return -1;
   *len = (uint32_t)n;
-  return spe__pbuf_append(b, s ? s : "", n + 1); /* with its NUL */
+  return spe__buf_append(b, s ? s : "", n + 1); /* with its NUL */
 }
 
 /* A dump callback that tells running out of memory apart from a value
  * jansson refuses to dump (a string that is not UTF-8, say). */
 struct dump_ctx {
-  struct pbuf *b;
+  struct spe_buf *b;
   int nomem;
 };
 
 static int dump_cb(const char *p, size_t n, void *data) {
   struct dump_ctx *d = data;
-  if (spe__pbuf_append(d->b, p, n) == 0) return 0;
+  if (spe__buf_append(d->b, p, n) == 0) return 0;
   d->nomem = 1;
   return -1;
 }
 
 /* 0, SPE_ENOMEM, or SPE_EINVAL when the value cannot be dumped. */
-static int append_json(struct pbuf *b, const json_t *v, uint64_t *len) {
+static int append_json(struct spe_buf *b, const json_t *v, uint64_t *len) {
   size_t start = b->len;
   struct dump_ctx d = {b, 0};
   if (json_dump_callback(v, dump_cb, &d, JSON_ENCODE_ANY | JSON_COMPACT) != 0)
     return d.nomem ? SPE_ENOMEM : SPE_EINVAL;
   *len = b->len - start;
-  return spe__pbuf_append(b, "", 1) == 0 ? 0 : SPE_ENOMEM;
+  return spe__buf_append(b, "", 1) == 0 ? 0 : SPE_ENOMEM;
 }
 
 /* The request frame of `l` in `b` (proc_protocol.h). Returns 0, SPE_ENOMEM,
  * or SPE_EINVAL when the input or the arg cannot be dumped as JSON. */
-static int build_request(struct pbuf *b, const struct task_launch *l, size_t max_result) {
+static int build_request(struct spe_buf *b, const struct task_launch *l, size_t max_result) {
   struct req_head h = {.magic = REQ_MAGIC, .attempt = l->attempt, .max_result = max_result};
   b->len = 0;
-  if (spe__pbuf_reserve(b, sizeof h) != 0) return SPE_ENOMEM;
+  if (spe__buf_reserve(b, sizeof h) != 0) return SPE_ENOMEM;
   b->len = sizeof h;
   int rc = append_str(b, l->job_id, &h.job_id_len) != 0 ||
                    append_str(b, l->job_name, &h.job_name_len) != 0 ||
@@ -154,7 +154,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   struct func_run *run = run_new(px, launch, task_ctx, started_ms);
   int rc = run ? build_request(&px->scratch, launch, run->max_result) : SPE_ENOMEM;
   if (rc != 0) {
-    spe__pbuf_reset(&px->scratch);
+    spe__buf_reset(&px->scratch);
     free(run);
     fail_outcome(failed, started_ms,
                  spe__error_new("error", "%s",
@@ -166,7 +166,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   if (run->timeout_ms > 0) {
     int64_t delay = run->timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)run->timeout_ms;
     if (spe__timer_start(px->lp, &run->timer, delay, on_timeout, run) != 0) {
-      spe__pbuf_reset(&px->scratch);
+      spe__buf_reset(&px->scratch);
       free(run);
       fail_outcome(failed, started_ms, spe__error_new("error", "out of memory"));
       return SPE_ENOMEM;
@@ -177,7 +177,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   struct proc_worker *wk = spe__proc_idle_pop(px);
   if (wk != NULL) {
     spe__proc_dispatch(run, wk, &px->scratch);
-    spe__pbuf_reset(&px->scratch);
+    spe__buf_reset(&px->scratch);
     return 0;
   }
   /* No worker free: wait for one, and ask for one more if fewer are on their
@@ -253,7 +253,7 @@ void spe__proc_exec_free(struct proc_exec *px) {
     spe__proc_worker_destroy(wk);
   }
   if (px->fs != NULL) spe__proc_ctl_close(px);
-  spe__pbuf_free(&px->scratch);
+  spe__buf_free(&px->scratch);
   /* A deferred report still holds px: it frees it. */
   if (was_scheduled) px->freed = 1;
   else free(px);

@@ -56,9 +56,9 @@ struct proc_worker {
   struct io_watch w;
   uint32_t events;            /* what `w` watches */
   struct func_run *run;       /* the attempt it runs, or NULL */
-  struct pbuf out;            /* a request not yet fully written */
+  struct spe_buf out;            /* a request not yet fully written */
   size_t out_off;
-  struct pbuf in;             /* the response being read */
+  struct spe_buf in;             /* the response being read */
   uint64_t kill_sigs;         /* signals (bit sig-1) to ask the server for */
   uint64_t sent_sigs;         /* signals asked for already */
   unsigned idle : 1;          /* on px->idle */
@@ -77,7 +77,7 @@ struct func_run {
   struct proc_worker *wk;            /* RUN_ON_WORKER */
   enum run_state state;
   void *task_ctx;
-  struct pbuf req;              /* RUN_PENDING: the request, until a worker comes */
+  struct spe_buf req;              /* RUN_PENDING: the request, until a worker comes */
   struct timer timer;           /* the timeout */
   uint64_t timeout_ms;
   size_t max_result;            /* a longer result (as JSON text) fails it */
@@ -117,7 +117,7 @@ struct proc_exec {
   int flush_scheduled;           /* the deferred report is queued on the loop */
   int freed;                     /* spe__proc_exec_free() ran while it was */
   uint32_t nrunning;             /* started and not yet reported */
-  struct pbuf scratch;           /* where start() builds a request */
+  struct spe_buf scratch;           /* where start() builds a request */
 };
 
 /* ---- control socket (proc_ctl.c) ---- */
@@ -145,7 +145,7 @@ void spe__proc_worker_free_up(struct proc_worker *wk);
 struct proc_worker *spe__proc_idle_pop(struct proc_exec *px);
 /* Start writing `req` to `wk` for `run` (the buffer's memory may be swapped
  * with the worker's). */
-void spe__proc_dispatch(struct func_run *run, struct proc_worker *wk, struct pbuf *req);
+void spe__proc_dispatch(struct func_run *run, struct proc_worker *wk, struct spe_buf *req);
 /* Mark the worker as never to be reused and ask for `sig` on its group. */
 void spe__proc_doom(struct proc_worker *wk, int sig);
 /* The server reaped worker `pid`. */

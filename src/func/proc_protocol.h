@@ -31,6 +31,7 @@
 #ifndef SPE_FUNC_PROC_PROTOCOL_H
 #define SPE_FUNC_PROC_PROTOCOL_H
 
+#include "base/buf.h"
 #include "base/log.h"
 
 #include <stddef.h>
@@ -101,23 +102,6 @@ struct resp_head {
 /* An error message longer than this is cut by the worker: a message explains a
  * failure; it is not a way around max_result_bytes. */
 #define RESP_MAX_MESSAGE ((size_t)64 * 1024)
-
-/* ---- a growable byte buffer (proc_buf.c) ---- */
-
-struct pbuf {
-  char *data;
-  size_t len, cap;
-};
-
-/* Make room for `more` bytes after len. Returns 0 or -1 (out of memory). */
-int spe__pbuf_reserve(struct pbuf *b, size_t more);
-int spe__pbuf_append(struct pbuf *b, const void *p, size_t n);
-/* A jansson dump callback appending to the pbuf given as `data`. */
-int spe__pbuf_dump_cb(const char *p, size_t n, void *data);
-/* Empty the buffer; let its memory go when it grew past what a usual task
- * needs, so that one big task does not pin megabytes in an idle worker. */
-void spe__pbuf_reset(struct pbuf *b);
-void spe__pbuf_free(struct pbuf *b);
 
 /* ---- the worker's side (proc_worker.c) ---- */
 

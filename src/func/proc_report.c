@@ -73,7 +73,7 @@ void spe__proc_finish(struct func_run *run, json_t *fallback) {
 
 void spe__proc_run_free(struct func_run *run) {
   if (run == NULL) return;
-  spe__pbuf_free(&run->req);
+  spe__buf_free(&run->req);
   json_decref(run->out.result);
   json_decref(run->out.error);
   free(run);

@@ -42,8 +42,8 @@ fail:
 }
 
 void spe__proc_worker_destroy(struct proc_worker *wk) {
-  spe__pbuf_free(&wk->in);
-  spe__pbuf_free(&wk->out);
+  spe__buf_free(&wk->in);
+  spe__buf_free(&wk->out);
   free(wk);
 }
 
@@ -144,7 +144,7 @@ static void stop_io(struct proc_worker *wk) {
   spe__io_stop(wk->px->lp, &wk->w);
   wk->events = 0;
   wk->eof = 1;
-  spe__pbuf_reset(&wk->out);
+  spe__buf_reset(&wk->out);
   wk->out_off = 0;
 }
 
@@ -164,24 +164,24 @@ static void write_more(struct proc_worker *wk) {
     }
     /* The worker is gone or has closed its socket: its exit (or a response
      * it sent before leaving) ends the attempt. */
-    spe__pbuf_reset(&wk->out);
+    spe__buf_reset(&wk->out);
     wk->out_off = 0;
     set_events(wk, EPOLLIN);
     spe__proc_doom(wk, SIGKILL);
     return;
   }
-  spe__pbuf_reset(&wk->out);
+  spe__buf_reset(&wk->out);
   wk->out_off = 0;
   set_events(wk, EPOLLIN);
 }
 
-void spe__proc_dispatch(struct func_run *run, struct proc_worker *wk, struct pbuf *req) {
+void spe__proc_dispatch(struct func_run *run, struct proc_worker *wk, struct spe_buf *req) {
   run->state = RUN_ON_WORKER;
   run->wk = wk;
   wk->run = run;
   /* The request's buffer becomes the worker's (and the worker's empty one
    * goes back to the caller): no copy, whether it is written now or later. */
-  struct pbuf t = wk->out;
+  struct spe_buf t = wk->out;
   wk->out = *req;
   *req = t;
   req->len = 0;
@@ -219,7 +219,7 @@ static void response(struct proc_worker *wk, const struct resp_head *h) {
   }
   run->responded = 1;
   int retire = (h->flags & RESP_F_RETIRE) != 0;
-  spe__pbuf_reset(&wk->in);
+  spe__buf_reset(&wk->in);
   if (wk->doomed && !retire) {
     /* Signalled: the attempt ends when the worker does. It may have caught
      * the signal and be waiting for more: make sure it goes. */
@@ -258,7 +258,7 @@ void spe__proc_worker_read(struct proc_worker *wk) {
         return;
       }
     }
-    if (spe__pbuf_reserve(&wk->in, want - wk->in.len) != 0) {
+    if (spe__buf_reserve(&wk->in, want - wk->in.len) != 0) {
       if (wk->run) spe__forced_set(&wk->run->forced, "error", "out of memory reading the result");
       broken(wk, "sent a response too big for the memory left");
       return;

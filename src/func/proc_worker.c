@@ -64,7 +64,7 @@ static void apply_memory_limit(size_t limit) {
 
 /* Read until `b` holds at least `want` bytes. Returns 0, 1 on EOF before
  * anything of this frame was read, -1 on a read error or EOF mid-frame. */
-static int read_at_least(int fd, struct pbuf *b, size_t want) {
+static int read_at_least(int fd, struct spe_buf *b, size_t want) {
   while (b->len < want) {
     ssize_t n = read(fd, b->data + b->len, b->cap - b->len);
     if (n < 0 && errno == EINTR) continue;
@@ -100,7 +100,7 @@ static const char *take(const char **p, const char *end, uint64_t len) {
   return s;
 }
 
-static int split(const struct pbuf *b, struct request *r) {
+static int split(const struct spe_buf *b, struct request *r) {
   r->h = (const struct req_head *)b->data;
   const char *p = b->data + sizeof *r->h, *end = b->data + b->len;
   r->job_id = take(&p, end, r->h->job_id_len);
@@ -114,10 +114,10 @@ static int split(const struct pbuf *b, struct request *r) {
 
 /* Read one request into `in`. Returns 0, 1 at EOF, -1 when broken, -2 when
  * its body cannot be held (out of memory). */
-static int read_request(int fd, struct pbuf *in, struct request *r) {
+static int read_request(int fd, struct spe_buf *in, struct request *r) {
   const size_t hs = sizeof(struct req_head);
   in->len = 0;
-  if (spe__pbuf_reserve(in, 4096) != 0) return -2;
+  if (spe__buf_reserve(in, 4096) != 0) return -2;
   int rc = read_at_least(fd, in, hs);
   if (rc != 0) return rc;
   struct req_head h;
@@ -128,7 +128,7 @@ static int read_request(int fd, struct pbuf *in, struct request *r) {
   if (h.input_len > SIZE_MAX / 4 || h.arg_len > SIZE_MAX / 4) return -1;
   body += h.input_len + h.arg_len + 6;
   if (body > SIZE_MAX / 2) return -1;
-  if (spe__pbuf_reserve(in, hs + (size_t)body - in->len) != 0) return -2;
+  if (spe__buf_reserve(in, hs + (size_t)body - in->len) != 0) return -2;
   rc = read_at_least(fd, in, hs + (size_t)body);
   if (rc != 0) return -1;
   if (in->len != hs + body) return -1; /* one frame at a time */
@@ -141,7 +141,7 @@ static int read_request(int fd, struct pbuf *in, struct request *r) {
  * result is refused without being held) and tells that apart from running
  * out of memory. */
 struct dump_ctx {
-  struct pbuf *b;
+  struct spe_buf *b;
   size_t start, max;
   int too_big, nomem;
 };
@@ -152,43 +152,43 @@ static int dump_cb(const char *p, size_t n, void *data) {
     d->too_big = 1;
     return -1;
   }
-  if (spe__pbuf_append(d->b, p, n) != 0) {
+  if (spe__buf_append(d->b, p, n) != 0) {
     d->nomem = 1;
     return -1;
   }
   return 0;
 }
 
-static void set_head(struct pbuf *out, uint16_t status, uint16_t flags) {
+static void set_head(struct spe_buf *out, uint16_t status, uint16_t flags) {
   struct resp_head h = {RESP_MAGIC, status, flags, out->len - sizeof h};
   memcpy(out->data, &h, sizeof h);
 }
 
 /* Start a response in `out`: room for its header. 0 or -1. */
-static int begin(struct pbuf *out) {
+static int begin(struct spe_buf *out) {
   out->len = 0;
-  if (spe__pbuf_reserve(out, 4096) != 0) return -1;
+  if (spe__buf_reserve(out, 4096) != 0) return -1;
   out->len = sizeof(struct resp_head);
   return 0;
 }
 
 /* An error response with `msg` (cut at RESP_MAX_MESSAGE). When not even that
  * can be built, a fixed one without copying. */
-static void error_resp(struct pbuf *out, const char *msg, uint16_t flags) {
+static void error_resp(struct spe_buf *out, const char *msg, uint16_t flags) {
   size_t n = strlen(msg);
   if (n > RESP_MAX_MESSAGE) n = RESP_MAX_MESSAGE;
   static const char nomem[] = "out of memory in the function's worker";
-  if (begin(out) != 0 || spe__pbuf_append(out, msg, n) != 0) {
+  if (begin(out) != 0 || spe__buf_append(out, msg, n) != 0) {
     /* `begin` reserved 4096 bytes unless the buffer never had any. */
     if (out->cap < sizeof(struct resp_head) + sizeof nomem) return;
     out->len = sizeof(struct resp_head);
-    spe__pbuf_append(out, nomem, sizeof nomem - 1);
+    spe__buf_append(out, nomem, sizeof nomem - 1);
     flags |= RESP_F_RETIRE;
   }
   set_head(out, RESP_ERROR, flags);
 }
 
-static void result_resp(struct pbuf *out, json_t *result, size_t max) {
+static void result_resp(struct spe_buf *out, json_t *result, size_t max) {
   if (begin(out) != 0) {
     error_resp(out, "out of memory encoding the result", RESP_F_RETIRE);
     return;
@@ -210,7 +210,7 @@ static void result_resp(struct pbuf *out, json_t *result, size_t max) {
 
 /* ---- one call ---- */
 
-static void serve(const struct spe_registry *reg, const struct request *r, struct pbuf *out) {
+static void serve(const struct spe_registry *reg, const struct request *r, struct spe_buf *out) {
   const struct func_entry *f = spe__registry_find(reg, r->func);
   if (f == NULL) {
     char msg[SPE_MAX_NAME_BYTES + 64];
@@ -261,7 +261,7 @@ void spe__worker_main(int sock, const struct spe_registry *reg, size_t memory_li
   sigprocmask(SIG_SETMASK, &none, NULL);
   apply_memory_limit(memory_limit);
 
-  struct pbuf in = {0}, out = {0};
+  struct spe_buf in = {0}, out = {0};
   for (;;) {
     struct request r = {0};
     int rc = read_request(sock, &in, &r);
@@ -278,7 +278,7 @@ void spe__worker_main(int sock, const struct spe_registry *reg, size_t memory_li
     if (out.len == 0 || write_all(sock, out.data, out.len) != 0) _exit(EXIT_DONE);
     int retire = (((const struct resp_head *)out.data)->flags & RESP_F_RETIRE) != 0;
     if (retire) _exit(EXIT_DONE);
-    spe__pbuf_reset(&in);
-    spe__pbuf_reset(&out);
+    spe__buf_reset(&in);
+    spe__buf_reset(&out);
   }
 }
