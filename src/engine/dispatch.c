@@ -126,6 +126,12 @@ static void queue_roots(struct engine *eng, struct job_run *job) {
     if (job->waiting[t] == 0) spe__engine_push_ready(eng, job, t, 0);
 }
 
+/* A ready entry left over from a job that will not start it (cancelled, or
+ * the task is no longer pending): dropped when it comes to the top. */
+static int entry_stale(const struct job_run *job, uint32_t t) {
+  return job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING;
+}
+
 /* The task the first ready entry stands for. */
 static uint32_t top_task(const struct ready_entry *e) {
   return e->task == READY_CURSOR ? e->job->roots[e->job->next_root] : e->task;
@@ -267,6 +273,15 @@ static void attempt_unlink(struct engine *eng, struct attempt *a) {
   if (a->next) a->next->prev = a->prev;
 }
 
+/* An attempt is over (or was never begun): out of the engine's list and its
+ * counts, its slot given back if the engine holds one. Not freed. */
+static void attempt_end(struct engine *eng, struct attempt *a) {
+  attempt_unlink(eng, a);
+  eng->running--;
+  if (a->queued) eng->queued--;
+  if (a->slot) slot_give(eng);
+}
+
 /* Task t starts its next attempt at `at_ms`. */
 static void mark_started(struct engine *eng, struct job_run *job, uint32_t t, int64_t at_ms) {
   struct task_state *ts = &job->tasks[t];
@@ -305,9 +320,7 @@ static int unqueue(struct engine *eng, struct attempt *a) {
     note_started(eng, a, started);
     return 0;
   }
-  attempt_unlink(eng, a);
-  eng->running--;
-  eng->queued--;
+  attempt_end(eng, a);
   if (a->frun != NULL) attempt_free(eng, a);
   else a->withdrawn = 1; /* still on a list of attempts to spawn, which drops it */
   return 1;
@@ -328,8 +341,7 @@ int spe__engine_can_pick(struct engine *eng) {
   if (e == NULL) return 0;
   const struct job_run *job = e->job;
   uint32_t t = top_task(e);
-  if (job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING)
-    return 1; /* stale: the pick drops it */
+  if (entry_stale(job, t)) return 1; /* the pick drops it */
   if (goes_ahead(eng, job, t)) return eng->queued < eng->ahead_cap;
   return atomic_load_explicit(&eng->slots, memory_order_relaxed) > 0;
 }
@@ -418,25 +430,33 @@ static int list_add(struct attempt_list *l, struct attempt *a) {
 void spe__engine_pick(struct engine *eng) {
   const struct ready_entry *top;
   struct ready_entry e;
-  int ahead = 0;
+  int ahead = 0, have_slot = 0; /* a slot taken for the task at the top */
   while ((top = spe__ready_peek(&eng->ready)) != NULL) {
     struct job_run *job = top->job;
     uint32_t t = top_task(top);
     /* Entries of cancelled jobs stay in the heap and are dropped here. */
-    if (job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING) {
+    if (entry_stale(job, t)) {
       drop_top(eng);
       continue;
     }
     ahead = goes_ahead(eng, job, t);
-    if (ahead ? eng->queued >= eng->ahead_cap : !spe__slot_take(&eng->slots)) return;
-    if (!ahead && eng->thread_iso && spe__func_has_notes(eng->func)) {
-      /* The slot may be one a call just gave back: record that call's end
-       * (and whatever else the pool noted) before this task's start, so that
-       * the events, in seq order, never show more than `workers` at once.
-       * That may change what is ready: look again from the top. */
+    if (ahead && have_slot) { /* what was ready changed while it was held */
       slot_give(eng);
-      spe__func_poll(eng->func);
-      continue;
+      have_slot = 0;
+    }
+    if (ahead && eng->queued >= eng->ahead_cap) return;
+    if (!ahead && !have_slot) {
+      if (!spe__slot_take(&eng->slots)) return;
+      have_slot = 1;
+      if (eng->thread_iso && spe__func_has_notes(eng->func)) {
+        /* The slot may be one a call just gave back: record that call's end
+         * (and whatever else the pool noted) before this task's start, so
+         * that the events, in seq order, never show more than `workers` at
+         * once. That may change what is ready: look again from the top,
+         * keeping the slot. */
+        spe__func_poll(eng->func);
+        continue;
+      }
     }
     take_top(eng, &e);
     struct attempt *a = attempt_new(eng);
@@ -468,13 +488,15 @@ void spe__engine_pick(struct engine *eng) {
       a->queued = 1;
       eng->queued++;
     } else {
-      a->slot = 1;
+      a->slot = 1; /* the one taken above */
+      have_slot = 0;
       mark_started(eng, job, e.task, spe__now_ms());
     }
   }
+  if (have_slot) slot_give(eng); /* the task it was for went away */
   return;
 nomem:
-  if (!ahead) slot_give(eng);
+  if (have_slot) slot_give(eng);
   spe__engine_push_ready(eng, e.job, e.task, e.round);
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
@@ -571,16 +593,12 @@ void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
       attempt_free(eng, a);
       continue;
     }
-    if (a->queued) {
-      eng->queued--;
-    } else {
+    if (!a->queued) {
       struct task_state *ts = &a->job->tasks[a->task];
       ts->status = TASK_PENDING;
       ts->attempts--;
     }
-    if (a->slot) slot_give(eng);
-    eng->running--;
-    attempt_unlink(eng, a);
+    attempt_end(eng, a);
     attempt_free(eng, a);
   }
   l->len = 0;
@@ -669,9 +687,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
   struct task_state *ts = &job->tasks[t];
   /* One that failed to start, queued ahead: it started, and ended at once. */
   note_started(eng, a, out->started_ms);
-  attempt_unlink(eng, a);
-  eng->running--;
-  if (a->slot) slot_give(eng);
+  attempt_end(eng, a);
 
   if (a->interrupted && !a->cancelled) {
     /* Stopped by a shutdown: the attempt does not count; a later run starts
