@@ -357,6 +357,39 @@ static void retries_with_backoff(void **state) {
   h_close(&h);
 }
 
+/* A cancel while a task waits out its backoff: the job ends at once, the task
+ * becomes not_run and never starts again, and the job can be pruned: the
+ * cancel stopped the timer, so nothing fires on the pruned job later (under
+ * ASan a timer left behind would read freed memory when it fires). */
+static void cancel_during_backoff(void **state) {
+  struct harness h;
+  spe_options o;
+  spe_options_init(&o);
+  o.workers = 1;
+  o.retry_backoff_ms = 300;
+  h_open_opts(&h, &o);
+  char id[SPE_ID_SIZE];
+  char *text = h_unquote("{'name':'j','tasks':[{'name':'a','cmd':'exit 1','retries':2}]}");
+  h_submit_start(&h, text, id);
+  free(text);
+  assert_int_equal(h_await_events(&h, id, "task_terminated", 1, 5000), 1);
+  assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
+  assert_int_equal(spe_wait(h.ex, id, 5000), 0);
+  json_t *job = NULL;
+  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  assert_string_equal(h_job_status(job), "cancelled");
+  assert_string_equal(h_task_status(job, "a"), "not_run");
+  json_decref(job);
+  size_t pruned = 0;
+  assert_int_equal(spe_prune(h.ex, INT64_MAX, &pruned, NULL), 0);
+  assert_int_equal(pruned, 1);
+  /* Nothing announces that a timer did not fire: stay open past the backoff. */
+  struct timespec nap = {0, 600 * 1000000L};
+  nanosleep(&nap, NULL);
+  assert_int_equal(h_count_events(&h, id, "task_started", "a"), 1);
+  h_close(&h);
+}
+
 static void events_follow_the_contract(void **state) {
   struct harness h;
   h_open(&h, 2);
@@ -581,6 +614,7 @@ int main(void) {
       cmocka_unit_test(worker_limit_from_events),
       cmocka_unit_test(priority_then_file_order),
       cmocka_unit_test(retries_with_backoff),
+      cmocka_unit_test(cancel_during_backoff),
       cmocka_unit_test(events_follow_the_contract),
       cmocka_unit_test(api_misuse_returns_errors),
       cmocka_unit_test(cancel_stops_running_tasks),

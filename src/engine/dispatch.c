@@ -59,6 +59,12 @@ void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
              job->def->tasks[t].name);
 }
 
+static void retry_unlink(struct engine *eng, struct retry_timer *r) {
+  if (r->prev) r->prev->next = r->next;
+  else eng->retries = r->next;
+  if (r->next) r->next->prev = r->prev;
+}
+
 /* ---- job life cycle ---- */
 
 void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
@@ -354,6 +360,17 @@ static int signal_attempt(struct engine *eng, struct attempt *a, int sig, const 
   return 1;
 }
 
+/* Stop the retry timers of `job`, or of every job (NULL). */
+static void retries_stop(struct engine *eng, const struct job_run *job) {
+  for (struct retry_timer *r = eng->retries, *next; r; r = next) {
+    next = r->next;
+    if (job != NULL && r->job != job) continue;
+    spe__timer_stop(&eng->loop, &r->timer);
+    retry_unlink(eng, r);
+    free(r);
+  }
+}
+
 void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
   if (job->cancelling) return;
   job->cancelling = 1;
@@ -363,6 +380,7 @@ void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
    * started. Those that have begun are running tasks like the others. */
   unqueue_all(eng, job);
   /* Tasks not started (including those waiting out a retry) will never run. */
+  retries_stop(eng, job);
   for (uint32_t t = 0; t < job->def->ntasks; t++)
     if (job->tasks[t].status == TASK_PENDING) mark_not_run(eng, job, t, -1);
   int signalled = 0;
@@ -390,12 +408,7 @@ void spe__engine_grace_expired(struct loop *lp, struct timer *t) {
 
 void spe__engine_stop_tasks(struct engine *eng) {
   /* Tasks waiting out a backoff stay pending: a later run starts them. */
-  while (eng->retries) {
-    struct retry_timer *r = eng->retries;
-    eng->retries = r->next;
-    spe__timer_stop(&eng->loop, &r->timer);
-    free(r);
-  }
+  retries_stop(eng, NULL);
   /* Calls queued ahead and not begun are taken back: they stay pending. */
   unqueue_all(eng, NULL);
   int signalled = 0;
@@ -610,9 +623,7 @@ static void retry_fire(struct loop *lp, struct timer *t) {
   struct retry_timer *r = (struct retry_timer *)t;
   struct engine *eng = r->eng;
   (void)lp;
-  if (r->prev) r->prev->next = r->next;
-  else eng->retries = r->next;
-  if (r->next) r->next->prev = r->prev;
+  retry_unlink(eng, r);
   if (r->job->tasks[r->task].status == TASK_PENDING && !r->job->cancelling)
     spe__engine_push_ready(eng, r->job, r->task, 0);
   free(r);

@@ -105,10 +105,9 @@ static int drop_pruned_entry(const struct ready_entry *e, void *ctx) {
 }
 
 /* Take every finished job whose end is durable and older than the cutoff out
- * of the engine: out of the map, the ready queue (entries of cancelled jobs
- * stay there until picked) and the retry timers (a cancelled job's task may
- * still wait out a backoff). They go on the fill set's list, freed when its
- * batch is over. Returns how many. */
+ * of the engine: out of the map and the ready queue (entries of cancelled jobs
+ * stay there until picked; a cancel stops the job's retry timers). They go on
+ * the fill set's list, freed when its batch is over. Returns how many. */
 static uint64_t drop_finished(struct engine *eng, int64_t before_ms) {
   struct job_run *list = NULL;
   uint64_t n = 0;
@@ -129,15 +128,6 @@ static uint64_t drop_finished(struct engine *eng, int64_t before_ms) {
   for (struct job_run *j = list; j; j = j->next_pruned) spe__strmap_del(&eng->jobs, j->id);
   pthread_mutex_unlock(&eng->lock);
   spe__ready_drop(&eng->ready, drop_pruned_entry, eng);
-  for (struct retry_timer *r = eng->retries, *next; r; r = next) {
-    next = r->next;
-    if (!r->job->pruned) continue;
-    spe__timer_stop(&eng->loop, &r->timer);
-    if (r->prev) r->prev->next = r->next;
-    else eng->retries = r->next;
-    if (r->next) r->next->prev = r->prev;
-    free(r);
-  }
   struct job_run **tail = &eng->fill->pruned;
   while (*tail) tail = &(*tail)->next_pruned;
   *tail = list;
