@@ -316,6 +316,16 @@ static void signal_run(struct fx *f, struct slot *s, int sig, const char *kind) 
 /* Poll until `s` is done, failing after 20 s. */
 static void wait_for(struct fx *f, struct slot *s) { xu_await_done(&f->lp, &s->done, 20000); }
 
+/* Poll until `path` exists (a function under test creates it once it runs),
+ * failing after 10 s. */
+static void await_file(struct fx *f, const char *path) {
+  int64_t deadline = spe__mono_ms() + 10000;
+  while (access(path, F_OK) != 0) {
+    if (spe__mono_ms() >= deadline) fail_msg("%s did not appear within 10 s", path);
+    assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  }
+}
+
 static void run(struct fx *f, const struct task_launch *l, struct slot *s) {
   start(f, l, s);
   wait_for(f, s);
@@ -582,7 +592,7 @@ static void test_cancel(void **state) {
   struct slot s = {0};
   start(f, &l, &s);
   /* Wait until the function runs, then cancel it. */
-  while (access(path, F_OK) != 0) assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  await_file(f, path);
   signal_run(f, &s, SIGTERM, "cancelled");
   signal_run(f, &s, SIGTERM, "cancelled"); /* twice is harmless */
   wait_for(f, &s);
@@ -744,7 +754,7 @@ static void test_free_while_running(void **state) {
   static struct slot s;
   memset(&s, 0, sizeof s);
   start(f, &l, &s);
-  while (access(path, F_OK) != 0) assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  await_file(f, path);
   pid_t pid = read_pid(path);
   spe__proc_exec_free(f->px);
   f->px = NULL;
@@ -762,7 +772,7 @@ static void test_server_dies(void **state) {
   struct task_launch l = launch("spin", arg);
   struct slot s = {0};
   start(f, &l, &s);
-  while (access(path, F_OK) != 0) assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  await_file(f, path);
   pid_t worker = read_pid(path);
   kill(fs_dying->pid, SIGKILL);
   wait_for(f, &s);
