@@ -11,6 +11,7 @@
 
 #include "spe.h"
 #include "support/api_util.h"
+#include "support/cli_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -20,25 +21,22 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static char dir[1024];
+static char *dir;
 static char url[1200];
 
 static int setup(void **state) {
-  const char *tmp = getenv("SPE_TEST_TMP");
-  if (tmp == NULL) tmp = "/tmp";
-  mkdir(tmp, 0777);
-  snprintf(dir, sizeof dir, "%.900s/api_queries.%ld", tmp, (long)getpid());
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-  assert_int_equal(system(cmd), 0);
+  char name[64];
+  snprintf(name, sizeof name, "api_queries.%ld", (long)getpid());
+  dir = cli_fresh_dir(name);
   snprintf(url, sizeof url, "sqlite:%s/state.db", dir);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  cli_remove_dir(dir);
+  free(dir);
+  dir = NULL;
+  return 0;
 }
 
 static int64_t now_ms(void) {

@@ -3,6 +3,7 @@
  * group per isolation, the isolation handed to every test as its state. Job
  * texts use ' for " (h_runq). The timing cases are in test_functions_timing.c. */
 #include "support/api_util.h"
+#include "support/cli_util.h"
 #include "support/funcs.h"
 
 #include <setjmp.h>
@@ -478,9 +479,10 @@ static void abandoned_call_keeps_its_job(void **state) {
  * queued ahead in the pool) leaves them pending in the store: reopened, the
  * job resumes and each of them runs once, as its first attempt. */
 static void close_leaves_waiting_calls_pending(void **state) {
-  char dir[] = "/tmp/spe-test-XXXXXX";
-  assert_non_null(mkdtemp(dir));
-  char url[64], db[64];
+  char name[64];
+  snprintf(name, sizeof name, "functions_close.%d.%ld", isolation_of(state), (long)getpid());
+  char *dir = cli_fresh_dir(name);
+  char url[1200];
   snprintf(url, sizeof url, "sqlite:%s/state.db", dir);
   spe_registry *reg = tf_registry();
   spe_options o;
@@ -516,14 +518,8 @@ static void close_leaves_waiting_calls_pending(void **state) {
   }
   json_decref(job);
   h_close(&h);
-  snprintf(db, sizeof db, "%s/state.db", dir);
-  const char *suffixes[] = {"", "-wal", "-shm", ".lock"};
-  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-    char path[80];
-    snprintf(path, sizeof path, "%s%s", db, suffixes[i]);
-    unlink(path);
-  }
-  assert_int_equal(rmdir(dir), 0);
+  cli_remove_dir(dir);
+  free(dir);
 }
 
 /* Commands and functions on 2 workers, several jobs at once: replayed in seq

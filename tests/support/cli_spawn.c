@@ -67,11 +67,17 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return remove(path);
 }
 
+void cli_remove_dir(const char *dir) {
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  struct stat st;
+  if (lstat(dir, &st) == 0) fail_msg("cannot remove %s", dir);
+}
+
 char *cli_fresh_dir(const char *name) {
   const char *tmp = env_or_fail("SPE_TEST_TMP");
   if (mkdir(tmp, 0755) != 0 && errno != EEXIST) fail_msg("mkdir %s: %s", tmp, strerror(errno));
   char *dir = cli_path_join(tmp, name);
-  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  cli_remove_dir(dir);
   if (mkdir(dir, 0755) != 0) fail_msg("mkdir %s: %s", dir, strerror(errno));
   return dir;
 }
