@@ -39,12 +39,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static int64_t now_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* An executor on `store_url` with no subscriber (so that nothing but the
  * store or the event history asks for events). */
 static spe_executor *open_ex(const char *store_url, size_t event_history) {
@@ -394,7 +388,7 @@ static void test_prune_sqlite(void **state) {
   int64_t last_before = 0;
   json_t *events = replay_all(ex, NULL, 0, 1000, &last_before);
   json_decref(events);
-  assert_int_equal(spe_prune(ex, now_ms() + 1, &pruned, NULL), 0);
+  assert_int_equal(spe_prune(ex, cli_wall_ms() + 1, &pruned, NULL), 0);
   assert_int_equal(pruned, 3); /* old (only in the store), a, b */
   gapless = 0;
   assert_page(ex, NULL, NULL, 10, waiting);
@@ -412,7 +406,7 @@ static void test_prune_sqlite(void **state) {
   assert_int_equal(spe_stats_get(ex, &st), 0);
   assert_int_equal(st.jobs_submitted, 1);
   assert_int_equal(st.jobs_succeeded + st.jobs_failed, 0);
-  assert_int_equal(spe_prune(ex, now_ms() + 1, NULL, NULL), 0);
+  assert_int_equal(spe_prune(ex, cli_wall_ms() + 1, NULL, NULL), 0);
 
   /* The unfinished job was kept, runs, and numbering went on. */
   assert_int_equal(spe_start(ex, waiting, NULL), 0);
@@ -434,7 +428,7 @@ static void test_prune_memory(void **state) {
   run(ex, mixed, b);
   submit_only(ex, one_task, c);
   size_t pruned = 0;
-  assert_int_equal(spe_prune(ex, now_ms() + 1, &pruned, NULL), 0);
+  assert_int_equal(spe_prune(ex, cli_wall_ms() + 1, &pruned, NULL), 0);
   assert_int_equal(pruned, 2);
   assert_gone(ex, a);
   assert_gone(ex, b);
@@ -472,7 +466,7 @@ static void test_prune_a_cancelled_job(void **state) {
   assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
   assert_int_equal(spe_wait(h.ex, id, 30000), 0);
   size_t pruned = 0;
-  assert_int_equal(spe_prune(h.ex, now_ms() + 1, &pruned, NULL), 0);
+  assert_int_equal(spe_prune(h.ex, cli_wall_ms() + 1, &pruned, NULL), 0);
   assert_int_equal(pruned, 1);
   assert_gone(h.ex, id);
   /* The engine goes on: a new job runs. */
@@ -502,7 +496,7 @@ static void test_concurrent_prunes(void **state) {
   struct pruner p[3];
   pthread_t t[3];
   for (int i = 0; i < 3; i++) {
-    p[i] = (struct pruner){.ex = ex, .before = now_ms() + 1};
+    p[i] = (struct pruner){.ex = ex, .before = cli_wall_ms() + 1};
     assert_int_equal(pthread_create(&t[i], NULL, prune_thread, &p[i]), 0);
   }
   size_t total = 0;
@@ -657,7 +651,7 @@ static void reads_while_jobs_run(const char *store_url, size_t history) {
   for (int i = 0; i < 12; i++) {
     assert_int_equal(spe_submit_text(ex, mixed, strlen(mixed), ids[i], NULL), 0);
     assert_int_equal(spe_start(ex, ids[i], NULL), 0);
-    if (i % 4 == 3) assert_int_equal(spe_prune(ex, now_ms() - 5, NULL, NULL), 0);
+    if (i % 4 == 3) assert_int_equal(spe_prune(ex, cli_wall_ms() - 5, NULL, NULL), 0);
   }
   /* A job the prunes took is gone: SPE_ENOJOB. */
   for (int i = 0; i < 12; i++) {

@@ -365,12 +365,6 @@ static void the_call_context(void **state) {
   h_close(&h);
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A cancel stops running functions (process isolation: their workers are
  * killed; thread isolation: reported at once, and the endless loop sees
  * spe_call_cancelled()), and a close with a function running returns. */
@@ -397,9 +391,9 @@ static void cancel_and_close_stop_functions(void **state) {
   h_submit_start(&h, text, id);
   free(text);
   assert_int_equal(h_await_events(&h, id, "task_started", 1, 5000), 1);
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   spe_close(h.ex);
-  int64_t took = mono_ms() - t0;
+  int64_t took = cli_mono_ms() - t0;
   /* SIGTERM ends the worker at once; the pool's loop notices within a
    * millisecond. Far below the 5 s grace time either way. */
   if (took > 3000) fail_msg("close took %lld ms", (long long)took);
@@ -452,16 +446,14 @@ static void abandoned_call_keeps_its_job(void **state) {
                            "{'name':'b','exec':'late_input','timeout':100}]}");
   assert_string_equal(h_job_status(job), "failed");
   assert_string_equal(h_task_error_kind(job, "b"), "timeout");
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t later = (int64_t)now.tv_sec * 1000 + 60000;
+  int64_t later = cli_wall_ms() + 60000;
   size_t pruned = 99;
   assert_int_equal(spe_prune(h.ex, later, &pruned, NULL), 0);
   assert_int_equal(pruned, 0); /* b's call still runs */
   tf_late_release();
   /* Nothing announces the end of an abandoned call: ask until it is over. */
-  int64_t deadline = mono_ms() + 10000;
-  while (pruned == 0 && mono_ms() < deadline) {
+  int64_t deadline = cli_mono_ms() + 10000;
+  while (pruned == 0 && cli_mono_ms() < deadline) {
     struct timespec nap = {0, 2000000};
     nanosleep(&nap, NULL);
     assert_int_equal(spe_prune(h.ex, later, &pruned, NULL), 0);

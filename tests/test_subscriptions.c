@@ -22,12 +22,6 @@ static void open_with_functions(struct harness *h, void **state, int workers) {
   spe_registry_free(reg);
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *str(const json_t *obj, const char *key) {
   return json_string_value(json_object_get(obj, key));
 }
@@ -232,7 +226,7 @@ static void queue_left_open(void **state) {
 static void events_of_exec_tasks(void **state) {
   struct harness h;
   open_with_functions(&h, state, 2);
-  int64_t t0 = wall_ms();
+  int64_t t0 = cli_wall_ms();
   json_t *job = h_runq(&h, "{'name':'j','tasks':["
                            "{'name':'ok','exec':'sum','arg':3,'enables':['bad']},"
                            "{'name':'bad','exec':'fail','enables':['never']},"
@@ -241,7 +235,7 @@ static void events_of_exec_tasks(void **state) {
   const char *id = h_job_id(job);
   assert_int_equal(h_await_events(&h, id, "job_finished", 1, 5000), 1);
   json_t *all = h_events(&h, NULL, NULL, NULL);
-  cli_check_event_stream(all, t0, wall_ms());
+  cli_check_event_stream(all, t0, cli_wall_ms());
   json_decref(all);
 
   json_t *ev = h_events(&h, id, "task_started", "ok");

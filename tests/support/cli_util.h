@@ -25,6 +25,11 @@ struct cli_result {
   int64_t start_ms, end_ms; /* wall-clock times (ms since the epoch) */
 };
 
+/* Clocks, in milliseconds: wall-clock (since the epoch, as events' time_ms)
+ * and monotonic (for deadlines and durations). */
+int64_t cli_wall_ms(void);
+int64_t cli_mono_ms(void);
+
 /* Paths. Results are malloc'd; the caller frees them. */
 const char *cli_bin(void);                 /* $SPE_BIN */
 char *cli_source_path(const char *rel);    /* $SPE_SOURCE_DIR/rel */
