@@ -581,8 +581,7 @@ static void test_submit_and_start_at_once(void **state) {
   assert_string_not_equal(json_string_value(json_object_get(got, "status")), "submitted");
   json_decref(got);
   assert_int_equal(spe_start(ex, id2, NULL), SPE_ESTATE);
-  assert_int_equal(spe_wait(ex, id2, 10000), 0);
-  assert_int_equal(spe_job_get(ex, id2, &got, NULL), 0);
+  got = h_wait_job(ex, id2, 10000);
   assert_string_equal(json_string_value(json_object_get(got, "status")), "succeeded");
   assert_int_equal(json_integer_value(json_object_get(
                        json_object_get(json_object_get(got, "tasks"), "a"), "result")),

@@ -226,8 +226,7 @@ static void many_tasks_and_jobs(void **state) {
     h_submit_start(&h, buf, ids[i]);
   }
   for (int i = 0; i < 100; i++) {
-    assert_int_equal(spe_wait(h.ex, ids[i], 30000), 0);
-    assert_int_equal(spe_job_get(h.ex, ids[i], &job, NULL), 0);
+    job = h_wait_job(h.ex, ids[i], 30000);
     assert_string_equal(h_job_status(job), "succeeded");
     assert_int_equal(json_integer_value(h_task_result(job, "t")), i);
     json_decref(job);
@@ -246,13 +245,10 @@ static void two_jobs_on_ten_workers(void **state) {
   h_submit_start(&h, jb, b);
   free(ja);
   free(jb);
-  json_t *job;
-  assert_int_equal(spe_wait(h.ex, a, 10000), 0);
-  assert_int_equal(spe_wait(h.ex, b, 10000), 0);
-  assert_int_equal(spe_job_get(h.ex, a, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, a, 10000);
   assert_int_equal(json_integer_value(h_task_result(job, "y")), 2);
   json_decref(job);
-  assert_int_equal(spe_job_get(h.ex, b, &job, NULL), 0);
+  job = h_wait_job(h.ex, b, 10000);
   assert_int_equal(json_integer_value(h_task_result(job, "x")), 5);
   json_decref(job);
   h_close(&h);
@@ -550,8 +546,7 @@ static void durable_store_round_trip(void **state) {
   assert_int_equal(resumed, 0);
   assert_string_not_equal(third, later);
   assert_int_equal(spe_start(h.ex, later, NULL), 0);
-  assert_int_equal(spe_wait(h.ex, later, 10000), 0);
-  assert_int_equal(spe_job_get(h.ex, later, &job, NULL), 0);
+  job = h_wait_job(h.ex, later, 10000);
   assert_int_equal(json_integer_value(h_task_result(job, "t")), 5);
   json_decref(job);
   h_close(&h);

@@ -97,8 +97,7 @@ static void good_job_and_same_name_twice(void **state) {
   assert_int_equal(spe_submit_json(h.ex, desc, id, NULL), 0);
   json_decref(desc);
   assert_int_equal(spe_start(h.ex, id, NULL), 0);
-  assert_int_equal(spe_wait(h.ex, id, 30000), 0);
-  assert_int_equal(spe_job_get(h.ex, id, &a, NULL), 0);
+  a = h_wait_job(h.ex, id, 30000);
   assert_int_equal(json_integer_value(h_task_result(a, "t")), 3);
   json_decref(a);
   h_close(&h);
@@ -293,8 +292,7 @@ static void hundred_tasks_and_hundred_jobs(void **state) {
     h_submit_start(&h, buf, ids[i]);
   }
   for (int i = 0; i < 100; i++) {
-    assert_int_equal(spe_wait(h.ex, ids[i], 30000), 0);
-    assert_int_equal(spe_job_get(h.ex, ids[i], &job, NULL), 0);
+    job = h_wait_job(h.ex, ids[i], 30000);
     assert_string_equal(h_job_status(job), "succeeded");
     assert_int_equal(json_integer_value(h_task_result(job, "t")), i);
     json_decref(job);
@@ -313,14 +311,11 @@ static void two_jobs_on_ten_workers(void **state) {
   h_submit_start(&h, jb, b);
   free(ja);
   free(jb);
-  json_t *job;
-  assert_int_equal(spe_wait(h.ex, a, 10000), 0);
-  assert_int_equal(spe_wait(h.ex, b, 10000), 0);
-  assert_int_equal(spe_job_get(h.ex, a, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, a, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
   assert_int_equal(json_integer_value(h_task_result(job, "y")), 2);
   json_decref(job);
-  assert_int_equal(spe_job_get(h.ex, b, &job, NULL), 0);
+  job = h_wait_job(h.ex, b, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
   assert_int_equal(json_integer_value(h_task_result(job, "x")), 5);
   json_decref(job);
@@ -378,9 +373,7 @@ static void cancel_and_close_stop_functions(void **state) {
   free(text);
   assert_int_equal(h_await_events(&h, id, "task_started", 2, 5000), 2);
   assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
-  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
-  json_t *job = NULL;
-  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, id, 10000);
   assert_string_equal(h_job_status(job), "cancelled");
   assert_string_equal(h_task_error_kind(job, "long"), "cancelled");
   assert_string_equal(h_task_error_kind(job, "c"), "cancelled");
@@ -497,9 +490,7 @@ static void close_leaves_waiting_calls_pending(void **state) {
 
   h_open_opts(&h, &o); /* recovered: the job goes on by itself */
   spe_registry_free(reg);
-  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
-  json_t *job = NULL;
-  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, id, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
   const char *waiting[] = {"b1", "b2", "b3", "b4"};
   for (int i = 0; i < 4; i++) {
