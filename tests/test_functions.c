@@ -19,11 +19,6 @@
 
 static int isolation_of(void **state) { return *(const int *)*state; }
 
-static void open_with_functions(struct harness *h, void **state, int workers) {
-  spe_registry *reg = tf_registry();
-  h_open_funcs(h, workers, isolation_of(state), reg);
-  spe_registry_free(reg); /* spe_open() copied it */
-}
 
 static const char *error_message(const json_t *job, const char *task) {
   return json_string_value(json_object_get(h_task_error(job, task), "message"));
@@ -31,7 +26,7 @@ static const char *error_message(const json_t *job, const char *task) {
 
 static void bad_jobs_are_refused(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   static const struct {
     const char *text, *msg;
   } cases[] = {
@@ -78,7 +73,7 @@ static void bad_jobs_are_refused(void **state) {
 
 static void good_job_and_same_name_twice(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   const char *text = "{'name':'nisse','tasks':[{'name':'t','exec':'sum','arg':3}]}";
   json_t *a = h_runq(&h, text);
   json_t *b = h_runq(&h, text);
@@ -105,7 +100,7 @@ static void good_job_and_same_name_twice(void **state) {
 
 static void results_3_and_1_plus_2_and_3_plus_7(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'three','exec':'sum','arg':3},"
                            "{'name':'one_plus_two','exec':'sum','arg':[1,2]},"
                            "{'name':'three_plus_seven','exec':'sum','arg':[3,7]},"
@@ -123,7 +118,7 @@ static void results_3_and_1_plus_2_and_3_plus_7(void **state) {
 
 static void division_by_zero_is_an_error(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'bad','exec':'div','arg':[1,0]},"
                            "{'name':'good','exec':'div','arg':[6,3]}]}");
   assert_string_equal(h_job_status(job), "failed");
@@ -144,7 +139,7 @@ static void division_by_zero_is_an_error(void **state) {
 static void misbehaving_functions_fail_alone(void **state) {
   struct harness h;
   int process = isolation_of(state) == SPE_ISOLATION_PROCESS;
-  open_with_functions(&h, state, 4);
+  tf_open(&h, 4, isolation_of(state));
   json_t *job = h_runq(&h, process ? "{'name':'j','tasks':["
                                      "{'name':'kill','exec':'kill_self'},"
                                      "{'name':'abort','exec':'abort'},"
@@ -183,7 +178,7 @@ static void misbehaving_functions_fail_alone(void **state) {
 
 static void results_flow_downstream(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   /* 7 -> 9 */
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'seven','exec':'sum','arg':7,"
                            "'enables':['nine']},{'name':'nine','exec':'sum','arg':2}]}");
@@ -219,7 +214,7 @@ static void results_flow_downstream(void **state) {
 
 static void failed_or_timed_out_upstream_blocks(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 3);
+  tf_open(&h, 3, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':["
                            "{'name':'bad','exec':'fail','enables':['mid']},"
                            "{'name':'mid','exec':'sum','arg':1,'enables':['end']},"
@@ -270,7 +265,7 @@ static char *wide_job(int ntasks) {
 
 static void hundred_tasks_and_hundred_jobs(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 4);
+  tf_open(&h, 4, isolation_of(state));
   char *text = wide_job(100);
   json_t *job = h_run(&h, text);
   free(text);
@@ -302,7 +297,7 @@ static void hundred_tasks_and_hundred_jobs(void **state) {
 
 static void two_jobs_on_ten_workers(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 10);
+  tf_open(&h, 10, isolation_of(state));
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
   char *ja = h_unquote("{'name':'a','tasks':[{'name':'x','exec':'sum','arg':1,'enables':['y']},"
                        "{'name':'y','exec':'sum','arg':1}]}");
@@ -325,7 +320,7 @@ static void two_jobs_on_ten_workers(void **state) {
 /* What spe_call_job_id/job_name/task/attempt tell a function. */
 static void the_call_context(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'ctx job','tasks':[{'name':'who','exec':'context'},"
                            "{'name':'again','exec':'flaky','retries':1}]}");
   assert_string_equal(h_job_status(job), "succeeded");
@@ -365,7 +360,7 @@ static void the_call_context(void **state) {
  * spe_call_cancelled()), and a close with a function running returns. */
 static void cancel_and_close_stop_functions(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   char id[SPE_ID_SIZE];
   char *text = h_unquote("{'name':'j','tasks':[{'name':'long','exec':'loop','enables':['b']},"
                          "{'name':'b','exec':'sum'},{'name':'c','exec':'loop'}]}");
@@ -400,7 +395,7 @@ static void cancel_and_close_stop_functions(void **state) {
  * not_run, never started - no attempt, no task_started event. */
 static void cancel_leaves_waiting_calls_unstarted(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   char id[SPE_ID_SIZE];
   char *text = h_unquote("{'name':'j','tasks':[{'name':'long','exec':'loop'},"
                          "{'name':'b1','exec':'sum','arg':1},{'name':'b2','exec':'sum','arg':2},"
@@ -433,7 +428,7 @@ static void cancel_leaves_waiting_calls_unstarted(void **state) {
  * before the call is over, and the call reads what the ancestors returned. */
 static void abandoned_call_keeps_its_job(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   tf_late_reset();
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'a','exec':'sum','arg':5,'enables':['b']},"
                            "{'name':'b','exec':'late_input','timeout':100}]}");
@@ -511,7 +506,7 @@ static void close_leaves_waiting_calls_pending(void **state) {
  * worker to a command. */
 static void events_never_show_more_than_workers(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   enum { JOBS = 8, TASKS = 32 };
   char ids[JOBS][SPE_ID_SIZE];
   for (int j = 0; j < JOBS; j++) {

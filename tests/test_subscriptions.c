@@ -16,11 +16,8 @@
 
 #include <cmocka.h>
 
-static void open_with_functions(struct harness *h, void **state, int workers) {
-  spe_registry *reg = tf_registry();
-  h_open_funcs(h, workers, *(const int *)*state, reg);
-  spe_registry_free(reg);
-}
+/* The isolation this group runs in (the tests' state). */
+static int isolation_of(void **state) { return *(const int *)*state; }
 
 static const char *str(const json_t *obj, const char *key) {
   return json_string_value(json_object_get(obj, key));
@@ -75,7 +72,7 @@ static const char *JOB_B = "{'name':'b','tasks':[{'name':'x','exec':'sum','arg':
 
 static void callbacks_for_one_job_and_for_all(void **state) {
   struct harness h; /* its recorder subscribed to all jobs at spe_open */
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
   submit_only(&h, JOB_A, a);
   submit_only(&h, JOB_B, b);
@@ -145,7 +142,7 @@ static json_t *drain_until_finished(spe_queue *q, int jobs) {
 
 static void queues_for_one_job_and_for_all(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
   submit_only(&h, JOB_A, a);
   submit_only(&h, JOB_B, b);
@@ -207,7 +204,7 @@ static void queues_for_one_job_and_for_all(void **state) {
 /* A queue left open is released by spe_close() (valgrind and ASan check it). */
 static void queue_left_open(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   spe_queue *q = NULL;
   assert_int_equal(spe_queue_open(h.ex, NULL, &q), 0);
   json_t *job = h_runq(&h, JOB_A);
@@ -225,7 +222,7 @@ static void queue_left_open(void **state) {
  * tasks object of §3. */
 static void events_of_exec_tasks(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   int64_t t0 = cli_wall_ms();
   json_t *job = h_runq(&h, "{'name':'j','tasks':["
                            "{'name':'ok','exec':'sum','arg':3,'enables':['bad']},"
