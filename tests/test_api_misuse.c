@@ -17,12 +17,6 @@
 
 static const char *JOB = "{\"name\":\"j\",\"tasks\":[{\"name\":\"t\",\"exec\":\"sum\",\"arg\":3}]}";
 
-static void open_default(struct harness *h) {
-  spe_registry *reg = tf_registry();
-  h_open_funcs(h, 2, SPE_ISOLATION_PROCESS, reg);
-  spe_registry_free(reg);
-}
-
 /* rc is `want` and *msg a message (then freed). */
 static void expect_msg(int rc, int want, char **msg, const char *what) {
   if (rc != want) fail_msg("%s: %s, want %s", what, spe_err_name(rc), spe_err_name(want));
@@ -38,7 +32,7 @@ static void null_arguments(void **state) {
   spe_options_init(NULL);
 
   struct harness h;
-  open_default(&h);
+  tf_open(&h, 2, SPE_ISOLATION_PROCESS);
   spe_executor *ex = h.ex;
   char id[SPE_ID_SIZE];
   size_t len = strlen(JOB);
@@ -108,7 +102,7 @@ static void null_arguments(void **state) {
 static void unknown_ids_and_wrong_states(void **state) {
   (void)state;
   struct harness h;
-  open_default(&h);
+  tf_open(&h, 2, SPE_ISOLATION_PROCESS);
   char *msg = NULL;
   json_t *out = NULL;
   const char *unknown[] = {UNKNOWN_ID, "nope", ""};
@@ -145,7 +139,7 @@ static void unknown_ids_and_wrong_states(void **state) {
 static void calls_after_shutdown(void **state) {
   (void)state;
   struct harness h;
-  open_default(&h);
+  tf_open(&h, 2, SPE_ISOLATION_PROCESS);
   char *msg = NULL;
   char id[SPE_ID_SIZE], later[SPE_ID_SIZE];
   assert_int_equal(spe_submit_text(h.ex, JOB, strlen(JOB), id, NULL), 0);

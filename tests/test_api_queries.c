@@ -11,6 +11,7 @@
 
 #include "spe.h"
 #include "support/api_util.h"
+#include "support/cli_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -20,31 +21,22 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static char dir[1024];
+static char *dir;
 static char url[1200];
 
 static int setup(void **state) {
-  const char *tmp = getenv("SPE_TEST_TMP");
-  if (tmp == NULL) tmp = "/tmp";
-  mkdir(tmp, 0777);
-  snprintf(dir, sizeof dir, "%.900s/api_queries.%ld", tmp, (long)getpid());
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-  assert_int_equal(system(cmd), 0);
+  char name[64];
+  snprintf(name, sizeof name, "api_queries.%ld", (long)getpid());
+  dir = cli_fresh_dir(name);
   snprintf(url, sizeof url, "sqlite:%s/state.db", dir);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static int64_t now_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+  cli_remove_dir(dir);
+  free(dir);
+  dir = NULL;
+  return 0;
 }
 
 /* An executor on `store_url` with no subscriber (so that nothing but the
@@ -396,7 +388,7 @@ static void test_prune_sqlite(void **state) {
   int64_t last_before = 0;
   json_t *events = replay_all(ex, NULL, 0, 1000, &last_before);
   json_decref(events);
-  assert_int_equal(spe_prune(ex, now_ms() + 1, &pruned, NULL), 0);
+  assert_int_equal(spe_prune(ex, cli_wall_ms() + 1, &pruned, NULL), 0);
   assert_int_equal(pruned, 3); /* old (only in the store), a, b */
   gapless = 0;
   assert_page(ex, NULL, NULL, 10, waiting);
@@ -414,7 +406,7 @@ static void test_prune_sqlite(void **state) {
   assert_int_equal(spe_stats_get(ex, &st), 0);
   assert_int_equal(st.jobs_submitted, 1);
   assert_int_equal(st.jobs_succeeded + st.jobs_failed, 0);
-  assert_int_equal(spe_prune(ex, now_ms() + 1, NULL, NULL), 0);
+  assert_int_equal(spe_prune(ex, cli_wall_ms() + 1, NULL, NULL), 0);
 
   /* The unfinished job was kept, runs, and numbering went on. */
   assert_int_equal(spe_start(ex, waiting, NULL), 0);
@@ -436,7 +428,7 @@ static void test_prune_memory(void **state) {
   run(ex, mixed, b);
   submit_only(ex, one_task, c);
   size_t pruned = 0;
-  assert_int_equal(spe_prune(ex, now_ms() + 1, &pruned, NULL), 0);
+  assert_int_equal(spe_prune(ex, cli_wall_ms() + 1, &pruned, NULL), 0);
   assert_int_equal(pruned, 2);
   assert_gone(ex, a);
   assert_gone(ex, b);
@@ -474,7 +466,7 @@ static void test_prune_a_cancelled_job(void **state) {
   assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
   assert_int_equal(spe_wait(h.ex, id, 30000), 0);
   size_t pruned = 0;
-  assert_int_equal(spe_prune(h.ex, now_ms() + 1, &pruned, NULL), 0);
+  assert_int_equal(spe_prune(h.ex, cli_wall_ms() + 1, &pruned, NULL), 0);
   assert_int_equal(pruned, 1);
   assert_gone(h.ex, id);
   /* The engine goes on: a new job runs. */
@@ -504,7 +496,7 @@ static void test_concurrent_prunes(void **state) {
   struct pruner p[3];
   pthread_t t[3];
   for (int i = 0; i < 3; i++) {
-    p[i] = (struct pruner){.ex = ex, .before = now_ms() + 1};
+    p[i] = (struct pruner){.ex = ex, .before = cli_wall_ms() + 1};
     assert_int_equal(pthread_create(&t[i], NULL, prune_thread, &p[i]), 0);
   }
   size_t total = 0;
@@ -589,8 +581,7 @@ static void test_submit_and_start_at_once(void **state) {
   assert_string_not_equal(json_string_value(json_object_get(got, "status")), "submitted");
   json_decref(got);
   assert_int_equal(spe_start(ex, id2, NULL), SPE_ESTATE);
-  assert_int_equal(spe_wait(ex, id2, 10000), 0);
-  assert_int_equal(spe_job_get(ex, id2, &got, NULL), 0);
+  got = h_wait_job(ex, id2, 10000);
   assert_string_equal(json_string_value(json_object_get(got, "status")), "succeeded");
   assert_int_equal(json_integer_value(json_object_get(
                        json_object_get(json_object_get(got, "tasks"), "a"), "result")),
@@ -659,7 +650,7 @@ static void reads_while_jobs_run(const char *store_url, size_t history) {
   for (int i = 0; i < 12; i++) {
     assert_int_equal(spe_submit_text(ex, mixed, strlen(mixed), ids[i], NULL), 0);
     assert_int_equal(spe_start(ex, ids[i], NULL), 0);
-    if (i % 4 == 3) assert_int_equal(spe_prune(ex, now_ms() - 5, NULL, NULL), 0);
+    if (i % 4 == 3) assert_int_equal(spe_prune(ex, cli_wall_ms() - 5, NULL, NULL), 0);
   }
   /* A job the prunes took is gone: SPE_ENOJOB. */
   for (int i = 0; i < 12; i++) {

@@ -15,8 +15,8 @@
 #include "loop/loop.h"
 #include "spe.h"
 #include "support/cli_util.h"
+#include "support/exec_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -48,17 +48,6 @@ struct fx {
   size_t nextra;
 };
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n - 1; /* the directory's own descriptor */
-}
-
 static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
   struct fx *f = ctx;
   struct slot *s = task_ctx;
@@ -72,7 +61,7 @@ static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
 static int setup(void **state) {
   struct fx *f = calloc(1, sizeof *f);
   assert_non_null(f);
-  f->fds_before = count_fds();
+  f->fds_before = xu_count_fds();
   assert_int_equal(spe__loop_init(&f->lp), 0);
   assert_int_equal(spe__cmd_exec_new(&f->ex, &f->lp, NULL, on_done, f), 0);
   *state = f;
@@ -91,7 +80,7 @@ static int teardown(void **state) {
   spe__loop_close(&f->lp);
   for (size_t i = 0; i < f->nextra; i++) slot_clear(&f->extra[i]);
   free(f->extra);
-  int fds_after = count_fds();
+  int fds_after = xu_count_fds();
   /* Every child was reaped: not one zombie of ours is left. */
   errno = 0;
   pid_t p = waitpid(-1, NULL, WNOHANG);
@@ -131,13 +120,7 @@ static void start(struct fx *f, const struct task_launch *l, struct slot *s) {
 }
 
 /* Poll until `s` is done, failing after 20 s. */
-static void wait_for(struct fx *f, struct slot *s) {
-  int64_t deadline = spe__mono_ms() + 20000;
-  while (!s->done) {
-    assert_true(spe__mono_ms() < deadline);
-    assert_true(spe__loop_poll(&f->lp, 200) >= 0);
-  }
-}
+static void wait_for(struct fx *f, struct slot *s) { xu_await_done(&f->lp, &s->done, 20000); }
 
 static void run(struct fx *f, const struct task_launch *l, struct slot *s) {
   start(f, l, s);
@@ -176,13 +159,6 @@ static pid_t read_pid(const char *path) {
   assert_int_equal(fscanf(fp, "%ld", &pid), 1);
   fclose(fp);
   return (pid_t)pid;
-}
-
-/* Valgrind runs children itself: it knows no pidfd_open, and glibc's
- * posix_spawn cannot report a failed exec through it (the child exits 127). */
-static int under_valgrind(void) {
-  const char *p = getenv("LD_PRELOAD");
-  return p != NULL && strstr(p, "vgpreload") != NULL;
 }
 
 /* ---- results ---- */
@@ -309,7 +285,7 @@ static void assert_start_fails(struct fx *f, const struct task_launch *l, const 
 
 static void test_missing_program(void **state) {
   struct fx *f = *state;
-  if (under_valgrind()) skip();
+  if (xu_under_valgrind()) skip();
   char *argv[] = {"nosuchprog-spe", NULL};
   struct task_launch l = launch_argv(argv);
   assert_start_fails(f, &l, "cannot run \"nosuchprog-spe\": No such file or directory");
@@ -321,7 +297,7 @@ static void test_missing_program(void **state) {
 
 static void test_bad_cwd(void **state) {
   struct fx *f = *state;
-  if (under_valgrind()) skip();
+  if (xu_under_valgrind()) skip();
   struct task_launch l = launch_cmd("pwd");
   l.cwd = "/nope";
   assert_start_fails(f, &l, "cannot change to directory \"/nope\": No such file or directory");
@@ -610,7 +586,7 @@ static void test_out_of_descriptors(void **state) {
   struct fx *f = *state;
   struct rlimit old;
   assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-  int open_now = count_fds();
+  int open_now = xu_count_fds();
   /* New descriptors take the lowest free numbers, which the limit caps. */
   int lowest_free = dup(0);
   assert_true(lowest_free >= 0);
@@ -636,7 +612,7 @@ static void test_out_of_descriptors(void **state) {
       assert_result_string(&s, "", 0);
       slot_clear(&s);
     }
-    assert_int_equal(count_fds(), open_now);
+    assert_int_equal(xu_count_fds(), open_now);
   }
   assert_true(failures >= 3); /* at the memfd, the first pipe, the second pipe */
   assert_true(successes >= 1);

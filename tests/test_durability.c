@@ -38,12 +38,6 @@ static void assert_lacks(const char *text, const char *unwanted) {
   if (strstr(text, unwanted) != NULL) fail_msg("did not expect \"%s\" in:\n%s", unwanted, text);
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char *write_job(const char *dir, const char *name, const char *text) {
   char *path = cli_path_join(dir, name);
   cli_write_file(path, text);
@@ -153,17 +147,9 @@ static void kill_nine(pid_t spe, pid_t task, const char *dir) {
 static void check_store_event_log(const char *db, int64_t from_ms) {
   char *bodies = store_query(db, "SELECT body FROM events ORDER BY seq");
   json_t *log = cli_parse_ndjson(bodies);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  cli_check_event_stream(log, from_ms, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  cli_check_event_stream(log, from_ms, cli_wall_ms());
   json_decref(log);
   free(bodies);
-}
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* a -> b -> c; b runs until DIR/gate exists. Each line: NAME ATTEMPT JOB. */
@@ -196,9 +182,9 @@ static void a_second_owner_is_refused_at_once(void **state) {
   /* A second spe on the same store, while the first runs a task. */
   const char *second_args[] = {"run", "--state", STATE, marker, NULL};
   struct cli_result r;
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   run_expect(&r, dir, second_args, NULL, 3);
-  assert_true(mono_ms() - t0 < 2000); /* at once, not after the first ends */
+  assert_true(cli_mono_ms() - t0 < 2000); /* at once, not after the first ends */
   char want[128];
   snprintf(want, sizeof want, "state store %s is in use by process %d", STATE, (int)first);
   assert_contains(r.err, want);
@@ -509,11 +495,11 @@ static void sigint_stops_and_the_next_run_resumes(void **state) {
   /* Before c ends, the only events are: submitted, started, a and b started
    * and terminated, c started. */
   pid_t c = wait_running(dir, "events.1", 7, "c.pid", spe);
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   assert_int_equal(kill(spe, SIGINT), 0);
   struct cli_result r;
   cli_finish(&r, spe, dir);
-  int64_t took = mono_ms() - t0;
+  int64_t took = cli_mono_ms() - t0;
   assert_int_equal(r.status, 130);
   assert_contains(r.err, "spe: interrupted; running tasks were stopped");
   /* c shrugged off SIGTERM: SIGKILL came after the grace time. */
@@ -576,7 +562,7 @@ static void lost_after(const char *name, int kills, const char *const *limit_arg
   char *dir = cli_fresh_dir(name);
   char *job = write_job(dir, "fragile.json", fragile_job);
   char *db = cli_path_join(dir, "st/state.db");
-  int64_t t0 = now_ms();
+  int64_t t0 = cli_wall_ms();
   for (int k = 1; k <= kills; k++) {
     const char *args[16] = {"run", "--state", STATE, "--events", "events", job};
     size_t n = 6;

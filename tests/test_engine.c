@@ -2,6 +2,7 @@
  * scenarios, and the engine's own rules (readiness, priority, retries, not_run,
  * the worker limit, cancel, shutdown, events). Job texts use ' for " (h_runq). */
 #include "support/api_util.h"
+#include "support/cli_util.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,12 +19,6 @@
  * (tests/scripts/sum.sh; SPE_SOURCE_DIR is in the test's environment, which
  * tasks inherit). */
 #define SUM_PLUS(add) "sh $SPE_SOURCE_DIR/tests/scripts/sum.sh " #add
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void bad_jobs_are_refused(void **state) {
   struct harness h;
@@ -190,12 +185,12 @@ static void failure_blocks_downstream_only(void **state) {
 static void timeouts_kill_and_block(void **state) {
   struct harness h;
   h_open(&h, 2);
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   json_t *job = h_runq(&h, "{'name':'j','tasks':["
                            "{'name':'slow','cmd':'sleep 2','timeout':200,'enables':['after']},"
                            "{'name':'sleeper','cmd':'sleep 1','timeout':200,'enables':['x']},"
                            "{'name':'after','cmd':'echo 1'},{'name':'x','cmd':'echo 1'}]}");
-  int64_t took = mono_ms() - t0;
+  int64_t took = cli_mono_ms() - t0;
   assert_string_equal(h_task_error_kind(job, "slow"), "timeout");
   assert_string_equal(h_task_error_kind(job, "sleeper"), "timeout");
   assert_string_equal(h_task_status(job, "after"), "not_run");
@@ -231,8 +226,7 @@ static void many_tasks_and_jobs(void **state) {
     h_submit_start(&h, buf, ids[i]);
   }
   for (int i = 0; i < 100; i++) {
-    assert_int_equal(spe_wait(h.ex, ids[i], 30000), 0);
-    assert_int_equal(spe_job_get(h.ex, ids[i], &job, NULL), 0);
+    job = h_wait_job(h.ex, ids[i], 30000);
     assert_string_equal(h_job_status(job), "succeeded");
     assert_int_equal(json_integer_value(h_task_result(job, "t")), i);
     json_decref(job);
@@ -251,13 +245,10 @@ static void two_jobs_on_ten_workers(void **state) {
   h_submit_start(&h, jb, b);
   free(ja);
   free(jb);
-  json_t *job;
-  assert_int_equal(spe_wait(h.ex, a, 10000), 0);
-  assert_int_equal(spe_wait(h.ex, b, 10000), 0);
-  assert_int_equal(spe_job_get(h.ex, a, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, a, 10000);
   assert_int_equal(json_integer_value(h_task_result(job, "y")), 2);
   json_decref(job);
-  assert_int_equal(spe_job_get(h.ex, b, &job, NULL), 0);
+  job = h_wait_job(h.ex, b, 10000);
   assert_int_equal(json_integer_value(h_task_result(job, "x")), 5);
   json_decref(job);
   h_close(&h);
@@ -464,10 +455,10 @@ static void cancel_stops_running_tasks(void **state) {
   h_submit_start(&h, text, id);
   free(text);
   assert_int_equal(h_await_events(&h, id, "task_started", 2, 5000), 2);
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
   assert_int_equal(spe_wait(h.ex, id, 10000), 0);
-  assert_true(mono_ms() - t0 < 3000); /* sleep dies of SIGTERM at once */
+  assert_true(cli_mono_ms() - t0 < 3000); /* sleep dies of SIGTERM at once */
   json_t *job = NULL;
   assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
   assert_string_equal(h_job_status(job), "cancelled");
@@ -515,13 +506,13 @@ static void shutdown_interrupts_running_tasks(void **state) {
   assert_string_equal(line, "ready\n");
   unlink(fifo);
   rmdir(dir);
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   assert_int_equal(spe_shutdown(h.ex), 0);
   assert_int_equal(spe_wait(h.ex, id, 10000), SPE_ECLOSED);
   const char *more = "{\"name\":\"j\",\"tasks\":[{\"name\":\"t\",\"cmd\":\"true\"}]}";
   assert_int_equal(spe_submit_text(h.ex, more, strlen(more), id, NULL), SPE_ECLOSED);
   spe_close(h.ex);
-  int64_t took = mono_ms() - t0;
+  int64_t took = cli_mono_ms() - t0;
   if (took < 250 || took > 3000) fail_msg("shutdown took %lld ms", (long long)took);
   /* The attempt is reported as interrupted, not failed. */
   assert_int_equal(h_count_events(&h, id, "task_terminated", "stubborn"), 1);
@@ -588,8 +579,7 @@ static void durable_store_round_trip(void **state) {
   assert_int_equal(resumed, 0);
   assert_string_not_equal(third, later);
   assert_int_equal(spe_start(h.ex, later, NULL), 0);
-  assert_int_equal(spe_wait(h.ex, later, 10000), 0);
-  assert_int_equal(spe_job_get(h.ex, later, &job, NULL), 0);
+  job = h_wait_job(h.ex, later, 10000);
   assert_int_equal(json_integer_value(h_task_result(job, "t")), 5);
   json_decref(job);
   h_close(&h);

@@ -20,8 +20,8 @@
 #include "loop/loop.h"
 #include "spe.h"
 #include "support/cli_util.h"
+#include "support/exec_util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -185,17 +185,6 @@ struct fx {
   int ndone;
 };
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n - 1;
-}
-
 static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
   struct fx *f = ctx;
   struct slot *s = task_ctx;
@@ -204,11 +193,6 @@ static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
   s->done = 1;
   s->out = *out;
   f->ndone++;
-}
-
-static int under_valgrind(void) {
-  const char *p = getenv("LD_PRELOAD");
-  return p != NULL && strstr(p, "vgpreload") != NULL;
 }
 
 static int sanitized(void) {
@@ -265,7 +249,7 @@ static void see(pid_t pid) {
 static int setup_on(void **state, struct fork_server *server, uint32_t workers) {
   struct fx *f = calloc(1, sizeof *f);
   assert_non_null(f);
-  f->fds_before = count_fds();
+  f->fds_before = xu_count_fds();
   assert_int_equal(spe__loop_init(&f->lp), 0);
   struct func_exec_config cfg = {.isolation = SPE_ISOLATION_PROCESS,
                                  .workers = workers,
@@ -291,7 +275,7 @@ static int teardown(void **state) {
   struct fx *f = *state;
   spe__proc_exec_free(f->px);
   spe__loop_close(&f->lp);
-  int fds_after = count_fds(), before = f->fds_before;
+  int fds_after = xu_count_fds(), before = f->fds_before;
   free(f);
   assert_int_equal(fds_after, before);
   /* The fork servers are our only children, and none of them is a zombie
@@ -303,21 +287,13 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* The input of a task without upstream tasks, as the engine gives it: one {}
- * for all (kept for the whole program). */
-static json_t *empty_input(void) {
-  static json_t *empty;
-  if (empty == NULL) empty = json_object();
-  return empty;
-}
-
 static struct task_launch launch(const char *function, const json_t *arg) {
   return (struct task_launch){.job_id = "01JTESTJOBID0000000000000A",
                               .job_name = "testjob",
                               .task_name = "t",
                               .attempt = 1,
                               .function = function,
-                              .input_json = empty_input(),
+                              .input_json = xu_empty_input(),
                               .arg = arg};
 }
 
@@ -338,11 +314,15 @@ static void signal_run(struct fx *f, struct slot *s, int sig, const char *kind) 
 }
 
 /* Poll until `s` is done, failing after 20 s. */
-static void wait_for(struct fx *f, struct slot *s) {
-  int64_t deadline = spe__mono_ms() + 20000;
-  while (!s->done) {
-    assert_true(spe__mono_ms() < deadline);
-    assert_true(spe__loop_poll(&f->lp, 200) >= 0);
+static void wait_for(struct fx *f, struct slot *s) { xu_await_done(&f->lp, &s->done, 20000); }
+
+/* Poll until `path` exists (a function under test creates it once it runs),
+ * failing after 10 s. */
+static void await_file(struct fx *f, const char *path) {
+  int64_t deadline = spe__mono_ms() + 10000;
+  while (access(path, F_OK) != 0) {
+    if (spe__mono_ms() >= deadline) fail_msg("%s did not appear within 10 s", path);
+    assert_true(spe__loop_poll(&f->lp, 5) >= 0);
   }
 }
 
@@ -558,7 +538,7 @@ static void test_memory_limit(void **state) {
   struct fx *f = *state;
   /* Sanitizers reserve terabytes of address space, so the limit is not
    * applied there; valgrind's own mappings count against it. */
-  if (sanitized() || under_valgrind()) skip();
+  if (sanitized() || xu_under_valgrind()) skip();
   struct slot s = {0};
   run_fn(f, "hog", NULL, &s);
   assert_string_equal(err_field(&s, "kind"), "crashed");
@@ -612,7 +592,7 @@ static void test_cancel(void **state) {
   struct slot s = {0};
   start(f, &l, &s);
   /* Wait until the function runs, then cancel it. */
-  while (access(path, F_OK) != 0) assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  await_file(f, path);
   signal_run(f, &s, SIGTERM, "cancelled");
   signal_run(f, &s, SIGTERM, "cancelled"); /* twice is harmless */
   wait_for(f, &s);
@@ -759,7 +739,7 @@ static void test_worker_setting(void **state) {
    * (sanitizers install handlers of their own in every process). */
   assert_string_equal(json_string_value(json_object_get(r, "SigBlk")), "0000000000000000");
   assert_string_equal(json_string_value(json_object_get(r, "SigIgn")), "0000000000000000");
-  if (!sanitized() && !under_valgrind())
+  if (!sanitized() && !xu_under_valgrind())
     assert_string_equal(json_string_value(json_object_get(r, "SigCgt")), "0000000000000000");
   slot_clear(&s);
 }
@@ -774,7 +754,7 @@ static void test_free_while_running(void **state) {
   static struct slot s;
   memset(&s, 0, sizeof s);
   start(f, &l, &s);
-  while (access(path, F_OK) != 0) assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  await_file(f, path);
   pid_t pid = read_pid(path);
   spe__proc_exec_free(f->px);
   f->px = NULL;
@@ -792,7 +772,7 @@ static void test_server_dies(void **state) {
   struct task_launch l = launch("spin", arg);
   struct slot s = {0};
   start(f, &l, &s);
-  while (access(path, F_OK) != 0) assert_true(spe__loop_poll(&f->lp, 5) >= 0);
+  await_file(f, path);
   pid_t worker = read_pid(path);
   kill(fs_dying->pid, SIGKILL);
   wait_for(f, &s);

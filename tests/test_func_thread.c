@@ -16,6 +16,7 @@
 #include "func/registry.h"
 #include "loop/loop.h"
 #include "spe.h"
+#include "support/exec_util.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -343,13 +344,7 @@ static void signal_run(struct fx *f, struct slot *s, const char *kind) {
 }
 
 /* Poll until `s` is done, failing after 20 s. */
-static void wait_for(struct fx *f, struct slot *s) {
-  int64_t deadline = spe__mono_ms() + 20000;
-  while (!s->done) {
-    assert_true(spe__mono_ms() < deadline);
-    assert_true(spe__loop_poll(&f->lp, 200) >= 0);
-  }
-}
+static void wait_for(struct fx *f, struct slot *s) { xu_await_done(&f->lp, &s->done, 20000); }
 
 static void slot_clear(struct slot *s) {
   json_decref(s->out.result);

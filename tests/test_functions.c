@@ -3,6 +3,7 @@
  * group per isolation, the isolation handed to every test as its state. Job
  * texts use ' for " (h_runq). The timing cases are in test_functions_timing.c. */
 #include "support/api_util.h"
+#include "support/cli_util.h"
 #include "support/funcs.h"
 
 #include <setjmp.h>
@@ -18,11 +19,6 @@
 
 static int isolation_of(void **state) { return *(const int *)*state; }
 
-static void open_with_functions(struct harness *h, void **state, int workers) {
-  spe_registry *reg = tf_registry();
-  h_open_funcs(h, workers, isolation_of(state), reg);
-  spe_registry_free(reg); /* spe_open() copied it */
-}
 
 static const char *error_message(const json_t *job, const char *task) {
   return json_string_value(json_object_get(h_task_error(job, task), "message"));
@@ -30,7 +26,7 @@ static const char *error_message(const json_t *job, const char *task) {
 
 static void bad_jobs_are_refused(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   static const struct {
     const char *text, *msg;
   } cases[] = {
@@ -77,7 +73,7 @@ static void bad_jobs_are_refused(void **state) {
 
 static void good_job_and_same_name_twice(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   const char *text = "{'name':'nisse','tasks':[{'name':'t','exec':'sum','arg':3}]}";
   json_t *a = h_runq(&h, text);
   json_t *b = h_runq(&h, text);
@@ -96,8 +92,7 @@ static void good_job_and_same_name_twice(void **state) {
   assert_int_equal(spe_submit_json(h.ex, desc, id, NULL), 0);
   json_decref(desc);
   assert_int_equal(spe_start(h.ex, id, NULL), 0);
-  assert_int_equal(spe_wait(h.ex, id, 30000), 0);
-  assert_int_equal(spe_job_get(h.ex, id, &a, NULL), 0);
+  a = h_wait_job(h.ex, id, 30000);
   assert_int_equal(json_integer_value(h_task_result(a, "t")), 3);
   json_decref(a);
   h_close(&h);
@@ -105,7 +100,7 @@ static void good_job_and_same_name_twice(void **state) {
 
 static void results_3_and_1_plus_2_and_3_plus_7(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'three','exec':'sum','arg':3},"
                            "{'name':'one_plus_two','exec':'sum','arg':[1,2]},"
                            "{'name':'three_plus_seven','exec':'sum','arg':[3,7]},"
@@ -123,7 +118,7 @@ static void results_3_and_1_plus_2_and_3_plus_7(void **state) {
 
 static void division_by_zero_is_an_error(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'bad','exec':'div','arg':[1,0]},"
                            "{'name':'good','exec':'div','arg':[6,3]}]}");
   assert_string_equal(h_job_status(job), "failed");
@@ -144,7 +139,7 @@ static void division_by_zero_is_an_error(void **state) {
 static void misbehaving_functions_fail_alone(void **state) {
   struct harness h;
   int process = isolation_of(state) == SPE_ISOLATION_PROCESS;
-  open_with_functions(&h, state, 4);
+  tf_open(&h, 4, isolation_of(state));
   json_t *job = h_runq(&h, process ? "{'name':'j','tasks':["
                                      "{'name':'kill','exec':'kill_self'},"
                                      "{'name':'abort','exec':'abort'},"
@@ -183,7 +178,7 @@ static void misbehaving_functions_fail_alone(void **state) {
 
 static void results_flow_downstream(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   /* 7 -> 9 */
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'seven','exec':'sum','arg':7,"
                            "'enables':['nine']},{'name':'nine','exec':'sum','arg':2}]}");
@@ -219,7 +214,7 @@ static void results_flow_downstream(void **state) {
 
 static void failed_or_timed_out_upstream_blocks(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 3);
+  tf_open(&h, 3, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':["
                            "{'name':'bad','exec':'fail','enables':['mid']},"
                            "{'name':'mid','exec':'sum','arg':1,'enables':['end']},"
@@ -270,7 +265,7 @@ static char *wide_job(int ntasks) {
 
 static void hundred_tasks_and_hundred_jobs(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 4);
+  tf_open(&h, 4, isolation_of(state));
   char *text = wide_job(100);
   json_t *job = h_run(&h, text);
   free(text);
@@ -292,8 +287,7 @@ static void hundred_tasks_and_hundred_jobs(void **state) {
     h_submit_start(&h, buf, ids[i]);
   }
   for (int i = 0; i < 100; i++) {
-    assert_int_equal(spe_wait(h.ex, ids[i], 30000), 0);
-    assert_int_equal(spe_job_get(h.ex, ids[i], &job, NULL), 0);
+    job = h_wait_job(h.ex, ids[i], 30000);
     assert_string_equal(h_job_status(job), "succeeded");
     assert_int_equal(json_integer_value(h_task_result(job, "t")), i);
     json_decref(job);
@@ -303,7 +297,7 @@ static void hundred_tasks_and_hundred_jobs(void **state) {
 
 static void two_jobs_on_ten_workers(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 10);
+  tf_open(&h, 10, isolation_of(state));
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
   char *ja = h_unquote("{'name':'a','tasks':[{'name':'x','exec':'sum','arg':1,'enables':['y']},"
                        "{'name':'y','exec':'sum','arg':1}]}");
@@ -312,14 +306,11 @@ static void two_jobs_on_ten_workers(void **state) {
   h_submit_start(&h, jb, b);
   free(ja);
   free(jb);
-  json_t *job;
-  assert_int_equal(spe_wait(h.ex, a, 10000), 0);
-  assert_int_equal(spe_wait(h.ex, b, 10000), 0);
-  assert_int_equal(spe_job_get(h.ex, a, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, a, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
   assert_int_equal(json_integer_value(h_task_result(job, "y")), 2);
   json_decref(job);
-  assert_int_equal(spe_job_get(h.ex, b, &job, NULL), 0);
+  job = h_wait_job(h.ex, b, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
   assert_int_equal(json_integer_value(h_task_result(job, "x")), 5);
   json_decref(job);
@@ -329,7 +320,7 @@ static void two_jobs_on_ten_workers(void **state) {
 /* What spe_call_job_id/job_name/task/attempt tell a function. */
 static void the_call_context(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'ctx job','tasks':[{'name':'who','exec':'context'},"
                            "{'name':'again','exec':'flaky','retries':1}]}");
   assert_string_equal(h_job_status(job), "succeeded");
@@ -364,18 +355,12 @@ static void the_call_context(void **state) {
   h_close(&h);
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A cancel stops running functions (process isolation: their workers are
  * killed; thread isolation: reported at once, and the endless loop sees
  * spe_call_cancelled()), and a close with a function running returns. */
 static void cancel_and_close_stop_functions(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   char id[SPE_ID_SIZE];
   char *text = h_unquote("{'name':'j','tasks':[{'name':'long','exec':'loop','enables':['b']},"
                          "{'name':'b','exec':'sum'},{'name':'c','exec':'loop'}]}");
@@ -383,9 +368,7 @@ static void cancel_and_close_stop_functions(void **state) {
   free(text);
   assert_int_equal(h_await_events(&h, id, "task_started", 2, 5000), 2);
   assert_int_equal(spe_cancel(h.ex, id, NULL), 0);
-  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
-  json_t *job = NULL;
-  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, id, 10000);
   assert_string_equal(h_job_status(job), "cancelled");
   assert_string_equal(h_task_error_kind(job, "long"), "cancelled");
   assert_string_equal(h_task_error_kind(job, "c"), "cancelled");
@@ -396,9 +379,9 @@ static void cancel_and_close_stop_functions(void **state) {
   h_submit_start(&h, text, id);
   free(text);
   assert_int_equal(h_await_events(&h, id, "task_started", 1, 5000), 1);
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   spe_close(h.ex);
-  int64_t took = mono_ms() - t0;
+  int64_t took = cli_mono_ms() - t0;
   /* SIGTERM ends the worker at once; the pool's loop notices within a
    * millisecond. Far below the 5 s grace time either way. */
   if (took > 3000) fail_msg("close took %lld ms", (long long)took);
@@ -412,7 +395,7 @@ static void cancel_and_close_stop_functions(void **state) {
  * not_run, never started - no attempt, no task_started event. */
 static void cancel_leaves_waiting_calls_unstarted(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   char id[SPE_ID_SIZE];
   char *text = h_unquote("{'name':'j','tasks':[{'name':'long','exec':'loop'},"
                          "{'name':'b1','exec':'sum','arg':1},{'name':'b2','exec':'sum','arg':2},"
@@ -445,22 +428,20 @@ static void cancel_leaves_waiting_calls_unstarted(void **state) {
  * before the call is over, and the call reads what the ancestors returned. */
 static void abandoned_call_keeps_its_job(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   tf_late_reset();
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'a','exec':'sum','arg':5,'enables':['b']},"
                            "{'name':'b','exec':'late_input','timeout':100}]}");
   assert_string_equal(h_job_status(job), "failed");
   assert_string_equal(h_task_error_kind(job, "b"), "timeout");
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t later = (int64_t)now.tv_sec * 1000 + 60000;
+  int64_t later = cli_wall_ms() + 60000;
   size_t pruned = 99;
   assert_int_equal(spe_prune(h.ex, later, &pruned, NULL), 0);
   assert_int_equal(pruned, 0); /* b's call still runs */
   tf_late_release();
   /* Nothing announces the end of an abandoned call: ask until it is over. */
-  int64_t deadline = mono_ms() + 10000;
-  while (pruned == 0 && mono_ms() < deadline) {
+  int64_t deadline = cli_mono_ms() + 10000;
+  while (pruned == 0 && cli_mono_ms() < deadline) {
     struct timespec nap = {0, 2000000};
     nanosleep(&nap, NULL);
     assert_int_equal(spe_prune(h.ex, later, &pruned, NULL), 0);
@@ -478,9 +459,10 @@ static void abandoned_call_keeps_its_job(void **state) {
  * queued ahead in the pool) leaves them pending in the store: reopened, the
  * job resumes and each of them runs once, as its first attempt. */
 static void close_leaves_waiting_calls_pending(void **state) {
-  char dir[] = "/tmp/spe-test-XXXXXX";
-  assert_non_null(mkdtemp(dir));
-  char url[64], db[64];
+  char name[64];
+  snprintf(name, sizeof name, "functions_close.%d.%ld", isolation_of(state), (long)getpid());
+  char *dir = cli_fresh_dir(name);
+  char url[1200];
   snprintf(url, sizeof url, "sqlite:%s/state.db", dir);
   spe_registry *reg = tf_registry();
   spe_options o;
@@ -503,9 +485,7 @@ static void close_leaves_waiting_calls_pending(void **state) {
 
   h_open_opts(&h, &o); /* recovered: the job goes on by itself */
   spe_registry_free(reg);
-  assert_int_equal(spe_wait(h.ex, id, 10000), 0);
-  json_t *job = NULL;
-  assert_int_equal(spe_job_get(h.ex, id, &job, NULL), 0);
+  json_t *job = h_wait_job(h.ex, id, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
   const char *waiting[] = {"b1", "b2", "b3", "b4"};
   for (int i = 0; i < 4; i++) {
@@ -516,14 +496,8 @@ static void close_leaves_waiting_calls_pending(void **state) {
   }
   json_decref(job);
   h_close(&h);
-  snprintf(db, sizeof db, "%s/state.db", dir);
-  const char *suffixes[] = {"", "-wal", "-shm", ".lock"};
-  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-    char path[80];
-    snprintf(path, sizeof path, "%s%s", db, suffixes[i]);
-    unlink(path);
-  }
-  assert_int_equal(rmdir(dir), 0);
+  cli_remove_dir(dir);
+  free(dir);
 }
 
 /* Commands and functions on 2 workers, several jobs at once: replayed in seq
@@ -532,7 +506,7 @@ static void close_leaves_waiting_calls_pending(void **state) {
  * worker to a command. */
 static void events_never_show_more_than_workers(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   enum { JOBS = 8, TASKS = 32 };
   char ids[JOBS][SPE_ID_SIZE];
   for (int j = 0; j < JOBS; j++) {

@@ -12,11 +12,8 @@
 
 #include <cmocka.h>
 
-static void open_with_functions(struct harness *h, void **state, int workers) {
-  spe_registry *reg = tf_registry();
-  h_open_funcs(h, workers, *(const int *)*state, reg);
-  spe_registry_free(reg);
-}
+/* The isolation this group runs in (the tests' state). */
+static int isolation_of(void **state) { return *(const int *)*state; }
 
 /* A task's start and end from its events, checked against the §3 times. */
 static void task_span(struct harness *h, const json_t *job, const char *task, json_int_t *start,
@@ -33,7 +30,7 @@ static void task_span(struct harness *h, const json_t *job, const char *task, js
 static void one_worker_never_overlaps(void **state) {
   struct harness h;
   json_int_t s1, e1, s2, e2;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'a','exec':'sleep','arg':500},"
                            "{'name':'b','exec':'sleep','arg':600}]}");
   assert_string_equal(h_job_status(job), "succeeded");
@@ -52,7 +49,7 @@ static void one_worker_never_overlaps(void **state) {
 static void two_workers_overlap(void **state) {
   struct harness h;
   json_int_t s1, e1, s2, e2;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'a','exec':'sleep','arg':500},"
                            "{'name':'b','exec':'sleep','arg':500}]}");
   assert_string_equal(h_job_status(job), "succeeded");
@@ -70,7 +67,7 @@ static void two_workers_overlap(void **state) {
 static void commands_and_functions_share_one_worker(void **state) {
   struct harness h;
   json_int_t s1, e1, s2, e2;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   json_t *job = h_runq(&h, "{'name':'j','tasks':[{'name':'c','cmd':'sleep 0.3'},"
                            "{'name':'f','exec':'sleep','arg':300},"
                            "{'name':'c2','cmd':'sleep 0.3'}]}");

@@ -81,12 +81,6 @@ struct trial {
   char story[512];                   /* one line about the trial's kills */
 };
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_us(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
   nanosleep(&ts, NULL);
@@ -372,7 +366,7 @@ static void check_store_at_end(const struct trial *t) {
   char *bodies = store_query(t->db, "SELECT body FROM events ORDER BY seq");
   json_t *log = cli_parse_ndjson(bodies);
   assert_int_equal(json_integer_value(json_object_get(json_array_get(log, 0), "seq")), 1);
-  cli_check_event_stream(log, t->started_ms, wall_ms());
+  cli_check_event_stream(log, t->started_ms, cli_wall_ms());
   json_decref(log);
   free(bodies);
 }
@@ -385,7 +379,7 @@ static void one_trial(int index, uint64_t seed, struct tally *tl) {
   snprintf(name, sizeof name, "kill9-%02d", index);
   t.dir = cli_fresh_dir(name);
   t.db = cli_path_join(t.dir, "st/state.db");
-  t.started_ms = wall_ms();
+  t.started_ms = cli_wall_ms();
   for (int k = 0; k < DAG_TASKS; k++) {
     t.published_run[k] = -1;
     for (int a = 0; a < MAX_ATTEMPTS; a++) t.start_run[k][a] = -1;

@@ -66,12 +66,6 @@ static void *submit_jobs(void *arg) {
   return NULL;
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int all_finished(void *ctx, const json_t *events) {
   (void)ctx;
   static size_t counted, finished; /* the stream only grows */
@@ -97,7 +91,7 @@ static void a_thousand_jobs_from_eight_clients(void **state) {
   pid_t server = hc_server_start(dir, sock, args);
   long rss_before = hc_rss_kb(server);
 
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   struct submitter subs[CLIENTS];
   for (int c = 0; c < CLIENTS; c++) {
     subs[c] = (struct submitter){.first = c * (JOBS / CLIENTS), .count = JOBS / CLIENTS};
@@ -110,11 +104,11 @@ static void a_thousand_jobs_from_eight_clients(void **state) {
     failures += subs[c].failures;
   }
   assert_int_equal(failures, 0);
-  int64_t t_submitted = mono_ms();
+  int64_t t_submitted = cli_mono_ms();
 
   /* Every job's end, from the store's event log and then live. */
   json_t *events = hc_read_events(sock, NULL, 0, all_finished, NULL, 50000);
-  int64_t t_done = mono_ms();
+  int64_t t_done = cli_mono_ms();
   json_t *by_id = json_object();
   for (int i = 0; i < JOBS; i++) json_object_set_new(by_id, ids[i], json_integer(i));
   assert_int_equal(json_object_size(by_id), JOBS); /* all distinct */
@@ -153,7 +147,7 @@ static void a_thousand_jobs_from_eight_clients(void **state) {
     json_decref(got);
   }
   hc_client_free(hc);
-  int64_t t_checked = mono_ms();
+  int64_t t_checked = cli_mono_ms();
   long rss_after = hc_rss_kb(server);
 
   printf("load: %d jobs of %d tasks from %d clients: submitted and started in %lld ms, "

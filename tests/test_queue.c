@@ -4,6 +4,7 @@
  * shutdown or close, also for a reader already waiting; queues left open with
  * events in them (the valgrind build checks that nothing leaks); misuse. */
 #include "spe.h"
+#include "support/cli_util.h"
 
 #include "api/executor_impl.h"
 
@@ -46,12 +47,6 @@ static void start(spe_executor *ex, const char *id) {
   char *msg = NULL;
   int rc = spe_start(ex, id, &msg);
   if (rc != 0) fail_msg("start: %s: %s", spe_err_name(rc), msg ? msg : "");
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char *type_of(const json_t *ev) {
@@ -195,12 +190,12 @@ static void timeouts(void **state) {
   assert_int_equal(spe_queue_open(ex, NULL, &q), 0);
   json_t *ev = NULL;
 
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   assert_int_equal(spe_queue_next(q, 0, &ev), SPE_ETIMEDOUT);
   assert_null(ev);
-  int64_t t1 = mono_ms();
+  int64_t t1 = cli_mono_ms();
   assert_int_equal(spe_queue_next(q, 120, &ev), SPE_ETIMEDOUT);
-  int64_t t2 = mono_ms();
+  int64_t t2 = cli_mono_ms();
   assert_null(ev);
   assert_true(t1 - t0 < 100);
   assert_true(t2 - t1 >= 120);
@@ -210,7 +205,7 @@ static void timeouts(void **state) {
   submit(ex, id);
   assert_int_equal(spe_queue_next(q, 10000, &ev), 0);
   assert_string_equal(type_of(ev), "job_submitted");
-  assert_true(mono_ms() - t2 < 5000);
+  assert_true(cli_mono_ms() - t2 < 5000);
   json_decref(ev);
   spe_queue_close(q);
   spe_close(ex);
@@ -243,9 +238,9 @@ static void start_reader(struct reader *r, spe_queue *q) {
 /* Wait until the reader is inside spe_queue_next(), so that the close below
  * happens under a waiting reader, not before it calls. */
 static void await_waiting(const spe_queue *q) {
-  int64_t deadline = mono_ms() + 10000;
+  int64_t deadline = cli_mono_ms() + 10000;
   while (spe__queue_users(q) == 0) {
-    assert_true(mono_ms() < deadline);
+    assert_true(cli_mono_ms() < deadline);
     sched_yield();
   }
 }

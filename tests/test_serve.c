@@ -33,18 +33,6 @@
 
 #include <cmocka.h>
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *str(const json_t *o, const char *key) {
   return json_string_value(json_object_get(o, key));
 }
@@ -92,7 +80,7 @@ static void seed_scenarios_over_http(void **state) {
   struct test_server s;
   const char *args[] = {"--workers", "4", NULL};
   srv_start(&s, dir, args);
-  int64_t from = wall_ms();
+  int64_t from = cli_wall_ms();
 
   /* Following every job from before the first submit: the whole story. */
   struct sse_client c;
@@ -103,7 +91,7 @@ static void seed_scenarios_over_http(void **state) {
   char *ids[J_COUNT];
   for (int i = 0; i < J_COUNT; i++) ids[i] = http_submit_file(&s, files[i], 1);
   json_t *events = events_until_finished(&c, (const char *const *)ids, J_COUNT);
-  cli_check_event_stream(events, from, wall_ms());
+  cli_check_event_stream(events, from, cli_wall_ms());
   sse_close_stream(&c);
 
   json_t *job = http_get_job(&s, ids[J_GOOD]);
@@ -367,11 +355,11 @@ static void truncated_body_and_silent_client(void **state) {
   close(fd);
 
   /* Connects and sends nothing: dropped after the idle timeout (1 s). */
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   fd = raw_connect(s.sock);
   int closed = 0;
   char *got = raw_read_all(fd, 5000, &closed);
-  int64_t waited = mono_ms() - t0;
+  int64_t waited = cli_mono_ms() - t0;
   close(fd);
   assert_true(closed);
   assert_string_equal(got, "");
@@ -614,7 +602,7 @@ static void slow_reader_is_ended_and_resumes(void **state) {
   json_array_extend(first, rest);
   json_decref(rest);
   /* Every event of the job, once, in order (the server is new: seq 1...). */
-  cli_check_event_stream(first, wall_ms() - 60000, wall_ms());
+  cli_check_event_stream(first, cli_wall_ms() - 60000, cli_wall_ms());
   assert_int_equal(num(json_array_get(first, 0), "seq"), 1);
   last = json_array_get(first, json_array_size(first) - 1);
   assert_string_equal(str(last, "type"), "job_finished");
@@ -704,10 +692,10 @@ static void sigterm_interrupts_and_restart_reruns(void **state) {
   assert_true(cli_poll_until(file_exists, marker, 10000));
   free(marker);
 
-  int64_t t0 = mono_ms();
+  int64_t t0 = cli_mono_ms();
   char *err = NULL;
   assert_int_equal(srv_stop(&s, SIGTERM, &err), 0);
-  int64_t took = mono_ms() - t0;
+  int64_t took = cli_mono_ms() - t0;
   /* sleep takes SIGTERM at once: no need to wait for the grace period. */
   if (took > 1900) fail_msg("SIGTERM took %lld ms", (long long)took);
   assert_non_null(strstr(err, "stopping on SIGTERM"));

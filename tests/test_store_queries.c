@@ -12,6 +12,7 @@
 
 #include "spe.h"
 #include "store/store.h"
+#include "support/cli_util.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -21,26 +22,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[1024];
+static char *dir;
 static char path[1100], url[1200];
 
 static int setup(void **state) {
-  const char *tmp = getenv("SPE_TEST_TMP");
-  if (tmp == NULL) tmp = "/tmp";
-  mkdir(tmp, 0777);
-  snprintf(dir, sizeof dir, "%.900s/store_queries.%ld", tmp, (long)getpid());
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
-  assert_int_equal(system(cmd), 0);
+  char name[64];
+  snprintf(name, sizeof name, "store_queries.%ld", (long)getpid());
+  dir = cli_fresh_dir(name);
   snprintf(path, sizeof path, "%s/state.db", dir);
   snprintf(url, sizeof url, "sqlite:%s", path);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[2200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  cli_remove_dir(dir);
+  free(dir);
+  dir = NULL;
+  return 0;
 }
 
 static struct store *open_ok(const char *u) {

@@ -16,17 +16,8 @@
 
 #include <cmocka.h>
 
-static void open_with_functions(struct harness *h, void **state, int workers) {
-  spe_registry *reg = tf_registry();
-  h_open_funcs(h, workers, *(const int *)*state, reg);
-  spe_registry_free(reg);
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The isolation this group runs in (the tests' state). */
+static int isolation_of(void **state) { return *(const int *)*state; }
 
 static const char *str(const json_t *obj, const char *key) {
   return json_string_value(json_object_get(obj, key));
@@ -81,7 +72,7 @@ static const char *JOB_B = "{'name':'b','tasks':[{'name':'x','exec':'sum','arg':
 
 static void callbacks_for_one_job_and_for_all(void **state) {
   struct harness h; /* its recorder subscribed to all jobs at spe_open */
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
   submit_only(&h, JOB_A, a);
   submit_only(&h, JOB_B, b);
@@ -151,7 +142,7 @@ static json_t *drain_until_finished(spe_queue *q, int jobs) {
 
 static void queues_for_one_job_and_for_all(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
+  tf_open(&h, 2, isolation_of(state));
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
   submit_only(&h, JOB_A, a);
   submit_only(&h, JOB_B, b);
@@ -213,7 +204,7 @@ static void queues_for_one_job_and_for_all(void **state) {
 /* A queue left open is released by spe_close() (valgrind and ASan check it). */
 static void queue_left_open(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 1);
+  tf_open(&h, 1, isolation_of(state));
   spe_queue *q = NULL;
   assert_int_equal(spe_queue_open(h.ex, NULL, &q), 0);
   json_t *job = h_runq(&h, JOB_A);
@@ -231,8 +222,8 @@ static void queue_left_open(void **state) {
  * tasks object of §3. */
 static void events_of_exec_tasks(void **state) {
   struct harness h;
-  open_with_functions(&h, state, 2);
-  int64_t t0 = wall_ms();
+  tf_open(&h, 2, isolation_of(state));
+  int64_t t0 = cli_wall_ms();
   json_t *job = h_runq(&h, "{'name':'j','tasks':["
                            "{'name':'ok','exec':'sum','arg':3,'enables':['bad']},"
                            "{'name':'bad','exec':'fail','enables':['never']},"
@@ -241,7 +232,7 @@ static void events_of_exec_tasks(void **state) {
   const char *id = h_job_id(job);
   assert_int_equal(h_await_events(&h, id, "job_finished", 1, 5000), 1);
   json_t *all = h_events(&h, NULL, NULL, NULL);
-  cli_check_event_stream(all, t0, wall_ms());
+  cli_check_event_stream(all, t0, cli_wall_ms());
   json_decref(all);
 
   json_t *ev = h_events(&h, id, "task_started", "ok");

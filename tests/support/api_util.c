@@ -74,12 +74,17 @@ void h_submit_start(struct harness *h, const char *job_text, char *id) {
   if (rc != 0) fail_msg("start: %s: %s", spe_err_name(rc), msg ? msg : "");
 }
 
+json_t *h_wait_job(spe_executor *ex, const char *id, int timeout_ms) {
+  assert_int_equal(spe_wait(ex, id, timeout_ms), 0);
+  json_t *job = NULL;
+  assert_int_equal(spe_job_get(ex, id, &job, NULL), 0);
+  return job;
+}
+
 json_t *h_run(struct harness *h, const char *job_text) {
   char id[SPE_ID_SIZE];
   h_submit_start(h, job_text, id);
-  assert_int_equal(spe_wait(h->ex, id, 30000), 0);
-  json_t *job = NULL;
-  assert_int_equal(spe_job_get(h->ex, id, &job, NULL), 0);
+  json_t *job = h_wait_job(h->ex, id, 30000);
   return job;
 }
 

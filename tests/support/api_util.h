@@ -44,6 +44,9 @@ void h_close(struct harness *h);
 void h_submit_start(struct harness *h, const char *job_text, char *id);
 /* Submit, start, wait (at most 30 s) and return the job (new reference). */
 json_t *h_run(struct harness *h, const char *job_text);
+/* Wait (at most timeout_ms) until job `id` ends and return it (new reference);
+ * fails the test unless spe_wait and spe_job_get both return 0. */
+json_t *h_wait_job(spe_executor *ex, const char *id, int timeout_ms);
 /* The same for a job given with single quotes instead of double quotes, which
  * keeps job texts in C readable: 'a' becomes "a". A literal ' cannot appear. */
 json_t *h_runq(struct harness *h, const char *job_text_single_quoted);

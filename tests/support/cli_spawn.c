@@ -23,13 +23,13 @@
 
 extern char **environ;
 
-static int64_t wall_ms(void) {
+int64_t cli_wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void) {
+int64_t cli_mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -67,11 +67,17 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return remove(path);
 }
 
+void cli_remove_dir(const char *dir) {
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  struct stat st;
+  if (lstat(dir, &st) == 0) fail_msg("cannot remove %s", dir);
+}
+
 char *cli_fresh_dir(const char *name) {
   const char *tmp = env_or_fail("SPE_TEST_TMP");
   if (mkdir(tmp, 0755) != 0 && errno != EEXIST) fail_msg("mkdir %s: %s", tmp, strerror(errno));
   char *dir = cli_path_join(tmp, name);
-  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  cli_remove_dir(dir);
   if (mkdir(dir, 0755) != 0) fail_msg("mkdir %s: %s", dir, strerror(errno));
   return dir;
 }
@@ -155,8 +161,8 @@ pid_t cli_spawn(const char *dir, const char *const *args, const char *const *env
   char **argv = make_argv(args);
   char **envp = make_env(env);
   pid_t pid;
-  spawn_started_mono = mono_ms();
-  spawn_started_wall = wall_ms();
+  spawn_started_mono = cli_mono_ms();
+  spawn_started_wall = cli_wall_ms();
   int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
   posix_spawn_file_actions_destroy(&fa);
   free(argv);
@@ -172,9 +178,9 @@ void cli_finish(struct cli_result *r, pid_t pid, const char *dir) {
   int ws;
   while (waitpid(pid, &ws, 0) < 0)
     if (errno != EINTR) fail_msg("waitpid: %s", strerror(errno));
-  r->end_ms = wall_ms();
+  r->end_ms = cli_wall_ms();
   r->start_ms = spawn_started_wall;
-  r->wall_ms = mono_ms() - spawn_started_mono;
+  r->wall_ms = cli_mono_ms() - spawn_started_mono;
   r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
   char *out = cli_path_join(dir, ".stdout");
   char *err = cli_path_join(dir, ".stderr");
@@ -233,10 +239,10 @@ void cli_assert_dies(pid_t pid, int timeout_ms) {
 }
 
 int cli_poll_until(int (*pred)(void *ctx), void *ctx, int timeout_ms) {
-  int64_t deadline = mono_ms() + timeout_ms;
+  int64_t deadline = cli_mono_ms() + timeout_ms;
   for (;;) {
     if (pred(ctx)) return 1;
-    if (mono_ms() >= deadline) return 0;
+    if (cli_mono_ms() >= deadline) return 0;
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }

@@ -25,12 +25,20 @@ struct cli_result {
   int64_t start_ms, end_ms; /* wall-clock times (ms since the epoch) */
 };
 
+/* Clocks, in milliseconds: wall-clock (since the epoch, as events' time_ms)
+ * and monotonic (for deadlines and durations). */
+int64_t cli_wall_ms(void);
+int64_t cli_mono_ms(void);
+
 /* Paths. Results are malloc'd; the caller frees them. */
 const char *cli_bin(void);                 /* $SPE_BIN */
 char *cli_source_path(const char *rel);    /* $SPE_SOURCE_DIR/rel */
 char *cli_job_path(const char *name);      /* $SPE_SOURCE_DIR/tests/jobs/run/name */
 /* A fresh, empty directory $SPE_TEST_TMP/name (removed first if present). */
 char *cli_fresh_dir(const char *name);
+/* Remove `dir` and everything in it (nothing if it is not there); fails the
+ * test if it is still there afterwards. */
+void cli_remove_dir(const char *dir);
 char *cli_path_join(const char *dir, const char *name);
 
 /* Run `spe ARGS...` (args NULL-terminated, without the program name) with `dir`

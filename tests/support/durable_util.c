@@ -22,12 +22,6 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- files ---- */
 
 int file_exists(const char *path) { return access(path, F_OK) == 0; }
@@ -153,11 +147,11 @@ size_t wait_for_lines(const char *path, size_t k, pid_t pid, int timeout_ms) {
   if (inotify_add_watch(fd, slash != NULL ? dir : ".", IN_MODIFY | IN_CREATE) < 0)
     fail_msg("inotify_add_watch %s: %s", dir, strerror(errno));
   free(dir);
-  int64_t deadline = mono_ms() + timeout_ms;
+  int64_t deadline = cli_mono_ms() + timeout_ms;
   size_t seen;
   for (;;) {
     seen = file_lines(path);
-    if (seen >= k || cli_process_gone(pid) || mono_ms() >= deadline) break;
+    if (seen >= k || cli_process_gone(pid) || cli_mono_ms() >= deadline) break;
     /* Short waits also notice an exit, which writes nothing. */
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 5) > 0) {
@@ -231,11 +225,11 @@ const char *proc_phase_name(enum proc_phase p) {
 }
 
 int wait_for_phase(pid_t pid, enum proc_phase want, int timeout_ms) {
-  int64_t deadline = mono_ms() + timeout_ms;
+  int64_t deadline = cli_mono_ms() + timeout_ms;
   for (unsigned i = 0;; i++) {
     enum proc_phase p = proc_phase_of(pid);
     if (p == want) return 1;
-    if (p == PHASE_UNKNOWN || mono_ms() >= deadline || cli_process_gone(pid)) return 0;
+    if (p == PHASE_UNKNOWN || cli_mono_ms() >= deadline || cli_process_gone(pid)) return 0;
     /* Give the other core to spe now and then: it has work to do before it
      * gets where we want it. */
     if (i % 8 == 7) sched_yield();

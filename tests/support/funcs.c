@@ -1,5 +1,7 @@
 #include "support/funcs.h"
 
+#include "support/api_util.h"
+
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -173,4 +175,10 @@ spe_registry *tf_registry(void) {
   for (size_t i = 0; i < sizeof functions / sizeof *functions; i++)
     assert_int_equal(tf_register(reg, functions[i].name), 0);
   return reg;
+}
+
+void tf_open(struct harness *h, int workers, int isolation) {
+  spe_registry *reg = tf_registry();
+  h_open_funcs(h, workers, isolation, reg);
+  spe_registry_free(reg); /* spe_open() copied it */
 }

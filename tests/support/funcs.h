@@ -2,7 +2,7 @@
  * The C functions that the tests of `exec` tasks register: small, each doing one
  * thing a test asks of a task (add numbers, divide, crash in a chosen way, loop,
  * sleep, report its call context). Shared by tests/test_functions*.c,
- * tests/test_subscriptions.c and tests/embed_child.c.
+ * tests/test_subscriptions.c and tests/test_api_misuse.c.
  *
  *   sum        the numbers in `arg` (a number or an array of numbers) plus every
  *              number among the input's values: arg 3 → 3, arg [1,2] → 3, and
@@ -35,6 +35,11 @@ spe_registry *tf_registry(void);
 /* Add one of the functions above, by name, to `reg` (for a program that
  * registers only some). Returns spe_register()'s code; -1 for an unknown name. */
 int tf_register(spe_registry *reg, const char *name);
+
+struct harness;
+/* h_open_funcs() with every function above, `workers` workers (0 = per CPU)
+ * in `isolation` (SPE_ISOLATION_PROCESS or _THREAD). Fails the test on error. */
+void tf_open(struct harness *h, int workers, int isolation);
 
 /* late_input's gate and what it read (compact, keys sorted; malloc'd, NULL if
  * nothing yet). */

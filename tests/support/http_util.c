@@ -25,12 +25,6 @@
 
 extern char **environ;
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- raw sockets ---- */
 
 int raw_connect(const char *sock) {
@@ -63,10 +57,10 @@ char *raw_read_all(int fd, int timeout_ms, int *closed) {
   size_t cap = 4096, len = 0;
   char *buf = malloc(cap);
   assert_non_null(buf);
-  int64_t deadline = mono_ms() + timeout_ms;
+  int64_t deadline = cli_mono_ms() + timeout_ms;
   *closed = 0;
   for (;;) {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - cli_mono_ms();
     if (left <= 0) break;
     struct pollfd p = {fd, POLLIN, 0};
     if (poll(&p, 1, (int)left) <= 0) continue;
@@ -376,7 +370,7 @@ void srv_free(struct test_server *s) {
 static int sse_fill(struct sse_client *c, int64_t deadline) {
   if (c->eof) return -1;
   for (;;) {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - cli_mono_ms();
     if (left <= 0) fail_msg("no event within the time allowed");
     struct pollfd p = {c->fd, POLLIN, 0};
     if (poll(&p, 1, (int)left) <= 0) continue;
@@ -415,7 +409,7 @@ void sse_open_stream(struct sse_client *c, const struct test_server *s, const ch
            last_id != NULL ? "Last-Event-ID: " : "", last_id != NULL ? last_id : "",
            last_id != NULL ? "\r\n" : "");
   raw_send(c->fd, req);
-  int64_t deadline = mono_ms() + 10000;
+  int64_t deadline = cli_mono_ms() + 10000;
   char *end;
   while (c->buf == NULL || (end = strstr(c->buf, "\r\n\r\n")) == NULL)
     if (sse_fill(c, deadline) != 0) fail_msg("the stream closed before its headers");
@@ -443,7 +437,7 @@ static char *sse_message(struct sse_client *c, int64_t deadline) {
 }
 
 json_t *sse_next(struct sse_client *c, int timeout_ms) {
-  int64_t deadline = mono_ms() + timeout_ms;
+  int64_t deadline = cli_mono_ms() + timeout_ms;
   for (;;) {
     char *m = sse_message(c, deadline);
     if (m == NULL) return NULL;
