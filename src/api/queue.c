@@ -43,6 +43,7 @@
 #include "spe.h"
 
 #include "api/executor_impl.h"
+#include "base/thread.h"
 #include "base/clock.h"
 #include "events/bus.h"
 
@@ -163,11 +164,7 @@ static struct spe_queue *new_queue(spe_executor *ex) {
   q->ex = ex;
   atomic_init(&q->users, 0);
   pthread_mutex_init(&q->lock, NULL);
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&q->arrived, &a);
-  pthread_condattr_destroy(&a);
+  spe__cond_init_monotonic(&q->arrived);
   pthread_cond_init(&q->left, NULL);
   q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   return q;

@@ -10,4 +10,9 @@
  * or an errno value). */
 int spe__thread_start(pthread_t *thread, const char *name, void *(*fn)(void *), void *arg);
 
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (the clock
+ * of spe__deadline_after), so that setting the wall clock does not move a
+ * timeout. Returns pthread_cond_init's result. */
+int spe__cond_init_monotonic(pthread_cond_t *c);
+
 #endif

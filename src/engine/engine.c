@@ -171,16 +171,11 @@ static void run_commands(struct engine *eng) {
 
 /* ---- the round ---- */
 
-/* Whether a batch gives the store anything to write. */
-static int batch_writes(const struct store_batch *b) {
-  return b->njobs || b->ntasks || b->nevents || b->prune_before_ms > 0;
-}
-
 static int set_empty(const struct round_set *set) {
   /* A set may hold nothing for the store (the memory store gets no rows, and
    * no events when nobody can see them) and still have jobs whose end it
    * must make visible to their waiters. */
-  return !(batch_writes(&set->batch) || set->replies || set->waiting.len || set->finished);
+  return !(spe__batch_writes(&set->batch) || set->replies || set->waiting.len || set->finished);
 }
 
 static int has_work(struct engine *eng) {
@@ -198,7 +193,7 @@ static void stats_seen_locked(struct engine *eng) {
 
 /* A commit took `seconds`; count it if it wrote anything. */
 static void count_commit(struct engine *eng, const struct store_batch *b, double seconds) {
-  if (!batch_writes(b)) return;
+  if (!spe__batch_writes(b)) return;
   eng->stats.commits++;
   eng->stats.commit_seconds_total += seconds;
   if (seconds > eng->stats.commit_seconds_max) eng->stats.commit_seconds_max = seconds;
@@ -478,15 +473,6 @@ void spe__engine_shutdown(struct engine *eng) {
 
 /* ---- life cycle ---- */
 
-static int init_cond_monotonic(pthread_cond_t *c) {
-  pthread_condattr_t a;
-  pthread_condattr_init(&a);
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(c, &a);
-  pthread_condattr_destroy(&a);
-  return rc;
-}
-
 /* Thread-isolated calls queued ahead of the free slots: per slot, and in all.
  * Enough that a pool thread returning from a call finds the next one waiting
  * (the engine hands them over in batches, once per round), few enough that a
@@ -536,7 +522,7 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
   spe__timer_init(&eng->grace_timer);
   pthread_mutex_init(&eng->lock, NULL);
   pthread_cond_init(&eng->reply_cond, NULL);
-  init_cond_monotonic(&eng->finished_cond);
+  spe__cond_init_monotonic(&eng->finished_cond);
   int rc = spe__loop_init(&eng->loop);
   if (rc != 0) {
     spe__msg_set(msg, "cannot create the event loop: %s", strerror(errno));

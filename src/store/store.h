@@ -176,6 +176,11 @@ void spe__batch_free(struct store_batch *b);
 extern const struct store_ops spe__store_memory_ops;
 extern const struct store_ops spe__store_sqlite_ops;
 
+/* Whether a batch gives the store anything to write. */
+static inline int spe__batch_writes(const struct store_batch *b) {
+  return b->njobs || b->ntasks || b->nevents || b->prune_before_ms > 0;
+}
+
 /* Give an event its "seq": in place when its "seq" is an integer already
  * (the engine makes its events with a placeholder 0, so that a commit on the
  * committer thread allocates nothing that the engine thread frees later:

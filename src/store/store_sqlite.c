@@ -216,7 +216,7 @@ static void unnumber(struct sqlite_store *ss, struct store_batch *b, uint32_t nu
 static int sqlite_commit(struct store *st, struct store_batch *b, char **msg) {
   struct sqlite_store *ss = (struct sqlite_store *)st;
   b->pruned = 0;
-  if (b->njobs == 0 && b->ntasks == 0 && b->nevents == 0 && b->prune_before_ms <= 0) return 0;
+  if (!spe__batch_writes(b)) return 0;
   ss->commits++;
   if (b->nevents > ss->cap_had_seq) {
     uint32_t cap = b->nevents > 2 * ss->cap_had_seq ? b->nevents : 2 * ss->cap_had_seq;
