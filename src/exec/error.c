@@ -3,6 +3,7 @@
 #include "exec/exec.h"
 #include "exec/utf8.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,10 @@ void spe__forced_set(struct forced_outcome *f, const char *kind, const char *fmt
   va_start(ap, fmt);
   vsnprintf(f->msg, sizeof f->msg, fmt, ap);
   va_end(ap);
+}
+
+void spe__forced_timeout(struct forced_outcome *f, uint64_t ms) {
+  spe__forced_set(f, "timeout", "ran past %" PRIu64 " ms", ms);
 }
 
 json_t *spe__forced_error(const struct forced_outcome *f) {

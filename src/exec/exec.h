@@ -50,7 +50,7 @@ struct task_launch {
   json_t *(*input_fn)(void *ctx, uint32_t task);
   uint32_t input_task;
 
-  uint64_t timeout_ms;    /* 0 = none */
+  uint64_t timeout_ms;    /* 0 = none; at most INT64_MAX (a job's timeout is) */
   size_t max_result_bytes;/* stdout beyond this fails the attempt */
 };
 
@@ -80,6 +80,8 @@ struct forced_outcome {
 /* Set it, unless a reason is set already. */
 void spe__forced_set(struct forced_outcome *f, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The timeout's reason: kind "timeout", "ran past N ms". */
+void spe__forced_timeout(struct forced_outcome *f, uint64_t ms);
 static inline int spe__forced(const struct forced_outcome *f) { return f->kind[0] != '\0'; }
 /* Its error object {"kind", "message"}: a new reference (NULL if out of memory). */
 json_t *spe__forced_error(const struct forced_outcome *f);

@@ -120,7 +120,7 @@ static struct func_run *run_new(struct proc_exec *px, const struct task_launch *
 
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct func_run *run = t->data;
-  spe__forced_set(&run->forced, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_timeout(&run->forced, run->timeout_ms);
   if (run->state == RUN_PENDING) spe__proc_finish(run, NULL);
   else if (run->state == RUN_ON_WORKER) spe__proc_doom(run->wk, SIGKILL);
   /* The server reports the worker's exit at once after SIGKILL. */
@@ -164,8 +164,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
     return rc;
   }
   if (run->timeout_ms > 0) {
-    int64_t delay = run->timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)run->timeout_ms;
-    if (spe__timer_start(px->lp, &run->timer, delay, on_timeout, run) != 0) {
+    if (spe__timer_start(px->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run) != 0) {
       spe__buf_reset(&px->scratch);
       free(run);
       fail_outcome(failed, started_ms, spe__error_new("error", "out of memory"));

@@ -69,10 +69,6 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   return 0;
 }
 
-static int64_t timeout_delay(uint64_t timeout_ms) {
-  return timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)timeout_ms;
-}
-
 /* A run queued ahead whose call has begun: report its start, once. */
 static void report_start(struct thread_exec *tx, struct func_run *run) {
   if (!run->ahead || run->start_reported || run->reported ||
@@ -110,7 +106,7 @@ static void force(struct func_run *run, const char *kind, const char *fmt, ...) 
 
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct func_run *run = t->data;
-  int64_t limit = timeout_delay(run->timeout_ms);
+  int64_t limit = (int64_t)run->timeout_ms;
   int64_t begun = atomic_load_explicit(&run->begun_mono, memory_order_relaxed);
   int64_t ended = atomic_load_explicit(&run->ended_mono, memory_order_relaxed);
   /* The timer has just left the loop's heap: restarting it needs no memory. */
@@ -120,8 +116,8 @@ static void on_timeout(struct loop *lp, struct timer *t) {
     return;
   }
   if (ended != 0 && ended - begun <= limit) return; /* returned in time: on_wake reports */
-  if (ended == 0 && begun + limit > lp->now_ms) {
-    spe__timer_start(lp, t, begun + limit - lp->now_ms, on_timeout, run);
+  if (ended == 0 && lp->now_ms - begun < limit) {
+    spe__timer_start(lp, t, limit - (lp->now_ms - begun), on_timeout, run);
     return;
   }
   force(run, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
@@ -222,7 +218,7 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   run->task_ctx = task_ctx;
   int rc = spe__trun_fill(run, tx, launch, fn);
   if (rc == 0 && run->timeout_ms > 0)
-    rc = spe__timer_start(tx->lp, &run->timer, timeout_delay(run->timeout_ms), on_timeout, run);
+    rc = spe__timer_start(tx->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run);
   if (rc != 0) {
     run->release_fn = NULL; /* a start that fails leaves all to the caller */
     spe__trun_put(tx, run);
