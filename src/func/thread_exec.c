@@ -31,8 +31,6 @@
 #include "base/clock.h"
 #include "spe.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -91,19 +89,6 @@ static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms)
   tx->done(tx->ctx, run->task_ctx, &out);
 }
 
-__attribute__((format(printf, 3, 4)))
-static void force(struct func_run *run, const char *kind, const char *fmt, ...) {
-  if (spe__forced(&run->forced)) return;
-  char msg[sizeof run->forced.msg];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  spe__forced_set(&run->forced, kind, "%s", msg);
-  /* Nobody waits for the call's result any more: spe_call_cancelled(). */
-  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed);
-}
-
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct func_run *run = t->data;
   int64_t limit = (int64_t)run->timeout_ms;
@@ -120,7 +105,9 @@ static void on_timeout(struct loop *lp, struct timer *t) {
     spe__timer_start(lp, t, limit - (lp->now_ms - begun), on_timeout, run);
     return;
   }
-  force(run, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_timeout(&run->forced, run->timeout_ms); /* unless a signal came first */
+  /* Nobody waits for the call's result any more: spe_call_cancelled(). */
+  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed);
   report(run->tx, run, spe__now_ms());
 }
 
@@ -259,8 +246,9 @@ void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int s
   /* A thread cannot be interrupted: `sig` has nothing to act on. The call is
    * given up instead (a signal without a kind means the same to the engine). */
   if (run == NULL || run->reported) return;
-  if (kind != NULL) force(run, kind, "%s", kind);
-  else force(run, "cancelled", "interrupted");
+  if (kind != NULL) spe__forced_set(&run->forced, kind, "%s", kind);
+  else spe__forced_set(&run->forced, "cancelled", "interrupted");
+  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed); /* as above */
   if (run->forced_queued) return;
   run->forced_queued = 1;
   run->forced_next = NULL;
