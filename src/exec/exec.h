@@ -91,4 +91,11 @@ json_t *spe__forced_error(const struct forced_outcome *f);
 json_t *spe__error_new(const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* How a process ended, as an error object: code CLD_EXITED (status: the exit
+ * status) gives kind `exit_kind`, "<who> exited with status N" and
+ * "exit_code"; any other code (status: the signal) gives kind "crashed",
+ * "<who> was killed by signal N (SIGABBR)" and "signal". `who` NULL: the
+ * messages start at "exited"/"killed". A new reference (NULL if out of memory). */
+json_t *spe__error_ended(int code, int status, const char *exit_kind, const char *who);
+
 #endif

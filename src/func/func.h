@@ -14,6 +14,8 @@
  *     by a signal) or "exit_code" (it called exit()), and a message saying which;
  *   - it ran past the task's timeout: kind "timeout" ("ran past N ms");
  *   - signalled with a kind ("cancelled"): that kind, however it ended;
+ *     signalled without one when no worker or thread had begun the call yet
+ *     (thread isolation: at any time): kind "cancelled", "interrupted";
  *   - a result larger than max_result_bytes as JSON text (process isolation,
  *     where it crosses as text): kind "error".
  *

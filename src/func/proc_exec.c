@@ -196,8 +196,10 @@ void spe__proc_signal(struct proc_exec *px, struct func_run *run, int sig, const
   if (run == NULL || run->state == RUN_DONE) return;
   if (kind != NULL) spe__forced_set(&run->forced, kind, "%s", kind);
   if (run->state == RUN_PENDING) {
-    /* Not started: it ends here, as if its worker had been killed. */
-    spe__proc_finish(run, spe__proc_crash_error(CLD_KILLED, sig));
+    /* No worker has it yet: it ends here, given up as thread isolation gives
+     * up a call (a signal without a kind: the run is interrupted). */
+    spe__forced_set(&run->forced, "cancelled", "interrupted");
+    spe__proc_finish(run, NULL);
     return;
   }
   spe__proc_doom(run->wk, sig);

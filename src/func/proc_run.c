@@ -302,6 +302,6 @@ void spe__proc_worker_exited(struct proc_exec *px, pid_t pid, int code, int stat
   wk->exited = 1;
   /* What it wrote before it died is all in the socket now. */
   if (wk->run != NULL && !wk->eof) spe__proc_worker_read(wk);
-  if (wk->run != NULL) spe__proc_finish(wk->run, spe__proc_crash_error(code, status));
+  if (wk->run != NULL) spe__proc_finish(wk->run, spe__error_ended(code, status, "crashed", "the function's worker"));
   spe__proc_worker_drop(wk);
 }
