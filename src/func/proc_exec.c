@@ -123,8 +123,8 @@ static void on_timeout(struct loop *lp, struct timer *t) {
   spe__forced_timeout(&run->forced, run->timeout_ms);
   if (run->state == RUN_PENDING) spe__proc_finish(run, NULL);
   else if (run->state == RUN_ON_WORKER) spe__proc_doom(run->wk, SIGKILL);
-  /* The server reports the worker's exit at once after SIGKILL. */
-  spe__proc_schedule(run->px);
+  /* The server reports the worker's exit at once after SIGKILL. (What ends
+   * here is reported by the deferred call spe__proc_finish schedules.) */
 }
 
 /* Why an attempt cannot start at all (and its code), or NULL if it can. */
