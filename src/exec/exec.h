@@ -15,7 +15,9 @@
 #include "base/limits.h"
 
 /* One attempt of one task. Everything is borrowed: it need only stay valid for
- * the duration of the start call (the executor copies what it keeps). */
+ * the duration of the start call (the executor copies or references what it
+ * keeps) - except under thread isolation, where the run borrows the strings,
+ * arg and input until release_fn (below). */
 struct task_launch {
   const char *job_id;     /* SPE_JOB_ID */
   const char *job_name;   /* SPE_JOB_NAME */
@@ -34,17 +36,19 @@ struct task_launch {
 
   const char *function;   /* `exec` tasks (func/func.h): the function's name */
   const json_t *arg;      /* `exec`: the task's `arg`, or NULL */
-  json_t *input_json;     /* `exec`: the input object (the executor references it
-                             if it keeps it); `input` is then unused */
+  json_t *input_json;     /* `exec`: the input object (process isolation
+                             encodes it at the start; thread isolation
+                             borrows it, below); `input` is then unused */
   int ahead;              /* `exec`, thread isolation: queued ahead of a slot
                              (func/func.h, spe__func_withdraw) */
-  /* `exec`, thread isolation: when release_fn is set, the caller keeps
-   * job_id, job_name, task_name, arg, input_json and what input_fn reads
-   * alive and unchanged until the executor calls release_fn(release_ctx), on
-   * the loop's thread, once the run is over (not when the start fails): the
-   * run borrows them instead of copying. input_json may then be NULL: the
-   * call builds its input on its first spe_call_input(), on its own thread,
-   * with input_fn(release_ctx, input_task). */
+  /* `exec`, thread isolation: release_fn is required (a start without it
+   * fails). The caller keeps job_id, job_name, task_name, arg, input_json
+   * and what input_fn reads alive and unchanged until the executor calls
+   * release_fn(release_ctx), on the loop's thread, once the run is over (not
+   * when the start fails): the run borrows them instead of copying.
+   * input_json may be NULL: the call builds its input on its first
+   * spe_call_input(), on its own thread, with input_fn(release_ctx,
+   * input_task). Process isolation ignores the four. */
   void (*release_fn)(void *ctx);
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);

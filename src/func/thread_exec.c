@@ -195,6 +195,9 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
                            void *task_ctx, struct func_run **out, struct task_outcome *failed) {
   *out = NULL;
   const char *name = launch->function ? launch->function : "";
+  if (launch->release_fn == NULL) /* required: the run borrows (exec/exec.h) */
+    return fail_start(failed, SPE_EINVAL,
+                      spe__error_new("error", "a call started without a release function"));
   const struct func_entry *fn = spe__registry_find(tx->reg, name);
   if (fn == NULL)
     return fail_start(failed, SPE_EINVAL,
@@ -203,8 +206,9 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   if (run == NULL)
     return fail_start(failed, SPE_ENOMEM, spe__error_new("error", "out of memory starting a call"));
   run->task_ctx = task_ctx;
-  int rc = spe__trun_fill(run, tx, launch, fn);
-  if (rc == 0 && run->timeout_ms > 0)
+  spe__trun_fill(run, launch, fn);
+  int rc = 0;
+  if (run->timeout_ms > 0)
     rc = spe__timer_start(tx->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run);
   if (rc != 0) {
     run->release_fn = NULL; /* a start that fails leaves all to the caller */
