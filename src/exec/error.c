@@ -1,6 +1,8 @@
 /* The error object of a failed attempt: {"kind": ..., "message": ...}, and
  * the outcome forced on an attempt before it ended. */
 #include "exec/exec.h"
+
+#include "base/clock.h"
 #include "exec/utf8.h"
 
 #include <inttypes.h>
@@ -77,4 +79,11 @@ json_t *spe__error_ended(int code, int status, const char *exit_kind, const char
                                         status);
   if (err != NULL) json_object_set_new(err, "signal", json_integer(status));
   return err;
+}
+
+void spe__outcome_failed(struct task_outcome *out, json_t *error) {
+  out->succeeded = 0;
+  out->result = NULL;
+  out->error = error;
+  out->started_ms = out->finished_ms = spe__now_ms();
 }

@@ -90,6 +90,10 @@ static inline int spe__forced(const struct forced_outcome *f) { return f->kind[0
 /* Its error object {"kind", "message"}: a new reference (NULL if out of memory). */
 json_t *spe__forced_error(const struct forced_outcome *f);
 
+/* The outcome of a start that failed: not succeeded, `error` (taken over;
+ * NULL only when out of memory), started and finished now. */
+void spe__outcome_failed(struct task_outcome *out, json_t *error);
+
 /* Build a failure outcome's error object: {"kind": kind, "message": message}.
  * Returns a new reference (NULL only when out of memory). */
 json_t *spe__error_new(const char *kind, const char *fmt, ...)

@@ -42,18 +42,6 @@ int spe__proc_exec_new(struct proc_exec **out, const struct func_exec_config *cf
   return 0;
 }
 
-static void fail_outcome(struct task_outcome *failed, int64_t started_ms, json_t *error) {
-  if (failed == NULL) {
-    json_decref(error);
-    return;
-  }
-  failed->succeeded = 0;
-  failed->result = NULL;
-  failed->error = error;
-  failed->started_ms = started_ms;
-  failed->finished_ms = spe__now_ms();
-}
-
 static int append_str(struct spe_buf *b, const char *s, uint32_t *len) {
   size_t n = s ? strlen(s) : 0;
   if (n > UINT32_MAX) return -1;
@@ -148,7 +136,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   int code;
   json_t *no = refusal(px, launch, &code);
   if (no != NULL) {
-    fail_outcome(failed, started_ms, no);
+    spe__outcome_failed(failed, no);
     return code;
   }
   struct func_run *run = run_new(px, launch, task_ctx, started_ms);
@@ -156,18 +144,18 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   if (rc != 0) {
     spe__buf_reset(&px->scratch);
     free(run);
-    fail_outcome(failed, started_ms,
-                 spe__error_new("error", "%s",
-                                rc == SPE_ENOMEM
-                                    ? "out of memory building the function's input"
-                                    : "the task's input or arg cannot be encoded as JSON"));
+    spe__outcome_failed(failed,
+                        spe__error_new("error", "%s",
+                                       rc == SPE_ENOMEM
+                                           ? "out of memory building the function's input"
+                                           : "the task's input or arg cannot be encoded as JSON"));
     return rc;
   }
   if (run->timeout_ms > 0) {
     if (spe__timer_start(px->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run) != 0) {
       spe__buf_reset(&px->scratch);
       free(run);
-      fail_outcome(failed, started_ms, spe__error_new("error", "out of memory"));
+      spe__outcome_failed(failed, spe__error_new("error", "out of memory"));
       return SPE_ENOMEM;
     }
   }

@@ -180,14 +180,7 @@ void spe__thread_exec_flush(struct thread_exec *tx) {
 
 /* A start that failed: `error` (the error object, may be NULL) goes to `failed`. */
 static int fail_start(struct task_outcome *failed, int rc, json_t *error) {
-  if (failed == NULL) {
-    json_decref(error);
-    return rc;
-  }
-  failed->succeeded = 0;
-  failed->result = NULL;
-  failed->error = error;
-  failed->started_ms = failed->finished_ms = spe__now_ms();
+  spe__outcome_failed(failed, error);
   return rc;
 }
 
