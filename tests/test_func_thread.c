@@ -298,13 +298,21 @@ static json_t *empty_input(void) {
   return empty;
 }
 
+/* A run borrows its launch's strings, arg and input until it calls this:
+ * the strings are literals and empty_input() lives on. */
+static void release_nothing(void *ctx) {}
+
+/* The same for an input or arg of its own: the run's reference goes with it. */
+static void release_ref(void *ctx) { json_decref(ctx); }
+
 static struct task_launch launch_fn(const char *function) {
   return (struct task_launch){.job_id = "01JTESTJOBID0000000000000A",
                               .job_name = "testjob",
                               .task_name = "t",
                               .attempt = 1,
                               .function = function,
-                              .input_json = empty_input()};
+                              .input_json = empty_input(),
+                              .release_fn = release_nothing};
 }
 
 static void start(struct fx *f, const struct task_launch *l, struct slot *s) {
@@ -385,8 +393,9 @@ static void test_results(void **state) {
   /* 1 + 2, from the results of two upstream tasks. */
   struct task_launch l = launch_fn("sum");
   l.input_json = json_pack("{s:i, s:i}", "one", 1, "two", 2);
+  l.release_fn = release_ref; /* the run holds it until then */
+  l.release_ctx = l.input_json;
   start(f, &l, &s);
-  json_decref(l.input_json); /* the executor holds its own reference */
   wait_for(f, &s);
   assert_int_equal(json_integer_value(result_of(&s)), 3);
   slot_clear(&s);
@@ -400,8 +409,9 @@ static void test_results(void **state) {
   l = launch_fn("arg_twice");
   json_t *arg = json_pack("{s:i}", "n", 21);
   l.arg = arg;
+  l.release_fn = release_ref; /* the run holds it until then */
+  l.release_ctx = arg;
   start(f, &l, &s);
-  json_decref(arg);
   wait_for(f, &s);
   assert_int_equal(json_integer_value(result_of(&s)), 42);
   slot_clear(&s);
@@ -682,7 +692,9 @@ static void test_many_exactly_once(void **state) {
   while (finished < N) {
     while (started < N && started - finished < IN_FLIGHT) {
       struct task_launch l = launch_fn(started % 2 ? "sum" : "three");
-      l.input_json = input;
+      l.input_json = json_incref(input); /* a cancelled call may outlive the loop */
+      l.release_fn = release_ref;
+      l.release_ctx = l.input_json;
       start(f, &l, &s[started]);
       if (started % 13 == 0) signal_run(f, &s[started], "cancelled");
       started++;

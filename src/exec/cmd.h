@@ -40,7 +40,7 @@ int spe__cmd_exec_new(struct cmd_exec **out, struct loop *lp, const struct logge
 /* Start an attempt. On success returns 0 and *run identifies it (for signals).
  * If the command cannot be started at all (no such program or directory, too
  * many processes...), returns a negative code, sets *run to NULL, and fills
- * `failed` (if not NULL) with an outcome of kind "error" naming the problem
+ * `failed` with an outcome of kind "error" naming the problem
  * (its `error` is NULL only when even that could not be allocated); the done
  * callback is not called then. The done callback of a started attempt is
  * always called later, from spe__loop_poll(), never from inside this call.

@@ -26,15 +26,6 @@ int spe__cmd_exec_new(struct cmd_exec **out, struct loop *lp, const struct logge
   return 0;
 }
 
-static void fail_outcome(struct task_outcome *failed, int64_t started_ms, const char *msg) {
-  if (failed == NULL) return;
-  failed->succeeded = 0;
-  failed->result = NULL;
-  failed->error = spe__error_new("error", "%s", msg != NULL ? msg : "out of memory");
-  failed->started_ms = started_ms;
-  failed->finished_ms = spe__now_ms();
-}
-
 static struct cmd_run *run_new(struct cmd_exec *ex, const struct task_launch *l, void *task_ctx) {
   struct cmd_run *run = calloc(1, sizeof *run);
   if (run == NULL) return NULL;
@@ -55,7 +46,7 @@ int spe__cmd_start(struct cmd_exec *ex, const struct task_launch *launch, void *
   int64_t started_ms = spe__now_ms();
   struct cmd_run *run = run_new(ex, launch, task_ctx);
   if (run == NULL) {
-    fail_outcome(failed, started_ms, NULL);
+    spe__outcome_failed(failed, spe__error_new("error", "out of memory"));
     return SPE_ENOMEM;
   }
   run->started_ms = started_ms;
@@ -66,7 +57,7 @@ int spe__cmd_start(struct cmd_exec *ex, const struct task_launch *launch, void *
   if (rc != 0) {
     spe__log(ex->lg, SPE_LOG_DEBUG, "task %s: %s", launch->task_name ? launch->task_name : "?",
              msg ? msg : "out of memory");
-    fail_outcome(failed, started_ms, msg);
+    spe__outcome_failed(failed, spe__error_new("error", "%s", msg ? msg : "out of memory"));
     free(msg);
     spe__cmd_run_free(run);
     return rc;
@@ -80,8 +71,9 @@ int spe__cmd_start(struct cmd_exec *ex, const struct task_launch *launch, void *
   if (rc != 0) {
     spe__cmd_release(run); /* stops what was registered; closes the pidfd */
     spe__cmd_kill_reap(run->pid, -1);
-    fail_outcome(failed, started_ms, rc == SPE_ENOMEM ? "out of memory watching the process"
-                                                      : "cannot watch the process");
+    const char *why =
+        rc == SPE_ENOMEM ? "out of memory watching the process" : "cannot watch the process";
+    spe__outcome_failed(failed, spe__error_new("error", "%s", why));
     spe__cmd_run_free(run);
     return rc;
   }

@@ -11,21 +11,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-static json_t *exit_error(int status) {
-  json_t *err = spe__error_new("exit", "exited with status %d", status);
-  if (err != NULL) json_object_set_new(err, "exit_code", json_integer(status));
-  return err;
-}
-
-static json_t *signal_error(int sig) {
-  const char *abbrev = sigabbrev_np(sig);
-  json_t *err = abbrev != NULL
-                    ? spe__error_new("crashed", "killed by signal %d (SIG%s)", sig, abbrev)
-                    : spe__error_new("crashed", "killed by signal %d", sig);
-  if (err != NULL) json_object_set_new(err, "signal", json_integer(sig));
-  return err;
-}
-
 void spe__cmd_outcome(const struct cmd_run *run, const siginfo_t *info, struct task_outcome *out) {
   out->started_ms = run->started_ms;
   out->finished_ms = spe__now_ms();
@@ -37,11 +22,9 @@ void spe__cmd_outcome(const struct cmd_run *run, const siginfo_t *info, struct t
   } else if (info->si_code == CLD_EXITED && info->si_status == 0) {
     out->result = spe__cmd_result_parse(run->out.data ? run->out.data : "", run->out.len);
     if (out->result == NULL) out->error = spe__error_new("error", "out of memory reading the result");
-  } else if (info->si_code == CLD_EXITED) {
-    out->error = exit_error(info->si_status);
   } else {
-    /* CLD_KILLED or CLD_DUMPED: si_status is the signal. */
-    out->error = signal_error(info->si_status);
+    /* CLD_EXITED: si_status is the exit status; CLD_KILLED or CLD_DUMPED: the signal. */
+    out->error = spe__error_ended(info->si_code, info->si_status, "exit", NULL);
   }
   out->succeeded = out->result != NULL;
 

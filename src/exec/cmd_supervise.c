@@ -115,7 +115,7 @@ static void on_stderr(struct loop *lp, struct io_watch *w, uint32_t events) {
 
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct cmd_run *run = t->data;
-  spe__forced_set(&run->forced, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_timeout(&run->forced, run->timeout_ms);
   kill_group(run, SIGKILL);
   /* The pidfd reports the end, which comes at once after SIGKILL. */
 }
@@ -212,8 +212,8 @@ int spe__cmd_supervise(struct cmd_run *run) {
       return rc;
   }
   if (run->timeout_ms > 0) {
-    int64_t delay = run->timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)run->timeout_ms;
-    if ((rc = spe__timer_start(lp, &run->timer, delay, on_timeout, run)) != 0) return rc;
+    if ((rc = spe__timer_start(lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run)) != 0)
+      return rc;
   }
   return 0;
 }

@@ -1,11 +1,17 @@
 /* The error object of a failed attempt: {"kind": ..., "message": ...}, and
  * the outcome forced on an attempt before it ended. */
 #include "exec/exec.h"
+
+#include "base/clock.h"
 #include "exec/utf8.h"
 
+#include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 
 json_t *spe__error_new(const char *kind, const char *fmt, ...) {
   va_list ap;
@@ -47,6 +53,37 @@ void spe__forced_set(struct forced_outcome *f, const char *kind, const char *fmt
   va_end(ap);
 }
 
+void spe__forced_timeout(struct forced_outcome *f, uint64_t ms) {
+  spe__forced_set(f, "timeout", "ran past %" PRIu64 " ms", ms);
+}
+
 json_t *spe__forced_error(const struct forced_outcome *f) {
   return spe__error_new(f->kind, "%s", f->msg);
+}
+
+json_t *spe__error_ended(int code, int status, const char *exit_kind, const char *who) {
+  const char *sep = who != NULL ? " " : "";
+  if (who == NULL) who = "";
+  json_t *err;
+  if (code == CLD_EXITED) {
+    err = spe__error_new(exit_kind, "%s%sexited with status %d", who, sep, status);
+    if (err != NULL) json_object_set_new(err, "exit_code", json_integer(status));
+    return err;
+  }
+  /* CLD_KILLED or CLD_DUMPED: the status is the signal. */
+  const char *was = *who != '\0' ? "was " : "";
+  const char *abbrev = sigabbrev_np(status);
+  err = abbrev != NULL ? spe__error_new("crashed", "%s%s%skilled by signal %d (SIG%s)", who, sep,
+                                        was, status, abbrev)
+                       : spe__error_new("crashed", "%s%s%skilled by signal %d", who, sep, was,
+                                        status);
+  if (err != NULL) json_object_set_new(err, "signal", json_integer(status));
+  return err;
+}
+
+void spe__outcome_failed(struct task_outcome *out, json_t *error) {
+  out->succeeded = 0;
+  out->result = NULL;
+  out->error = error;
+  out->started_ms = out->finished_ms = spe__now_ms();
 }

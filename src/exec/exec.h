@@ -15,7 +15,9 @@
 #include "base/limits.h"
 
 /* One attempt of one task. Everything is borrowed: it need only stay valid for
- * the duration of the start call (the executor copies what it keeps). */
+ * the duration of the start call (the executor copies or references what it
+ * keeps) - except under thread isolation, where the run borrows the strings,
+ * arg and input until release_fn (below). */
 struct task_launch {
   const char *job_id;     /* SPE_JOB_ID */
   const char *job_name;   /* SPE_JOB_NAME */
@@ -34,23 +36,25 @@ struct task_launch {
 
   const char *function;   /* `exec` tasks (func/func.h): the function's name */
   const json_t *arg;      /* `exec`: the task's `arg`, or NULL */
-  json_t *input_json;     /* `exec`: the input object (the executor references it
-                             if it keeps it); `input` is then unused */
+  json_t *input_json;     /* `exec`: the input object (process isolation
+                             encodes it at the start; thread isolation
+                             borrows it, below); `input` is then unused */
   int ahead;              /* `exec`, thread isolation: queued ahead of a slot
                              (func/func.h, spe__func_withdraw) */
-  /* `exec`, thread isolation: when release_fn is set, the caller keeps
-   * job_id, job_name, task_name, arg, input_json and what input_fn reads
-   * alive and unchanged until the executor calls release_fn(release_ctx), on
-   * the loop's thread, once the run is over (not when the start fails): the
-   * run borrows them instead of copying. input_json may then be NULL: the
-   * call builds its input on its first spe_call_input(), on its own thread,
-   * with input_fn(release_ctx, input_task). */
+  /* `exec`, thread isolation: release_fn is required (a start without it
+   * fails). The caller keeps job_id, job_name, task_name, arg, input_json
+   * and what input_fn reads alive and unchanged until the executor calls
+   * release_fn(release_ctx), on the loop's thread, once the run is over (not
+   * when the start fails): the run borrows them instead of copying.
+   * input_json may be NULL: the call builds its input on its first
+   * spe_call_input(), on its own thread, with input_fn(release_ctx,
+   * input_task). Process isolation ignores the four. */
   void (*release_fn)(void *ctx);
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
   uint32_t input_task;
 
-  uint64_t timeout_ms;    /* 0 = none */
+  uint64_t timeout_ms;    /* 0 = none; at most INT64_MAX (a job's timeout is) */
   size_t max_result_bytes;/* stdout beyond this fails the attempt */
 };
 
@@ -80,13 +84,26 @@ struct forced_outcome {
 /* Set it, unless a reason is set already. */
 void spe__forced_set(struct forced_outcome *f, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The timeout's reason: kind "timeout", "ran past N ms". */
+void spe__forced_timeout(struct forced_outcome *f, uint64_t ms);
 static inline int spe__forced(const struct forced_outcome *f) { return f->kind[0] != '\0'; }
 /* Its error object {"kind", "message"}: a new reference (NULL if out of memory). */
 json_t *spe__forced_error(const struct forced_outcome *f);
+
+/* The outcome of a start that failed: not succeeded, `error` (taken over;
+ * NULL only when out of memory), started and finished now. */
+void spe__outcome_failed(struct task_outcome *out, json_t *error);
 
 /* Build a failure outcome's error object: {"kind": kind, "message": message}.
  * Returns a new reference (NULL only when out of memory). */
 json_t *spe__error_new(const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* How a process ended, as an error object: code CLD_EXITED (status: the exit
+ * status) gives kind `exit_kind`, "<who> exited with status N" and
+ * "exit_code"; any other code (status: the signal) gives kind "crashed",
+ * "<who> was killed by signal N (SIGABBR)" and "signal". `who` NULL: the
+ * messages start at "exited"/"killed". A new reference (NULL if out of memory). */
+json_t *spe__error_ended(int code, int status, const char *exit_kind, const char *who);
 
 #endif

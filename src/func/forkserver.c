@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -72,16 +73,6 @@ struct server {
   pid_t *live;      /* workers forked and not yet reaped */
   size_t nlive, caplive;
 };
-
-static int pidfd_open_(pid_t pid) {
-#ifdef SYS_pidfd_open
-  return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-  (void)pid;
-  errno = ENOSYS;
-  return -1;
-#endif
-}
 
 /* Kill every worker not yet reaped, reap them, leave. */
 static void quit(struct server *s) __attribute__((noreturn));
@@ -232,8 +223,7 @@ static void server_main(int ctl, const struct spe_registry *reg, size_t memory_l
   if (getppid() != parent) _exit(0);
   prctl(PR_SET_NAME, "spe-forkserver"); /* what ps and top show */
   struct server s = {.ctl = ctl, .reg = reg, .memory_limit = memory_limit, .self = getpid()};
-  s.parentfd = pidfd_open_(parent);
-  if (s.parentfd >= 0) fcntl(s.parentfd, F_SETFD, FD_CLOEXEC);
+  s.parentfd = pidfd_open(parent, 0); /* close-on-exec, always */
 
   reset_signals();
   sigset_t chld;

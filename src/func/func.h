@@ -14,6 +14,8 @@
  *     by a signal) or "exit_code" (it called exit()), and a message saying which;
  *   - it ran past the task's timeout: kind "timeout" ("ran past N ms");
  *   - signalled with a kind ("cancelled"): that kind, however it ended;
+ *     signalled without one when no worker or thread had begun the call yet
+ *     (thread isolation: at any time): kind "cancelled", "interrupted";
  *   - a result larger than max_result_bytes as JSON text (process isolation,
  *     where it crosses as text): kind "error".
  *
@@ -66,11 +68,11 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
                        struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx);
 
 /* Start an attempt of launch->function with launch->input_json (an object -
- * the engine shares one {} among the tasks without upstream; referenced if
- * kept) and launch->arg (may be NULL). Thread isolation: with
- * launch->release_fn, the run borrows the strings, arg and input until it
- * calls release_fn, and the input may be built by the call (input_fn);
- * exec/exec.h.
+ * the engine shares one {} among the tasks without upstream; process
+ * isolation encodes it at the start) and launch->arg (may be NULL). Thread
+ * isolation: launch->release_fn is required; the run borrows the strings, arg
+ * and input until it calls release_fn, and the input may be built by the call
+ * (input_fn); exec/exec.h.
  * launch->cmd/argv/cwd/env/input are ignored. Returns 0 and *run, or a
  * negative code with *run NULL and `failed` filled (kind "error": no such
  * function, no fork server, out of memory...); then the done callback is not

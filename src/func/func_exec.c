@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 struct func_exec {
-  int isolation;
   struct proc_exec *proc;   /* SPE_ISOLATION_PROCESS */
   struct thread_exec *thr;  /* SPE_ISOLATION_THREAD */
 };
@@ -16,7 +15,6 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
                        struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx) {
   struct func_exec *fx = calloc(1, sizeof *fx);
   if (fx == NULL) return SPE_ENOMEM;
-  fx->isolation = cfg->isolation;
   int rc = cfg->isolation == SPE_ISOLATION_THREAD
                ? spe__thread_exec_new(&fx->thr, cfg, lp, lg, done, ctx)
                : spe__proc_exec_new(&fx->proc, cfg, lp, lg, done, ctx);

@@ -42,18 +42,6 @@ int spe__proc_exec_new(struct proc_exec **out, const struct func_exec_config *cf
   return 0;
 }
 
-static void fail_outcome(struct task_outcome *failed, int64_t started_ms, json_t *error) {
-  if (failed == NULL) {
-    json_decref(error);
-    return;
-  }
-  failed->succeeded = 0;
-  failed->result = NULL;
-  failed->error = error;
-  failed->started_ms = started_ms;
-  failed->finished_ms = spe__now_ms();
-}
-
 static int append_str(struct spe_buf *b, const char *s, uint32_t *len) {
   size_t n = s ? strlen(s) : 0;
   if (n > UINT32_MAX) return -1;
@@ -120,11 +108,11 @@ static struct func_run *run_new(struct proc_exec *px, const struct task_launch *
 
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct func_run *run = t->data;
-  spe__forced_set(&run->forced, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_timeout(&run->forced, run->timeout_ms);
   if (run->state == RUN_PENDING) spe__proc_finish(run, NULL);
   else if (run->state == RUN_ON_WORKER) spe__proc_doom(run->wk, SIGKILL);
-  /* The server reports the worker's exit at once after SIGKILL. */
-  spe__proc_schedule(run->px);
+  /* The server reports the worker's exit at once after SIGKILL. (What ends
+   * here is reported by the deferred call spe__proc_finish schedules.) */
 }
 
 /* Why an attempt cannot start at all (and its code), or NULL if it can. */
@@ -148,7 +136,7 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   int code;
   json_t *no = refusal(px, launch, &code);
   if (no != NULL) {
-    fail_outcome(failed, started_ms, no);
+    spe__outcome_failed(failed, no);
     return code;
   }
   struct func_run *run = run_new(px, launch, task_ctx, started_ms);
@@ -156,19 +144,18 @@ int spe__proc_start(struct proc_exec *px, const struct task_launch *launch, void
   if (rc != 0) {
     spe__buf_reset(&px->scratch);
     free(run);
-    fail_outcome(failed, started_ms,
-                 spe__error_new("error", "%s",
-                                rc == SPE_ENOMEM
-                                    ? "out of memory building the function's input"
-                                    : "the task's input or arg cannot be encoded as JSON"));
+    spe__outcome_failed(failed,
+                        spe__error_new("error", "%s",
+                                       rc == SPE_ENOMEM
+                                           ? "out of memory building the function's input"
+                                           : "the task's input or arg cannot be encoded as JSON"));
     return rc;
   }
   if (run->timeout_ms > 0) {
-    int64_t delay = run->timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)run->timeout_ms;
-    if (spe__timer_start(px->lp, &run->timer, delay, on_timeout, run) != 0) {
+    if (spe__timer_start(px->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run) != 0) {
       spe__buf_reset(&px->scratch);
       free(run);
-      fail_outcome(failed, started_ms, spe__error_new("error", "out of memory"));
+      spe__outcome_failed(failed, spe__error_new("error", "out of memory"));
       return SPE_ENOMEM;
     }
   }
@@ -197,8 +184,10 @@ void spe__proc_signal(struct proc_exec *px, struct func_run *run, int sig, const
   if (run == NULL || run->state == RUN_DONE) return;
   if (kind != NULL) spe__forced_set(&run->forced, kind, "%s", kind);
   if (run->state == RUN_PENDING) {
-    /* Not started: it ends here, as if its worker had been killed. */
-    spe__proc_finish(run, spe__proc_crash_error(CLD_KILLED, sig));
+    /* No worker has it yet: it ends here, given up as thread isolation gives
+     * up a call (a signal without a kind: the run is interrupted). */
+    spe__forced_set(&run->forced, "cancelled", "interrupted");
+    spe__proc_finish(run, NULL);
     return;
   }
   spe__proc_doom(run->wk, sig);

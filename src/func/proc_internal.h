@@ -164,8 +164,6 @@ void spe__proc_pending_remove(struct func_run *run);
  * which may be NULL only if one of the first two is there) and queue it for
  * the done callback. */
 void spe__proc_finish(struct func_run *run, json_t *fallback);
-/* "crashed" with "signal" or "exit_code", from a siginfo code and status. */
-json_t *spe__proc_crash_error(int code, int status);
 /* Queue the deferred report (and frees) if it is not yet. */
 void spe__proc_schedule(struct proc_exec *px);
 void spe__proc_run_free(struct func_run *run);

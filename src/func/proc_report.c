@@ -15,24 +15,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-json_t *spe__proc_crash_error(int code, int status) {
-  json_t *err;
-  if (code == CLD_EXITED) {
-    err = spe__error_new("crashed", "the function's worker exited with status %d", status);
-    if (err != NULL) json_object_set_new(err, "exit_code", json_integer(status));
-    return err;
-  }
-  /* CLD_KILLED or CLD_DUMPED: the status is the signal. */
-  const char *abbrev = sigabbrev_np(status);
-  err = abbrev != NULL ? spe__error_new("crashed",
-                                        "the function's worker was killed by signal %d (SIG%s)",
-                                        status, abbrev)
-                       : spe__error_new("crashed", "the function's worker was killed by signal %d",
-                                        status);
-  if (err != NULL) json_object_set_new(err, "signal", json_integer(status));
-  return err;
-}
-
 void spe__proc_finish(struct func_run *run, json_t *fallback) {
   struct proc_exec *px = run->px;
   if (run->state == RUN_DONE) {

@@ -12,7 +12,6 @@
 #include "spe.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,7 +23,7 @@ static void on_worker(struct loop *lp, struct io_watch *w, uint32_t events);
 
 struct proc_worker *spe__proc_worker_new(struct proc_exec *px, pid_t pid, int fd) {
   struct proc_worker *wk = calloc(1, sizeof *wk);
-  if (wk == NULL || fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR) != 0) goto fail;
+  if (wk == NULL) goto fail; /* every send and recv on fd passes MSG_DONTWAIT */
   wk->px = px;
   wk->pid = pid;
   wk->fd = fd;
@@ -302,6 +301,6 @@ void spe__proc_worker_exited(struct proc_exec *px, pid_t pid, int code, int stat
   wk->exited = 1;
   /* What it wrote before it died is all in the socket now. */
   if (wk->run != NULL && !wk->eof) spe__proc_worker_read(wk);
-  if (wk->run != NULL) spe__proc_finish(wk->run, spe__proc_crash_error(code, status));
+  if (wk->run != NULL) spe__proc_finish(wk->run, spe__error_ended(code, status, "crashed", "the function's worker"));
   spe__proc_worker_drop(wk);
 }

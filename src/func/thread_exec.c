@@ -31,8 +31,6 @@
 #include "base/clock.h"
 #include "spe.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -69,10 +67,6 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   return 0;
 }
 
-static int64_t timeout_delay(uint64_t timeout_ms) {
-  return timeout_ms > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)timeout_ms;
-}
-
 /* A run queued ahead whose call has begun: report its start, once. */
 static void report_start(struct thread_exec *tx, struct func_run *run) {
   if (!run->ahead || run->start_reported || run->reported ||
@@ -95,22 +89,9 @@ static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms)
   tx->done(tx->ctx, run->task_ctx, &out);
 }
 
-__attribute__((format(printf, 3, 4)))
-static void force(struct func_run *run, const char *kind, const char *fmt, ...) {
-  if (spe__forced(&run->forced)) return;
-  char msg[sizeof run->forced.msg];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  spe__forced_set(&run->forced, kind, "%s", msg);
-  /* Nobody waits for the call's result any more: spe_call_cancelled(). */
-  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed);
-}
-
 static void on_timeout(struct loop *lp, struct timer *t) {
   struct func_run *run = t->data;
-  int64_t limit = timeout_delay(run->timeout_ms);
+  int64_t limit = (int64_t)run->timeout_ms;
   int64_t begun = atomic_load_explicit(&run->begun_mono, memory_order_relaxed);
   int64_t ended = atomic_load_explicit(&run->ended_mono, memory_order_relaxed);
   /* The timer has just left the loop's heap: restarting it needs no memory. */
@@ -120,11 +101,13 @@ static void on_timeout(struct loop *lp, struct timer *t) {
     return;
   }
   if (ended != 0 && ended - begun <= limit) return; /* returned in time: on_wake reports */
-  if (ended == 0 && begun + limit > lp->now_ms) {
-    spe__timer_start(lp, t, begun + limit - lp->now_ms, on_timeout, run);
+  if (ended == 0 && lp->now_ms - begun < limit) {
+    spe__timer_start(lp, t, limit - (lp->now_ms - begun), on_timeout, run);
     return;
   }
-  force(run, "timeout", "ran past %" PRIu64 " ms", run->timeout_ms);
+  spe__forced_timeout(&run->forced, run->timeout_ms); /* unless a signal came first */
+  /* Nobody waits for the call's result any more: spe_call_cancelled(). */
+  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed);
   report(run->tx, run, spe__now_ms());
 }
 
@@ -197,14 +180,7 @@ void spe__thread_exec_flush(struct thread_exec *tx) {
 
 /* A start that failed: `error` (the error object, may be NULL) goes to `failed`. */
 static int fail_start(struct task_outcome *failed, int rc, json_t *error) {
-  if (failed == NULL) {
-    json_decref(error);
-    return rc;
-  }
-  failed->succeeded = 0;
-  failed->result = NULL;
-  failed->error = error;
-  failed->started_ms = failed->finished_ms = spe__now_ms();
+  spe__outcome_failed(failed, error);
   return rc;
 }
 
@@ -212,6 +188,9 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
                            void *task_ctx, struct func_run **out, struct task_outcome *failed) {
   *out = NULL;
   const char *name = launch->function ? launch->function : "";
+  if (launch->release_fn == NULL) /* required: the run borrows (exec/exec.h) */
+    return fail_start(failed, SPE_EINVAL,
+                      spe__error_new("error", "a call started without a release function"));
   const struct func_entry *fn = spe__registry_find(tx->reg, name);
   if (fn == NULL)
     return fail_start(failed, SPE_EINVAL,
@@ -220,9 +199,10 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   if (run == NULL)
     return fail_start(failed, SPE_ENOMEM, spe__error_new("error", "out of memory starting a call"));
   run->task_ctx = task_ctx;
-  int rc = spe__trun_fill(run, tx, launch, fn);
-  if (rc == 0 && run->timeout_ms > 0)
-    rc = spe__timer_start(tx->lp, &run->timer, timeout_delay(run->timeout_ms), on_timeout, run);
+  spe__trun_fill(run, launch, fn);
+  int rc = 0;
+  if (run->timeout_ms > 0)
+    rc = spe__timer_start(tx->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run);
   if (rc != 0) {
     run->release_fn = NULL; /* a start that fails leaves all to the caller */
     spe__trun_put(tx, run);
@@ -263,8 +243,9 @@ void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int s
   /* A thread cannot be interrupted: `sig` has nothing to act on. The call is
    * given up instead (a signal without a kind means the same to the engine). */
   if (run == NULL || run->reported) return;
-  if (kind != NULL) force(run, kind, "%s", kind);
-  else force(run, "cancelled", "interrupted");
+  if (kind != NULL) spe__forced_set(&run->forced, kind, "%s", kind);
+  else spe__forced_set(&run->forced, "cancelled", "interrupted");
+  atomic_store_explicit(&run->cancelled, 1, memory_order_relaxed); /* as above */
   if (run->forced_queued) return;
   run->forced_queued = 1;
   run->forced_next = NULL;

@@ -49,17 +49,16 @@ struct func_run {
   /* What the call needs: set on the loop's thread before the run is queued,
    * read-only until it comes back. */
   const struct func_entry *fn;
-  json_t *input;            /* referenced, or borrowed (release_fn); NULL
-                               when built lazily by input_fn */
-  void (*release_fn)(void *ctx); /* set: strings, arg and input are borrowed
-                               until the run is put away (exec/exec.h) */
+  json_t *input;            /* borrowed (release_fn); NULL when built
+                               lazily by input_fn */
+  void (*release_fn)(void *ctx); /* strings, arg and input are borrowed until
+                               the run is put away (exec/exec.h); NULL once
+                               called, or when the start failed */
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
   uint32_t input_task;
-  json_t *arg;              /* referenced; json_null() when the task has none */
-  const char *job_id, *job_name, *task; /* in `strs` */
-  char *strs;               /* the three strings; kept across reuse */
-  size_t strs_cap;
+  json_t *arg;              /* borrowed; json_null() when the task has none */
+  const char *job_id, *job_name, *task; /* borrowed */
   uint32_t attempt;
   uint64_t timeout_ms;      /* 0: none */
   uint8_t ahead;            /* queued ahead: a pool thread takes a slot for the
@@ -200,10 +199,10 @@ struct thread_exec {
 
 /* thread_run.c */
 struct func_run *spe__trun_get(struct thread_exec *tx);
-/* Fill a run from a launch: copies the strings, references input and arg.
- * 0 or SPE_ENOMEM. */
-int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
-                   const struct task_launch *l, const struct func_entry *fn);
+/* Fill a run from a launch (release_fn set): it borrows the strings, input
+ * and arg until release_fn is called. */
+void spe__trun_fill(struct func_run *run, const struct task_launch *l,
+                    const struct func_entry *fn);
 /* Drop what the run references and keep it for reuse (or free it). */
 void spe__trun_put(struct thread_exec *tx, struct func_run *run);
 void spe__trun_free(struct func_run *run);

@@ -2,8 +2,9 @@
  * One attempt under thread isolation: its memory, its call on a pool thread,
  * and its outcome.
  *
- * Runs are recycled through the executor's free list, strings buffer
- * included, so that a steady stream of tasks allocates nothing per task.
+ * Runs are recycled through the executor's free list, so that a steady
+ * stream of tasks allocates nothing per task. A run borrows the launch's
+ * strings, arg and input until it calls the launch's release_fn.
  * Everything here runs on the loop's thread except spe__trun_call().
  */
 #include "func/thread_internal.h"
@@ -12,7 +13,6 @@
 #include "spe.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 /* Runs kept for reuse at most: enough for every thread and a deep queue,
  * little memory (a few hundred bytes each) once a burst is over. */
@@ -46,63 +46,30 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
   return run;
 }
 
-/* Copy a string of the launch into the run's buffer at *off; NULL stays NULL. */
-static const char *keep(struct func_run *run, size_t *off, const char *s, size_t len) {
-  if (s == NULL) return NULL;
-  char *dst = run->strs + *off;
-  memcpy(dst, s, len + 1);
-  *off += len + 1;
-  return dst;
-}
-
-int spe__trun_fill(struct func_run *run, const struct thread_exec *tx,
-                   const struct task_launch *l, const struct func_entry *fn) {
+void spe__trun_fill(struct func_run *run, const struct task_launch *l,
+                    const struct func_entry *fn) {
   run->fn = fn;
   run->attempt = l->attempt;
   run->timeout_ms = l->timeout_ms;
   run->ahead = l->ahead != 0;
   run->input_fn = l->input_fn;
   run->input_task = l->input_task;
-  if (l->release_fn != NULL) {
-    /* The caller keeps all of it alive until release_fn. */
-    run->job_id = l->job_id;
-    run->job_name = l->job_name;
-    run->task = l->task_name;
-    run->input = l->input_json;
-    run->arg = l->arg ? (json_t *)l->arg : json_null();
-    run->release_fn = l->release_fn;
-    run->release_ctx = l->release_ctx;
-    return 0;
-  }
-  size_t a = l->job_id ? strlen(l->job_id) : 0;
-  size_t b = l->job_name ? strlen(l->job_name) : 0;
-  size_t c = l->task_name ? strlen(l->task_name) : 0;
-  size_t need = a + b + c + 3;
-  if (need > run->strs_cap) {
-    char *s = realloc(run->strs, need);
-    if (s == NULL) return SPE_ENOMEM;
-    run->strs = s;
-    run->strs_cap = need;
-  }
-  size_t off = 0;
-  run->job_id = keep(run, &off, l->job_id, a);
-  run->job_name = keep(run, &off, l->job_name, b);
-  run->task = keep(run, &off, l->task_name, c);
-  /* The input may share results with other tasks' inputs, referenced and
-   * released on other threads: jansson's reference counts are atomic. */
-  run->input = json_incref(l->input_json);
-  run->arg = json_incref(l->arg ? (json_t *)l->arg : json_null());
-  return 0;
+  /* The caller keeps all of it alive until release_fn. */
+  run->job_id = l->job_id;
+  run->job_name = l->job_name;
+  run->task = l->task_name;
+  run->input = l->input_json;
+  run->arg = l->arg ? (json_t *)l->arg : json_null();
+  run->release_fn = l->release_fn;
+  run->release_ctx = l->release_ctx;
 }
 
 static void release(struct func_run *run) {
   if (run->release_fn != NULL) {
-    /* No call can use what it borrowed any more. */
+    /* No call can use what it borrowed any more. (NULL: a start that failed,
+     * which leaves all to the caller.) */
     run->release_fn(run->release_ctx);
     run->release_fn = NULL;
-  } else {
-    json_decref(run->input);
-    json_decref(run->arg);
   }
   run->input_fn = NULL;
   json_decref(run->result);
@@ -125,7 +92,6 @@ void spe__trun_put(struct thread_exec *tx, struct func_run *run) {
 void spe__trun_free(struct func_run *run) {
   if (run == NULL) return;
   release(run);
-  free(run->strs);
   free(run);
 }
 

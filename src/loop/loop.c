@@ -139,7 +139,9 @@ int spe__timer_start(struct loop *lp, struct timer *t, int64_t delay_ms, timer_c
     lp->heap = h;
     lp->capheap = cap;
   }
-  t->due_ms = spe__mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+  int64_t now = spe__mono_ms();
+  if (delay_ms < 0) delay_ms = 0;
+  t->due_ms = delay_ms > INT64_MAX - now ? INT64_MAX : now + delay_ms;
   t->order = lp->timer_seq++;
   t->cb = cb;
   t->data = data;

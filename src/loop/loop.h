@@ -61,7 +61,9 @@ int spe__io_start(struct loop *lp, struct io_watch *w, int fd, uint32_t events,
 void spe__io_stop(struct loop *lp, struct io_watch *w);
 
 void spe__timer_init(struct timer *t);
-/* (Re)start a timer to fire once, delay_ms from now. Returns 0 or SPE_ENOMEM. */
+/* (Re)start a timer to fire once, delay_ms from now (a negative delay: at
+ * once; one too large for the clock: never, in practice - the due time is
+ * capped at INT64_MAX). Returns 0 or SPE_ENOMEM. */
 int spe__timer_start(struct loop *lp, struct timer *t, int64_t delay_ms, timer_cb cb,
                      void *data);
 /* Stop a timer; a no-op if it is not running. */
