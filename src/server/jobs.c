@@ -25,16 +25,6 @@ static int start_flag(struct MHD_Connection *c) {
   return -1;
 }
 
-/* A refused submit. Too many unfinished jobs is the server's state, not the
- * job's fault: 429, to be tried again later. */
-static enum MHD_Result submit_refused(struct MHD_Connection *c, int rc, const char *msg) {
-  static const char busy[] = "too many unfinished jobs";
-  if (rc == SPE_ELIMIT && msg != NULL && strncmp(msg, busy, sizeof busy - 1) == 0)
-    return reply_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_jobs", MHD_HTTP_HEADER_RETRY_AFTER,
-                       "1", "%s", msg);
-  return reply_spe_error(c, rc, msg);
-}
-
 enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct request *r) {
   int start = start_flag(c);
   if (start < 0)
@@ -60,7 +50,7 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
   int rc = spe_submit_ex(s->ex, r->body.data, r->body.len, start ? SPE_SUBMIT_START : 0, id,
                          NULL, &msg);
   if (rc != 0) {
-    enum MHD_Result res = submit_refused(c, rc, msg);
+    enum MHD_Result res = reply_spe_error(c, rc, msg);
     free(msg);
     return res;
   }
