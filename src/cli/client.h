@@ -61,8 +61,8 @@ int client_parse_args(const char *cmd, const char *usage, int argc, char **argv,
                       struct client_args *args);
 
 /* The server address when --server is not given: $SPE_SERVER, else
- * unix:$XDG_RUNTIME_DIR/spe.sock, else unix:.spe/spe.sock (the same socket
- * `spe serve` listens on by default). Malloc'd. */
+ * unix: and the socket `spe serve` listens on by default
+ * (cli_default_socket_path()). Malloc'd. */
 char *client_default_server(void);
 
 /* The help text lines of the common options, for each command's usage. */
