@@ -12,15 +12,11 @@
  */
 #include "cli/client.h"
 #include "cli/client_impl.h"
+#include "server/server.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What a token file may hold: a bearer token is short. */
-#define TOKEN_MAX 4096
 
 /* A reply body larger than this is not an answer of this API. */
 #define REPLY_MAX ((size_t)256 << 20)
@@ -54,32 +50,28 @@ static int parse_address(struct client *c) {
   return 0;
 }
 
-/* Read the token (the file's text without surrounding white space) and make
- * the Authorization header. Returns 0 or prints the error and returns 2. */
+/* Read the token by the server's own rule (server_read_token(): one word of
+ * visible characters, at least 16, a final newline allowed), so that a file
+ * is accepted or refused alike by `spe serve` and its clients, and make the
+ * Authorization header. Returns 0 or prints the error and returns 2. */
 static int load_token(struct client *c, const char *path) {
-  FILE *f = fopen(path, "re");
-  if (f == NULL) {
-    fprintf(stderr, "%s: --token-file %s: %s\n", c->cmd, path, strerror(errno));
+  char *token = NULL, *msg = NULL;
+  if (server_read_token(path, &token, &msg) != 0) {
+    fprintf(stderr, "%s: %s\n", c->cmd, msg != NULL ? msg : "out of memory");
+    free(msg);
     return CLIENT_EXIT_USAGE;
   }
-  char buf[TOKEN_MAX + 2];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  char *s = buf;
-  while (*s != '\0' && isspace((unsigned char)*s)) s++;
-  size_t len = strlen(s);
-  while (len > 0 && isspace((unsigned char)s[len - 1])) s[--len] = '\0';
-  if (n > TOKEN_MAX || len == 0 || strpbrk(s, "\r\n") != NULL) {
-    fprintf(stderr, "%s: --token-file %s: expected one token of at most %d bytes\n", c->cmd,
-            path, TOKEN_MAX);
-    return CLIENT_EXIT_USAGE;
+  size_t len = strlen(token);
+  size_t n = len + sizeof "Authorization: Bearer ";
+  char *header = malloc(n);
+  if (header != NULL) {
+    snprintf(header, n, "Authorization: Bearer %s", token);
+    c->auth = curl_slist_append(NULL, header);
+    explicit_bzero(header, n);
+    free(header);
   }
-  char header[TOKEN_MAX + 32];
-  snprintf(header, sizeof header, "Authorization: Bearer %s", s);
-  c->auth = curl_slist_append(NULL, header);
-  explicit_bzero(buf, sizeof buf);
-  explicit_bzero(header, sizeof header);
+  explicit_bzero(token, len);
+  free(token);
   return c->auth != NULL ? 0 : CLIENT_EXIT_SERVER;
 }
 
