@@ -12,6 +12,7 @@
  */
 #include "cli/client.h"
 #include "cli/client_impl.h"
+#include "base/buf.h"
 #include "server/server.h"
 
 #include <stdio.h>
@@ -209,27 +210,12 @@ int client__http_failed(struct client *c, long status, const char *body, size_t 
   return status >= 400 && status < 500 ? CLIENT_EXIT_USAGE : CLIENT_EXIT_SERVER;
 }
 
-struct body {
-  char *data;
-  size_t len, cap;
-};
-
+/* The body so far, in a struct spe_buf. */
 static size_t collect(char *p, size_t size, size_t n, void *ud) {
-  struct body *b = ud;
+  struct spe_buf *b = ud;
   size_t add = size * n;
   if (add > REPLY_MAX - b->len) return 0; /* aborts the transfer */
-  if (b->len + add + 1 > b->cap) {
-    size_t cap = b->cap == 0 ? 4096 : b->cap;
-    while (cap < b->len + add + 1) cap *= 2;
-    char *bigger = realloc(b->data, cap);
-    if (bigger == NULL) return 0;
-    b->data = bigger;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, add);
-  b->len += add;
-  b->data[b->len] = '\0';
-  return add;
+  return spe__buf_append(b, p, add) == 0 ? add : 0;
 }
 
 int client_request(struct client *c, const char *method, const char *path, const char *body,
@@ -237,7 +223,7 @@ int client_request(struct client *c, const char *method, const char *path, const
   memset(reply, 0, sizeof *reply);
   const char *extra[] = {body != NULL ? "Content-Type: application/json" : NULL, NULL};
   struct curl_slist *headers = client__headers(c, "application/json", extra);
-  struct body got = {0};
+  struct spe_buf got = {0};
   int rc;
   if (headers == NULL || client__prepare(c, path, headers) != 0) {
     fprintf(stderr, "%s: out of memory\n", c->cmd);
@@ -276,7 +262,7 @@ int client_request(struct client *c, const char *method, const char *path, const
   }
 done:
   curl_slist_free_all(headers);
-  free(got.data);
+  spe__buf_free(&got);
   if (rc != 0) client_reply_free(reply);
   return rc;
 }

@@ -30,14 +30,14 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
   if (start < 0)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, NULL,
                        "start: expected true or false, got \"%s\"", query(c, "start"));
-  if (r->body.len == 0)
+  if (r->body.buf.len == 0)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
                        "the body is empty; expected a job description");
   /* Parsed here, so that a body that is not JSON at all (bad_json) is told
    * apart from a job that breaks a rule of SPEC §1 (invalid_job). The flags
    * are those of the library's own parser. */
   json_error_t err;
-  json_t *doc = json_loadb(r->body.data, r->body.len,
+  json_t *doc = json_loadb(r->body.buf.data, r->body.buf.len,
                            JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
   if (doc == NULL)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
@@ -47,7 +47,7 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
   char *msg = NULL;
   /* ?start=true: submitted and started in one commit (SPE_SUBMIT_START), so
    * the client waits for one fsync, not two. */
-  int rc = spe_submit_ex(s->ex, r->body.data, r->body.len, start ? SPE_SUBMIT_START : 0, id,
+  int rc = spe_submit_ex(s->ex, r->body.buf.data, r->body.buf.len, start ? SPE_SUBMIT_START : 0, id,
                          NULL, &msg);
   if (rc != 0) {
     enum MHD_Result res = reply_spe_error(c, rc, msg);

@@ -14,6 +14,7 @@
 #ifndef SPE_SERVER_SERVER_IMPL_H
 #define SPE_SERVER_SERVER_IMPL_H
 
+#include "base/buf.h"
 #include "server/server.h"
 #include "spe.h"
 
@@ -64,8 +65,7 @@ enum route {
 
 /* A request body being received (upload.c). */
 struct upload {
-  char *data;      /* NUL-terminated once complete */
-  size_t len, cap;
+  struct spe_buf buf; /* what was received (empty once past the limit) */
   size_t limit;    /* max_body */
   size_t skipped;  /* bytes dropped after the limit was passed */
   int too_large;   /* the limit was passed: the answer is 413 */
