@@ -55,6 +55,7 @@ struct sse {
   char job[64];                  /* the job followed, or "" for every job */
   int64_t cursor;                /* seq of the last event sent, or where to start */
   int replaying;                 /* pages of the log are still to be sent */
+  json_t *first_page;            /* the replay's first page, fetched at the open */
   int job_done_at_open;          /* the job followed had finished at the start */
   int ended;                     /* send what is buffered, then end */
   int keepalive_ms;
@@ -177,12 +178,21 @@ static void on_event(void *ctx, const json_t *ev) {
 
 /* ---- filling the output (the connection thread) ---- */
 
-/* The next page of the log. */
+/* Up to REPLAY_PAGE events of the log after the cursor. */
+static int fetch_page(struct sse *e, json_t **page, char **msg) {
+  return spe_events_since(e->srv->ex, e->job[0] != '\0' ? e->job : NULL, e->cursor,
+                          REPLAY_PAGE, page, NULL, msg);
+}
+
+/* The next page of the log (the first one was fetched at the open). */
 static int replay_page(struct sse *e) {
-  json_t *page = NULL;
+  json_t *page = e->first_page;
   char *msg = NULL;
-  int rc = spe_events_since(e->srv->ex, e->job[0] != '\0' ? e->job : NULL, e->cursor,
-                            REPLAY_PAGE, &page, NULL, &msg);
+  int rc = 0;
+  if (page != NULL)
+    e->first_page = NULL;
+  else
+    rc = fetch_page(e, &page, &msg);
   if (rc != 0) {
     /* The reconnect will be told why (410 when the events are forgotten). */
     server_log(e->srv, SPE_LOG_WARN, "event stream: replay after %" PRId64 " failed: %s",
@@ -275,6 +285,7 @@ static void sse_free(void *cls) {
   pthread_mutex_unlock(&s->streams_lock);
   for (size_t i = 0; i < e->queue_len; i++) free(e->queue[i]);
   free(e->queue);
+  json_decref(e->first_page);
   spe__buf_free(&e->out);
   pthread_cond_destroy(&e->cond);
   pthread_mutex_destroy(&e->lock);
@@ -361,8 +372,9 @@ static int check_job(struct sse *e, struct MHD_Connection *c, enum MHD_Result *r
   return 0;
 }
 
-/* Subscribe, then the first page of the replay (its errors still get a proper
- * status: 410 when the memory store has forgotten the events asked for). */
+/* Subscribe, then fetch the first page of the replay, kept for the first
+ * replay_page() (its errors still get a proper status: 410 when the memory
+ * store has forgotten the events asked for). */
 static int start_stream(struct sse *e, struct MHD_Connection *c, enum MHD_Result *res) {
   struct server *s = e->srv;
   int rc = spe_subscribe(s->ex, e->job[0] != '\0' ? e->job : NULL, on_event, e, &e->sub);
@@ -372,11 +384,8 @@ static int start_stream(struct sse *e, struct MHD_Connection *c, enum MHD_Result
   }
   if (!e->replaying)
     return spe__buf_append(&e->out, ": live\n\n", 8) == 0 ? 0 : (*res = MHD_NO, -1);
-  json_t *page = NULL;
   char *msg = NULL;
-  rc = spe_events_since(s->ex, e->job[0] != '\0' ? e->job : NULL, e->cursor, 1, &page, NULL,
-                        &msg);
-  json_decref(page);
+  rc = fetch_page(e, &e->first_page, &msg);
   if (rc == SPE_ELIMIT) {
     *res = reply_error(c, MHD_HTTP_GONE, "events_gone", NULL, NULL,
                        "the events after %" PRId64 " are no longer kept: %s", e->cursor,
