@@ -10,9 +10,9 @@
  * The streaming requests of client_sse.c set up the handle with
  * client__prepare() too, then install their own write callback.
  */
+#include "base/buf.h"
 #include "cli/client.h"
 #include "cli/client_impl.h"
-#include "base/buf.h"
 #include "server/server.h"
 
 #include <stdio.h>

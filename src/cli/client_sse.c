@@ -17,9 +17,11 @@
  * 2 s) and go on for reconnect_ms after the last working connection; the very
  * first connection is not retried (a wrong address should fail at once).
  */
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/status.h"
 #include "cli/client.h"
 #include "cli/client_impl.h"
-#include "base/buf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -146,12 +148,6 @@ static void sleep_ms(int ms) {
   }
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One connection: GET the stream after `after` (-1: the server's default) and
  * read it until it ends. Returns libcurl's code; s->status and the flags say
  * the rest. */
@@ -213,8 +209,8 @@ static int job_has_finished(struct client *c, const char *job) {
   curl_slist_free_all(headers);
   json_t *j = status == 200 && body.data != NULL ? json_loadb(body.data, body.len, 0, NULL) : NULL;
   const char *st = json_string_value(json_object_get(j, "status"));
-  int done = st != NULL && (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
-                            strcmp(st, "cancelled") == 0);
+  int status_of = st != NULL ? spe__job_status_parse(st) : -1;
+  int done = status_of >= 0 && spe__job_finished((enum job_status)status_of);
   json_decref(j);
   spe__buf_free(&body);
   return done;
@@ -264,7 +260,7 @@ int client_follow(struct client *c, const struct client_follow_opts *fo, client_
     if (answered && s.status == 200) {
       /* It worked until now: the time without a server counts from here. */
       ever_connected = 1;
-      lost_at = mono_ms();
+      lost_at = spe__mono_ms();
       if (s.events_seen) delay = BACKOFF_FIRST_MS;
       /* The server ends a job's stream at once when the job had finished
        * before the cursor: its job_finished will never come. */
@@ -274,7 +270,7 @@ int client_follow(struct client *c, const struct client_follow_opts *fo, client_
         break;
       }
     }
-    if (mono_ms() - lost_at >= reconnect_ms) {
+    if (spe__mono_ms() - lost_at >= reconnect_ms) {
       fprintf(stderr, "%s: lost the server at %s and could not reconnect within %d s\n", c->cmd,
               c->address, reconnect_ms / 1000);
       rc = CLIENT_EXIT_SERVER;

@@ -11,6 +11,7 @@
  * Without one, the most recent jobs, as `spe list` shows them. With --json, the
  * job as `spe result` prints it (and the list as `spe list --json`).
  */
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/event_log.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* How many jobs `spe status` without an id shows. */
 #define STATUS_RECENT_JOBS 20
@@ -44,12 +44,6 @@ static const char *str_field(const json_t *obj, const char *key, const char *dfl
   return s != NULL ? s : dflt;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int client_print_job_line(const json_t *job) {
   const char *status = str_field(job, "status", "?");
   int64_t submitted = int_field(job, "submitted_ms"), started = int_field(job, "started_ms"),
@@ -59,7 +53,7 @@ int client_print_job_line(const json_t *job) {
     client_format_duration(started > 0 ? started : submitted, finished, span);
     snprintf(when, sizeof when, " in %s", span);
   } else if (started > 0) {
-    client_format_duration(started, now_ms(), span);
+    client_format_duration(started, spe__now_ms(), span);
     snprintf(when, sizeof when, " for %s", span);
   } else {
     client_format_time(submitted, span);
@@ -105,7 +99,7 @@ static int print_job(const json_t *job) {
     if (json_is_integer(json_object_get(task, "attempts")))
       snprintf(attempts, sizeof attempts, "%" PRId64, int_field(task, "attempts"));
     int64_t started = int_field(task, "started_ms"), finished = int_field(task, "finished_ms");
-    client_format_duration(started, finished > 0 ? finished : (started > 0 ? now_ms() : 0),
+    client_format_duration(started, finished > 0 ? finished : (started > 0 ? spe__now_ms() : 0),
                            took);
     task_detail(task, detail, sizeof detail);
     const char *row[] = {name, str_field(task, "status", "?"), attempts, took, detail};

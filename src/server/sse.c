@@ -39,6 +39,7 @@
 #include "server/server_impl.h"
 
 #include "base/clock.h"
+#include "base/status.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -366,8 +367,8 @@ static int check_job(struct sse *e, struct MHD_Connection *c, enum MHD_Result *r
     return -1;
   }
   const char *status = json_string_value(json_object_get(job, "status"));
-  e->job_done_at_open = status != NULL && strcmp(status, "submitted") != 0 &&
-                        strcmp(status, "running") != 0;
+  int status_of = status != NULL ? spe__job_status_parse(status) : -1;
+  e->job_done_at_open = status_of >= 0 && spe__job_finished((enum job_status)status_of);
   json_decref(job);
   return 0;
 }
