@@ -112,7 +112,6 @@ void client_close(struct client *c) {
 }
 
 const char *client_cmd(const struct client *c) { return c->cmd; }
-const char *client_address(const struct client *c) { return c->address; }
 
 struct curl_slist *client__headers(const struct client *c, const char *accept,
                                    const char *const *extra) {
@@ -177,21 +176,22 @@ static void transfer_reason(struct client *c, CURLcode rc, char *out, size_t cap
   if (n > 0 && out[n - 1] == '\n') out[n - 1] = '\0';
 }
 
+/* Whether a transfer failed because the server could not be reached at all. */
+static int is_connect_error(CURLcode rc) {
+  return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+         rc == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
 int client__transfer_failed(struct client *c, CURLcode rc) {
   char reason[CURL_ERROR_SIZE + 64];
   transfer_reason(c, rc, reason, sizeof reason);
-  if (client__is_connect_error(rc))
+  if (is_connect_error(rc))
     fprintf(stderr, "%s: cannot reach the server at %s: %s (is `spe serve` running?)\n",
             c->cmd, c->address, reason);
   else
     fprintf(stderr, "%s: the request to the server at %s failed: %s\n", c->cmd, c->address,
             reason);
   return CLIENT_EXIT_SERVER;
-}
-
-int client__is_connect_error(CURLcode rc) {
-  return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-         rc == CURLE_COULDNT_RESOLVE_PROXY;
 }
 
 int client__http_failed(struct client *c, long status, const char *body, size_t len,
@@ -245,9 +245,10 @@ int client_request(struct client *c, const char *method, const char *path, const
     rc = client__transfer_failed(c, cr);
     goto done;
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
-  if (reply->status < 200 || reply->status > 299) {
-    rc = client__http_failed(c, reply->status, got.data, got.len, what);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299) {
+    rc = client__http_failed(c, status, got.data, got.len, what);
     goto done;
   }
   rc = 0;

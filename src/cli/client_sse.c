@@ -14,8 +14,9 @@
  * slow), the stream is asked for again with `after` and Last-Event-ID = the
  * last seq seen: the server replays what came after it from its store, so
  * nothing is lost. Tries are spaced by a backoff (100 ms, doubling, at most
- * 2 s) and go on for reconnect_ms after the last working connection; the very
- * first connection is not retried (a wrong address should fail at once).
+ * 2 s) and go on for RECONNECT_MS (60 s) after the last working
+ * connection; the very first connection is not retried (a wrong address
+ * should fail at once).
  */
 #include "base/buf.h"
 #include "base/clock.h"
@@ -31,7 +32,8 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
-#define RECONNECT_DEFAULT_MS 60000
+/* How long to go on trying after the last working connection. */
+#define RECONNECT_MS 60000
 /* One event's data may hold a whole job (job_finished): allow a big one. */
 #define EVENT_MAX ((size_t)256 << 20)
 
@@ -226,7 +228,6 @@ static void free_sse(struct sse *s) {
 int client_follow(struct client *c, const struct client_follow_opts *fo, client_event_fn on_event,
                   void *ctx) {
   struct sse s = {.c = c, .on_event = on_event, .ctx = ctx, .last_seq = -1};
-  int reconnect_ms = fo->reconnect_ms > 0 ? fo->reconnect_ms : RECONNECT_DEFAULT_MS;
   int delay = BACKOFF_FIRST_MS, ever_connected = 0, rc;
   int64_t lost_at = 0;
   if (fo->after >= 0) s.last_seq = fo->after;
@@ -270,9 +271,9 @@ int client_follow(struct client *c, const struct client_follow_opts *fo, client_
         break;
       }
     }
-    if (spe__mono_ms() - lost_at >= reconnect_ms) {
+    if (spe__mono_ms() - lost_at >= RECONNECT_MS) {
       fprintf(stderr, "%s: lost the server at %s and could not reconnect within %d s\n", c->cmd,
-              c->address, reconnect_ms / 1000);
+              c->address, RECONNECT_MS / 1000);
       rc = CLIENT_EXIT_SERVER;
       break;
     }
