@@ -50,9 +50,7 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
   int rc = spe_submit_ex(s->ex, r->body.buf.data, r->body.buf.len, start ? SPE_SUBMIT_START : 0, id,
                          NULL, &msg);
   if (rc != 0) {
-    enum MHD_Result res = reply_spe_error(c, rc, msg);
-    free(msg);
-    return res;
+    return reply_spe_error(c, rc, msg);
   }
   return reply_json(c, MHD_HTTP_CREATED, json_pack("{s:s}", "id", id));
 }
@@ -60,10 +58,9 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
 /* Answer {"id": id} for a change made, or the error. */
 static enum MHD_Result done_or_error(struct MHD_Connection *c, const char *id, int rc,
                                      char *msg) {
-  enum MHD_Result res = rc == 0 ? reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "id", id))
-                                : reply_spe_error(c, rc, msg);
+  if (rc != 0) return reply_spe_error(c, rc, msg);
   free(msg);
-  return res;
+  return reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "id", id));
 }
 
 enum MHD_Result jobs_start(struct server *s, struct MHD_Connection *c, const char *id) {
@@ -106,9 +103,7 @@ enum MHD_Result jobs_list(struct server *s, struct MHD_Connection *c) {
   char *msg = NULL;
   int rc = spe_jobs_list(s->ex, query(c, "status"), query(c, "after"), limit, &jobs, &msg);
   if (rc != 0) {
-    enum MHD_Result res = reply_spe_error(c, rc, msg);
-    free(msg);
-    return res;
+    return reply_spe_error(c, rc, msg);
   }
   /* A full page may have a next one: its cursor is the page's last id. */
   json_t *next = json_null();
@@ -136,9 +131,7 @@ enum MHD_Result jobs_prune(struct server *s, struct MHD_Connection *c) {
   char *msg = NULL;
   int rc = spe_prune(s->ex, spe__now_ms() - (int64_t)age, &pruned, &msg);
   if (rc != 0) {
-    enum MHD_Result res = reply_spe_error(c, rc, msg);
-    free(msg);
-    return res;
+    return reply_spe_error(c, rc, msg);
   }
   return reply_json(c, MHD_HTTP_OK, json_pack("{s:I}", "pruned", (json_int_t)pruned));
 }

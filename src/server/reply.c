@@ -118,7 +118,7 @@ static const struct {
     {SPE_ESTORE, MHD_HTTP_INTERNAL_SERVER_ERROR, "store_failed", NULL, NULL},
 };
 
-enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, const char *msg) {
+enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, char *msg) {
   unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
   const char *code = "internal_error";
   const char *header = NULL, *value = NULL;
@@ -129,5 +129,8 @@ enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, const char *ms
       header = spe_errors[i].header;
       value = spe_errors[i].value;
     }
-  return reply_error(c, status, code, header, value, "%s", msg != NULL ? msg : spe_strerror(rc));
+  enum MHD_Result res =
+      reply_error(c, status, code, header, value, "%s", msg != NULL ? msg : spe_strerror(rc));
+  free(msg);
+  return res;
 }

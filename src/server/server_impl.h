@@ -111,8 +111,9 @@ enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const cha
                             const char *header, const char *value, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* Queue the error for a library call that returned `rc` with `msg` (may be
- * NULL): its status and code (docs/server.md). */
-enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, const char *msg);
+ * NULL): its status and code (docs/server.md). Takes `msg` (malloc'd, as the
+ * library gives it) and frees it. */
+enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, char *msg);
 
 /* ---- jobs.c ---- */
 enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct request *r);

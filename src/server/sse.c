@@ -363,7 +363,6 @@ static int check_job(struct sse *e, struct MHD_Connection *c, enum MHD_Result *r
   int rc = spe_job_get(e->srv->ex, e->job, &job, &msg);
   if (rc != 0) {
     *res = reply_spe_error(c, rc, msg);
-    free(msg);
     return -1;
   }
   const char *status = json_string_value(json_object_get(job, "status"));
@@ -396,7 +395,6 @@ static int start_stream(struct sse *e, struct MHD_Connection *c, enum MHD_Result
   }
   if (rc != 0) {
     *res = reply_spe_error(c, rc, msg);
-    free(msg);
     return -1;
   }
   return spe__buf_append(&e->out, ": replay\n\n", 10) == 0 ? 0 : (*res = MHD_NO, -1);
