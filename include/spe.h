@@ -57,7 +57,8 @@ extern "C" {
   X(ETIMEDOUT, -10, "timed out")                                               \
   X(ENOTSUP, -11, "not supported")                                             \
   X(EURL, -12, "unknown or malformed state store URL")                         \
-  X(ELIMIT, -13, "a limit was exceeded")
+  X(ELIMIT, -13, "a limit was exceeded")                                      \
+  X(EBUSY, -14, "too many unfinished jobs; try again once some finish")
 
 enum {
 #define SPE_ERRNO_ENUM(name, value, text) SPE_##name = (value),
@@ -138,7 +139,7 @@ typedef struct spe_options {
    * 0 = the default, 16 MiB. */
   size_t max_result_bytes;
   /* How many jobs may be unfinished (submitted or running) in the executor at
-   * once, recovered ones included. A submit beyond returns SPE_ELIMIT; jobs
+   * once, recovered ones included. A submit beyond returns SPE_EBUSY; jobs
    * recovered from the store are never refused. 0 = the default, 100,000;
    * SIZE_MAX for no limit. docs/limits.md lists every limit. */
   size_t max_unfinished_jobs;
@@ -216,8 +217,10 @@ SPE_EXPORT void spe_close(spe_executor *ex);
  * once the job is durable. `id` receives its id. An invalid job returns SPE_EJOB
  * with the validation message in *msg, and nothing is stored. A job past one of
  * the size limits (docs/limits.md: bytes, tasks, dependencies, names, command
- * lines), or a submit while max_unfinished_jobs jobs are unfinished, returns
- * SPE_ELIMIT with a message naming the limit, and nothing is stored. */
+ * lines) returns SPE_ELIMIT with a message naming the limit; a submit while
+ * max_unfinished_jobs jobs are unfinished returns SPE_EBUSY (the executor's
+ * state, not the job's fault: it may be tried again once some finish). In
+ * either case nothing is stored. */
 SPE_EXPORT int spe_submit_text(spe_executor *ex, const char *text, size_t len,
                                char id[SPE_ID_SIZE], char **msg);
 /* The same for a description already parsed; `desc` is borrowed. */

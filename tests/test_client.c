@@ -501,7 +501,7 @@ static void a_token_over_tcp(void **state) {
   cli_result_free(&r);
 
   char *wrong = cli_path_join(srv.dir, "wrong-token");
-  cli_write_file(wrong, "not-the-token\n");
+  cli_write_file(wrong, "not-the-token-but-long-enough\n");
   spe(&r, "list", "--server", server, "--token-file", wrong, NULL);
   expect_status(&r, 2, "spe list over TCP with a wrong token");
   cli_result_free(&r);

@@ -511,7 +511,7 @@ static void submit_ok(spe_executor *ex, char id[SPE_ID_SIZE]) {
 
 static void assert_refused(spe_executor *ex, const char *want) {
   char id[SPE_ID_SIZE], *msg = NULL;
-  assert_int_equal(spe_submit_text(ex, small_job, strlen(small_job), id, &msg), SPE_ELIMIT);
+  assert_int_equal(spe_submit_text(ex, small_job, strlen(small_job), id, &msg), SPE_EBUSY);
   assert_string_equal(msg, want);
   drop(&msg);
 }

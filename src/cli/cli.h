@@ -6,6 +6,11 @@
  * this default is written down (docs/cli.md quotes it). */
 #define CLI_DEFAULT_STATE_URL "sqlite:.spe/state.db"
 
+/* The socket `spe serve` listens on and its clients look for by default
+ * (docs/server.md): $XDG_RUNTIME_DIR/spe.sock when XDG_RUNTIME_DIR is an
+ * absolute path, else .spe/spe.sock. Malloc'd (NULL: out of memory). */
+char *cli_default_socket_path(void);
+
 #ifndef SPE_VERSION
 #define SPE_VERSION "0.0.0"
 #endif

@@ -61,8 +61,8 @@ int client_parse_args(const char *cmd, const char *usage, int argc, char **argv,
                       struct client_args *args);
 
 /* The server address when --server is not given: $SPE_SERVER, else
- * unix:$XDG_RUNTIME_DIR/spe.sock, else unix:.spe/spe.sock (the same socket
- * `spe serve` listens on by default). Malloc'd. */
+ * unix: and the socket `spe serve` listens on by default
+ * (cli_default_socket_path()). Malloc'd. */
 char *client_default_server(void);
 
 /* The help text lines of the common options, for each command's usage. */
@@ -89,11 +89,9 @@ int client_open(struct client **out, const char *cmd, const struct client_opts *
 void client_close(struct client *c);
 
 const char *client_cmd(const struct client *c);
-const char *client_address(const struct client *c);
 
 /* A request's outcome. */
 struct client_reply {
-  long status;   /* HTTP status, 0 when there was no answer */
   json_t *body;  /* the parsed JSON body, or NULL (not JSON, or none) */
 };
 
@@ -123,8 +121,6 @@ enum { FOLLOW_GO_ON = 0, FOLLOW_STOP = 1 };
 struct client_follow_opts {
   const char *job;       /* follow one job (NULL: every job) */
   int64_t after;         /* start after this seq; -1: the server's default (from now) */
-  int reconnect_ms;      /* keep trying to reconnect this long after losing the
-                          * server (0: the default, 60 s) */
 };
 
 /* Follow the event stream: each event (a JSON object with "seq") goes to
@@ -136,7 +132,7 @@ struct client_follow_opts {
  * 100 ms to 2 s between tries, and goes on without losing or repeating an
  * event. Returns 0 after FOLLOW_STOP; otherwise prints the error and returns
  * the exit status (3: the first connection failed, or no connection for
- * reconnect_ms; 2: the server refused the request). */
+ * 60 s; 2: the server refused the request). */
 int client_follow(struct client *c, const struct client_follow_opts *fo, client_event_fn on_event,
                   void *ctx);
 

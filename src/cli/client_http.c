@@ -10,17 +10,14 @@
  * The streaming requests of client_sse.c set up the handle with
  * client__prepare() too, then install their own write callback.
  */
+#include "base/buf.h"
 #include "cli/client.h"
 #include "cli/client_impl.h"
+#include "server/server.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What a token file may hold: a bearer token is short. */
-#define TOKEN_MAX 4096
 
 /* A reply body larger than this is not an answer of this API. */
 #define REPLY_MAX ((size_t)256 << 20)
@@ -54,32 +51,28 @@ static int parse_address(struct client *c) {
   return 0;
 }
 
-/* Read the token (the file's text without surrounding white space) and make
- * the Authorization header. Returns 0 or prints the error and returns 2. */
+/* Read the token by the server's own rule (server_read_token(): one word of
+ * visible characters, at least 16, a final newline allowed), so that a file
+ * is accepted or refused alike by `spe serve` and its clients, and make the
+ * Authorization header. Returns 0 or prints the error and returns 2. */
 static int load_token(struct client *c, const char *path) {
-  FILE *f = fopen(path, "re");
-  if (f == NULL) {
-    fprintf(stderr, "%s: --token-file %s: %s\n", c->cmd, path, strerror(errno));
+  char *token = NULL, *msg = NULL;
+  if (server_read_token(path, &token, &msg) != 0) {
+    fprintf(stderr, "%s: %s\n", c->cmd, msg != NULL ? msg : "out of memory");
+    free(msg);
     return CLIENT_EXIT_USAGE;
   }
-  char buf[TOKEN_MAX + 2];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  char *s = buf;
-  while (*s != '\0' && isspace((unsigned char)*s)) s++;
-  size_t len = strlen(s);
-  while (len > 0 && isspace((unsigned char)s[len - 1])) s[--len] = '\0';
-  if (n > TOKEN_MAX || len == 0 || strpbrk(s, "\r\n") != NULL) {
-    fprintf(stderr, "%s: --token-file %s: expected one token of at most %d bytes\n", c->cmd,
-            path, TOKEN_MAX);
-    return CLIENT_EXIT_USAGE;
+  size_t len = strlen(token);
+  size_t n = len + sizeof "Authorization: Bearer ";
+  char *header = malloc(n);
+  if (header != NULL) {
+    snprintf(header, n, "Authorization: Bearer %s", token);
+    c->auth = curl_slist_append(NULL, header);
+    explicit_bzero(header, n);
+    free(header);
   }
-  char header[TOKEN_MAX + 32];
-  snprintf(header, sizeof header, "Authorization: Bearer %s", s);
-  c->auth = curl_slist_append(NULL, header);
-  explicit_bzero(buf, sizeof buf);
-  explicit_bzero(header, sizeof header);
+  explicit_bzero(token, len);
+  free(token);
   return c->auth != NULL ? 0 : CLIENT_EXIT_SERVER;
 }
 
@@ -119,7 +112,6 @@ void client_close(struct client *c) {
 }
 
 const char *client_cmd(const struct client *c) { return c->cmd; }
-const char *client_address(const struct client *c) { return c->address; }
 
 struct curl_slist *client__headers(const struct client *c, const char *accept,
                                    const char *const *extra) {
@@ -184,21 +176,22 @@ static void transfer_reason(struct client *c, CURLcode rc, char *out, size_t cap
   if (n > 0 && out[n - 1] == '\n') out[n - 1] = '\0';
 }
 
+/* Whether a transfer failed because the server could not be reached at all. */
+static int is_connect_error(CURLcode rc) {
+  return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+         rc == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
 int client__transfer_failed(struct client *c, CURLcode rc) {
   char reason[CURL_ERROR_SIZE + 64];
   transfer_reason(c, rc, reason, sizeof reason);
-  if (client__is_connect_error(rc))
+  if (is_connect_error(rc))
     fprintf(stderr, "%s: cannot reach the server at %s: %s (is `spe serve` running?)\n",
             c->cmd, c->address, reason);
   else
     fprintf(stderr, "%s: the request to the server at %s failed: %s\n", c->cmd, c->address,
             reason);
   return CLIENT_EXIT_SERVER;
-}
-
-int client__is_connect_error(CURLcode rc) {
-  return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-         rc == CURLE_COULDNT_RESOLVE_PROXY;
 }
 
 int client__http_failed(struct client *c, long status, const char *body, size_t len,
@@ -217,27 +210,12 @@ int client__http_failed(struct client *c, long status, const char *body, size_t 
   return status >= 400 && status < 500 ? CLIENT_EXIT_USAGE : CLIENT_EXIT_SERVER;
 }
 
-struct body {
-  char *data;
-  size_t len, cap;
-};
-
+/* The body so far, in a struct spe_buf. */
 static size_t collect(char *p, size_t size, size_t n, void *ud) {
-  struct body *b = ud;
+  struct spe_buf *b = ud;
   size_t add = size * n;
   if (add > REPLY_MAX - b->len) return 0; /* aborts the transfer */
-  if (b->len + add + 1 > b->cap) {
-    size_t cap = b->cap == 0 ? 4096 : b->cap;
-    while (cap < b->len + add + 1) cap *= 2;
-    char *bigger = realloc(b->data, cap);
-    if (bigger == NULL) return 0;
-    b->data = bigger;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, add);
-  b->len += add;
-  b->data[b->len] = '\0';
-  return add;
+  return spe__buf_append(b, p, add) == 0 ? add : 0;
 }
 
 int client_request(struct client *c, const char *method, const char *path, const char *body,
@@ -245,7 +223,7 @@ int client_request(struct client *c, const char *method, const char *path, const
   memset(reply, 0, sizeof *reply);
   const char *extra[] = {body != NULL ? "Content-Type: application/json" : NULL, NULL};
   struct curl_slist *headers = client__headers(c, "application/json", extra);
-  struct body got = {0};
+  struct spe_buf got = {0};
   int rc;
   if (headers == NULL || client__prepare(c, path, headers) != 0) {
     fprintf(stderr, "%s: out of memory\n", c->cmd);
@@ -267,9 +245,10 @@ int client_request(struct client *c, const char *method, const char *path, const
     rc = client__transfer_failed(c, cr);
     goto done;
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
-  if (reply->status < 200 || reply->status > 299) {
-    rc = client__http_failed(c, reply->status, got.data, got.len, what);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status > 299) {
+    rc = client__http_failed(c, status, got.data, got.len, what);
     goto done;
   }
   rc = 0;
@@ -284,7 +263,7 @@ int client_request(struct client *c, const char *method, const char *path, const
   }
 done:
   curl_slist_free_all(headers);
-  free(got.data);
+  spe__buf_free(&got);
   if (rc != 0) client_reply_free(reply);
   return rc;
 }

@@ -36,9 +36,6 @@ struct curl_slist *client__headers(const struct client *c, const char *accept,
  * (kept by the caller until the transfer ends). Returns 0 or -1. */
 int client__prepare(struct client *c, const char *path, struct curl_slist *headers);
 
-/* Whether a transfer failed because the server could not be reached at all. */
-int client__is_connect_error(CURLcode rc);
-
 /* Print why the transfer failed; returns 3. */
 int client__transfer_failed(struct client *c, CURLcode rc);
 

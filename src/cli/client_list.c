@@ -7,6 +7,7 @@
  * The server answers in pages of at most 1,000 jobs; a larger --limit is
  * fetched page after page, each starting after the last id of the one before.
  */
+#include "base/status.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 
@@ -38,14 +39,11 @@ struct list_opts {
 
 static int on_opt(void *ctx, int id, const char *value) {
   struct list_opts *lo = ctx;
-  static const char *const statuses[] = {"submitted", "running", "succeeded", "failed",
-                                         "cancelled"};
   if (id == OPT_LIMIT && args_parse_count(value, 1, LIST_MAX_LIMIT, &lo->limit) != 0)
     return args_usage_error("spe list", "--limit \"%s\": expected a number from 1 to %d", value,
                             LIST_MAX_LIMIT);
   if (id == OPT_STATUS) {
-    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
-      if (strcmp(value, statuses[i]) == 0) lo->status = value;
+    if (spe__job_status_parse(value) >= 0) lo->status = value;
     if (lo->status != value)
       return args_usage_error("spe list",
                               "--status \"%s\": expected submitted, running, succeeded, "

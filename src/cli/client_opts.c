@@ -3,6 +3,7 @@
  * A command's own options and the common ones are scanned in one pass, so that
  * they may come in any order, before, between or after the operands.
  */
+#include "cli/cli.h"
 #include "cli/client.h"
 
 #include <stdio.h>
@@ -72,10 +73,11 @@ int client_parse_args(const char *cmd, const char *usage, int argc, char **argv,
 char *client_default_server(void) {
   const char *env = getenv("SPE_SERVER");
   if (env != NULL && env[0] != '\0') return strdup(env);
-  const char *run = getenv("XDG_RUNTIME_DIR");
-  const char *fmt = run != NULL && run[0] != '\0' ? "unix:%s/spe.sock" : "unix:.spe/spe.sock";
-  size_t n = (run != NULL ? strlen(run) : 0) + 32;
+  char *path = cli_default_socket_path();
+  if (path == NULL) return NULL;
+  size_t n = strlen(path) + sizeof "unix:";
   char *s = malloc(n);
-  if (s != NULL) snprintf(s, n, fmt, run);
+  if (s != NULL) snprintf(s, n, "unix:%s", path);
+  free(path);
   return s;
 }

@@ -14,9 +14,13 @@
  * slow), the stream is asked for again with `after` and Last-Event-ID = the
  * last seq seen: the server replays what came after it from its store, so
  * nothing is lost. Tries are spaced by a backoff (100 ms, doubling, at most
- * 2 s) and go on for reconnect_ms after the last working connection; the very
- * first connection is not retried (a wrong address should fail at once).
+ * 2 s) and go on for RECONNECT_MS (60 s) after the last working
+ * connection; the very first connection is not retried (a wrong address
+ * should fail at once).
  */
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/status.h"
 #include "cli/client.h"
 #include "cli/client_impl.h"
 
@@ -28,29 +32,15 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
-#define RECONNECT_DEFAULT_MS 60000
+/* How long to go on trying after the last working connection. */
+#define RECONNECT_MS 60000
 /* One event's data may hold a whole job (job_finished): allow a big one. */
 #define EVENT_MAX ((size_t)256 << 20)
 
-struct growbuf {
-  char *p;
-  size_t len, cap;
-};
-
-static int growbuf_add(struct growbuf *b, const char *s, size_t n) {
+/* Append to one of the follow's buffers, up to EVENT_MAX bytes. */
+static int growbuf_add(struct spe_buf *b, const char *p, size_t n) {
   if (n > EVENT_MAX - b->len) return -1;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap == 0 ? 1024 : b->cap;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *bigger = realloc(b->p, cap);
-    if (bigger == NULL) return -1;
-    b->p = bigger;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 0;
+  return spe__buf_append(b, p, n);
 }
 
 /* The state of one follow, across its connections. */
@@ -64,10 +54,10 @@ struct sse {
   long status;
   int events_seen;      /* events (or keep-alives) received on it */
   int delivered;        /* events handed on from it */
-  struct growbuf line;  /* the line being read */
-  struct growbuf data;  /* the data lines of the event being read */
+  struct spe_buf line;   /* the line being read */
+  struct spe_buf data;   /* the data lines of the event being read */
   int has_data;
-  struct growbuf error; /* the body of an error answer */
+  struct spe_buf error; /* the body of an error answer */
   /* Why the transfer was aborted from the callback, if it was: */
   int stopped;          /* the caller said FOLLOW_STOP */
   char *bad;            /* a protocol error, malloc'd message */
@@ -79,7 +69,7 @@ static int dispatch(struct sse *s) {
   if (!s->has_data) return 0;
   s->has_data = 0;
   json_error_t jerr;
-  json_t *ev = json_loadb(s->data.p, s->data.len, 0, &jerr);
+  json_t *ev = json_loadb(s->data.data != NULL ? s->data.data : "", s->data.len, 0, &jerr);
   s->data.len = 0;
   json_t *seq = json_object_get(ev, "seq");
   if (!json_is_object(ev) || !json_is_integer(seq)) {
@@ -112,7 +102,7 @@ static int on_line(struct sse *s, char *line, size_t len) {
   char *colon = memchr(line, ':', len);
   size_t name_len = colon != NULL ? (size_t)(colon - line) : len;
   const char *value = colon != NULL ? colon + 1 : line + len;
-  if (*value == ' ') value++;
+  if (value < line + len && *value == ' ') value++;
   size_t value_len = (size_t)(line + len - value);
   if (name_len == 4 && memcmp(line, "data", 4) == 0) {
     if ((s->has_data && growbuf_add(&s->data, "\n", 1) != 0) ||
@@ -143,9 +133,9 @@ static size_t on_bytes(char *p, size_t size, size_t n, void *ud) {
       continue;
     }
     size_t len = s->line.len;
-    if (len > 0 && s->line.p[len - 1] == '\r') len--;
+    if (len > 0 && s->line.data[len - 1] == '\r') len--;
     s->line.len = 0;
-    if (on_line(s, s->line.p != NULL ? s->line.p : "", len) != 0) return 0;
+    if (on_line(s, s->line.data != NULL ? s->line.data : "", len) != 0) return 0;
   }
   return total;
 }
@@ -158,12 +148,6 @@ static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {
   }
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* One connection: GET the stream after `after` (-1: the server's default) and
@@ -214,7 +198,7 @@ static int job_has_finished(struct client *c, const char *job) {
   char path[256];
   snprintf(path, sizeof path, "/v1/jobs/%s", ejob != NULL ? ejob : "");
   free(ejob);
-  struct growbuf body = {0};
+  struct spe_buf body = {0};
   struct curl_slist *headers = client__headers(c, "application/json", NULL);
   long status = 0;
   if (headers != NULL && client__prepare(c, path, headers) == 0) {
@@ -225,26 +209,25 @@ static int job_has_finished(struct client *c, const char *job) {
       curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
   }
   curl_slist_free_all(headers);
-  json_t *j = status == 200 && body.p != NULL ? json_loads(body.p, 0, NULL) : NULL;
+  json_t *j = status == 200 && body.data != NULL ? json_loadb(body.data, body.len, 0, NULL) : NULL;
   const char *st = json_string_value(json_object_get(j, "status"));
-  int done = st != NULL && (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
-                            strcmp(st, "cancelled") == 0);
+  int status_of = st != NULL ? spe__job_status_parse(st) : -1;
+  int done = status_of >= 0 && spe__job_finished((enum job_status)status_of);
   json_decref(j);
-  free(body.p);
+  spe__buf_free(&body);
   return done;
 }
 
 static void free_sse(struct sse *s) {
-  free(s->line.p);
-  free(s->data.p);
-  free(s->error.p);
+  spe__buf_free(&s->line);
+  spe__buf_free(&s->data);
+  spe__buf_free(&s->error);
   free(s->bad);
 }
 
 int client_follow(struct client *c, const struct client_follow_opts *fo, client_event_fn on_event,
                   void *ctx) {
   struct sse s = {.c = c, .on_event = on_event, .ctx = ctx, .last_seq = -1};
-  int reconnect_ms = fo->reconnect_ms > 0 ? fo->reconnect_ms : RECONNECT_DEFAULT_MS;
   int delay = BACKOFF_FIRST_MS, ever_connected = 0, rc;
   int64_t lost_at = 0;
   if (fo->after >= 0) s.last_seq = fo->after;
@@ -266,19 +249,19 @@ int client_follow(struct client *c, const struct client_follow_opts *fo, client_
     }
     int answered = s.status != 0;
     if (answered && s.status >= 400 && s.status < 500) {
-      rc = client__http_failed(c, s.status, s.error.p, s.error.len, NULL);
+      rc = client__http_failed(c, s.status, s.error.data, s.error.len, NULL);
       break;
     }
     if (!ever_connected && !(answered && s.status == 200)) {
       /* The first try: say at once what is wrong rather than wait. */
       rc = cr != CURLE_OK ? client__transfer_failed(c, cr)
-                          : client__http_failed(c, s.status, s.error.p, s.error.len, NULL);
+                          : client__http_failed(c, s.status, s.error.data, s.error.len, NULL);
       break;
     }
     if (answered && s.status == 200) {
       /* It worked until now: the time without a server counts from here. */
       ever_connected = 1;
-      lost_at = mono_ms();
+      lost_at = spe__mono_ms();
       if (s.events_seen) delay = BACKOFF_FIRST_MS;
       /* The server ends a job's stream at once when the job had finished
        * before the cursor: its job_finished will never come. */
@@ -288,9 +271,9 @@ int client_follow(struct client *c, const struct client_follow_opts *fo, client_
         break;
       }
     }
-    if (mono_ms() - lost_at >= reconnect_ms) {
+    if (spe__mono_ms() - lost_at >= RECONNECT_MS) {
       fprintf(stderr, "%s: lost the server at %s and could not reconnect within %d s\n", c->cmd,
-              c->address, reconnect_ms / 1000);
+              c->address, RECONNECT_MS / 1000);
       rc = CLIENT_EXIT_SERVER;
       break;
     }

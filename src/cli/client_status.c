@@ -11,14 +11,15 @@
  * Without one, the most recent jobs, as `spe list` shows them. With --json, the
  * job as `spe result` prints it (and the list as `spe list --json`).
  */
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/event_log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* How many jobs `spe status` without an id shows. */
 #define STATUS_RECENT_JOBS 20
@@ -43,34 +44,6 @@ static const char *str_field(const json_t *obj, const char *key, const char *dfl
   return s != NULL ? s : dflt;
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "4 tasks: 2 succeeded, 1 failed, 1 not run" */
-static void count_tasks(const json_t *tasks, char *out, size_t cap) {
-  static const char *const names[] = {"succeeded", "failed", "not_run", "running", "pending"};
-  size_t counts[5] = {0};
-  const char *key;
-  json_t *task;
-  json_object_foreach((json_t *)tasks, key, task) {
-    const char *st = str_field(task, "status", "");
-    for (int i = 0; i < 5; i++)
-      if (strcmp(st, names[i]) == 0) counts[i]++;
-  }
-  size_t total = json_object_size(tasks);
-  int n = snprintf(out, cap, "%zu task%s", total, total == 1 ? "" : "s");
-  const char *sep = ": ";
-  for (int i = 0; i < 5 && n > 0 && (size_t)n < cap; i++) {
-    if (counts[i] == 0) continue;
-    n += snprintf(out + n, cap - (size_t)n, "%s%zu %s", sep, counts[i],
-                  i == 2 ? "not run" : names[i]);
-    sep = ", ";
-  }
-}
-
 int client_print_job_line(const json_t *job) {
   const char *status = str_field(job, "status", "?");
   int64_t submitted = int_field(job, "submitted_ms"), started = int_field(job, "started_ms"),
@@ -80,13 +53,13 @@ int client_print_job_line(const json_t *job) {
     client_format_duration(started > 0 ? started : submitted, finished, span);
     snprintf(when, sizeof when, " in %s", span);
   } else if (started > 0) {
-    client_format_duration(started, now_ms(), span);
+    client_format_duration(started, spe__now_ms(), span);
     snprintf(when, sizeof when, " for %s", span);
   } else {
     client_format_time(submitted, span);
     snprintf(when, sizeof when, " at %s", span);
   }
-  count_tasks(json_object_get(job, "tasks"), counts, sizeof counts);
+  event_log_count_tasks(json_object_get(job, "tasks"), counts, sizeof counts);
   if (asprintf(&line, "%s \"%s\": %s%s (%s)", str_field(job, "id", "?"),
                str_field(job, "name", "?"), status, when, counts) < 0)
     return CLIENT_EXIT_SERVER;
@@ -126,7 +99,7 @@ static int print_job(const json_t *job) {
     if (json_is_integer(json_object_get(task, "attempts")))
       snprintf(attempts, sizeof attempts, "%" PRId64, int_field(task, "attempts"));
     int64_t started = int_field(task, "started_ms"), finished = int_field(task, "finished_ms");
-    client_format_duration(started, finished > 0 ? finished : (started > 0 ? now_ms() : 0),
+    client_format_duration(started, finished > 0 ? finished : (started > 0 ? spe__now_ms() : 0),
                            took);
     task_detail(task, detail, sizeof detail);
     const char *row[] = {name, str_field(task, "status", "?"), attempts, took, detail};

@@ -132,8 +132,7 @@ static int parse_size(const char *s, size_t *out) {
   return 0;
 }
 
-/* The socket clients look for by default (docs/server.md). */
-static char *default_socket_path(void) {
+char *cli_default_socket_path(void) {
   const char *run = getenv("XDG_RUNTIME_DIR");
   if (run == NULL || run[0] != '/') return strdup(".spe/spe.sock");
   size_t n = strlen(run) + sizeof "/spe.sock";
@@ -224,7 +223,7 @@ static int parse(int argc, char **argv, struct serve_opts *o) {
     return args_usage_error(CMD, "--listen needs --token-file: every TCP listener, loopback "
                                  "included, asks its clients for a bearer token");
   if (o->cfg.socket_path == NULL && o->cfg.listen_addr == NULL) {
-    o->default_socket = default_socket_path();
+    o->default_socket = cli_default_socket_path();
     if (o->default_socket == NULL) {
       fprintf(stderr, "spe: out of memory\n");
       return 3;

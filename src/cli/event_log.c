@@ -118,9 +118,8 @@ static void task_terminated(const char *who, json_t *entry, const json_t *ev, in
                 tail[0] != '\0' ? "; stderr: \"" : "", tail, tail[0] != '\0' ? "\"" : "");
 }
 
-/* "6 tasks: 5 succeeded, 1 failed" from a job_finished event's tasks object. */
-static void count_tasks(const json_t *tasks, char *out, size_t cap) {
-  static const char *const names[] = {"succeeded", "failed", "not_run", "pending", "running"};
+void event_log_count_tasks(const json_t *tasks, char *out, size_t cap) {
+  static const char *const names[] = {"succeeded", "failed", "not_run", "running", "pending"};
   size_t counts[5] = {0};
   const char *key;
   json_t *task;
@@ -129,10 +128,10 @@ static void count_tasks(const json_t *tasks, char *out, size_t cap) {
     for (int i = 0; i < 5; i++)
       if (st != NULL && strcmp(st, names[i]) == 0) counts[i]++;
   }
-  int n = snprintf(out, cap, "%zu task%s", json_object_size(tasks),
-                   json_object_size(tasks) == 1 ? "" : "s");
+  size_t total = json_object_size(tasks);
+  int n = snprintf(out, cap, "%zu task%s", total, total == 1 ? "" : "s");
   const char *sep = ": ";
-  for (int i = 0; i < 5 && n < (int)cap; i++) {
+  for (int i = 0; i < 5 && n > 0 && (size_t)n < cap; i++) {
     if (counts[i] == 0) continue;
     n += snprintf(out + n, cap - (size_t)n, "%s%zu %s", sep, counts[i],
                   i == 2 ? "not run" : names[i]);
@@ -149,7 +148,7 @@ static void job_finished(const char *who, json_t *entry, const json_t *ev, int64
     snprintf(took, sizeof took, " in %" PRId64 ".%03d s", ms / 1000, (int)(ms % 1000));
   }
   char counts[160];
-  count_tasks(json_object_get(ev, "tasks"), counts, sizeof counts);
+  event_log_count_tasks(json_object_get(ev, "tasks"), counts, sizeof counts);
   log_sink_line(strcmp(status, "succeeded") == 0 ? SPE_LOG_INFO : SPE_LOG_WARN, t,
                 "%s: finished: %s%s (%s)", who, status, took, counts);
 }

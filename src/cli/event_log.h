@@ -32,4 +32,10 @@ void event_log_name(struct event_log *el, const char *id, const char *name);
 /* Print the line for one event, if its level is enabled. */
 void event_log_write(struct event_log *el, const json_t *event);
 
+/* "6 tasks: 5 succeeded, 1 failed": how many tasks of a SPEC §3 `tasks` object
+ * are in each status (succeeded, failed, not run, running, pending; those at 0
+ * left out), into out[cap]. The line of a job_finished event, and of
+ * `spe status`. */
+void event_log_count_tasks(const json_t *tasks, char *out, size_t cap);
+
 #endif

@@ -149,9 +149,10 @@ static int submit_all(struct run *r, int *finished) {
     char *msg = NULL;
     int was_resumed = 0;
     int rc = spe_submit_ex(r->ex, jf->text, jf->len, flags, r->ids[i], &was_resumed, &msg);
-    /* SPE_ELIMIT: too many unfinished jobs in the executor (the size limits
-     * were met by the validation before): the jobs given are the problem. */
-    if (rc == SPE_EJOB || rc == SPE_ELIMIT) {
+    /* SPE_EBUSY: too many unfinished jobs in the executor; SPE_ELIMIT: a
+     * size limit (met by the validation before, so not expected): the jobs
+     * given are the problem. */
+    if (rc == SPE_EJOB || rc == SPE_ELIMIT || rc == SPE_EBUSY) {
       progress_stop();
       fprintf(stderr, "spe: %s: %s\n", jf->path, msg != NULL ? msg : spe_strerror(rc));
       free(msg);

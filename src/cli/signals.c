@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
-static spe_executor *watched;  /* guarded by watch_lock */
 static void (*watched_fn)(void *); /* guarded by watch_lock */
 static void *watched_ctx;      /* guarded by watch_lock */
 static int quitting;           /* guarded by watch_lock */
@@ -45,7 +44,6 @@ static void *watch_main(void *arg) {
     int first = atomic_load(&caught) == 0;
     if (first) {
       atomic_store(&caught, sig);
-      if (watched != NULL) spe_shutdown(watched);
       if (watched_fn != NULL) watched_fn(watched_ctx);
     }
     pthread_mutex_unlock(&watch_lock);
@@ -69,14 +67,6 @@ static int start_watcher(void) {
   return 0;
 }
 
-int signals_watch(spe_executor *ex) {
-  pthread_mutex_lock(&watch_lock);
-  watched = ex;
-  quitting = 0;
-  pthread_mutex_unlock(&watch_lock);
-  return start_watcher();
-}
-
 int signals_watch_call(void (*fn)(void *ctx), void *ctx) {
   pthread_mutex_lock(&watch_lock);
   watched_fn = fn;
@@ -86,11 +76,14 @@ int signals_watch_call(void (*fn)(void *ctx), void *ctx) {
   return start_watcher();
 }
 
+static void shut_down(void *ex) { spe_shutdown(ex); }
+
+int signals_watch(spe_executor *ex) { return signals_watch_call(shut_down, ex); }
+
 int signals_caught(void) { return atomic_load(&caught); }
 
 void signals_detach(void) {
   pthread_mutex_lock(&watch_lock);
-  watched = NULL;
   watched_fn = NULL;
   pthread_mutex_unlock(&watch_lock);
 }
@@ -98,7 +91,6 @@ void signals_detach(void) {
 void signals_unwatch(void) {
   if (!watcher_running) return;
   pthread_mutex_lock(&watch_lock);
-  watched = NULL;
   watched_fn = NULL;
   quitting = 1;
   pthread_mutex_unlock(&watch_lock);

@@ -10,8 +10,9 @@
  * with 130. A second signal ends the program at once, without waiting for the
  * tasks to stop.
  *
- * `watch_lock` guards the executor pointer, so that a signal arriving while the
- * main thread closes the executor never touches a freed handle.
+ * `watch_lock` guards the function called and its context (the executor), so
+ * that a signal arriving while the main thread closes the executor never
+ * touches a freed handle.
  */
 #ifndef SPE_CLI_SIGNALS_H
 #define SPE_CLI_SIGNALS_H

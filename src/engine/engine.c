@@ -71,7 +71,7 @@ static void do_submit(struct engine *eng, struct command *c) {
     c->def = NULL;
     spe__msg_set(&c->msg, "too many unfinished jobs (%zu; the limit is %zu); wait for some to "
                  "finish", eng->unfinished, eng->cfg.max_unfinished);
-    spe__engine_answer(eng, c, SPE_ELIMIT);
+    spe__engine_answer(eng, c, SPE_EBUSY);
     return;
   }
   struct job_run *job = spe__job_run_new(c->def, eng->job_order++);

@@ -21,7 +21,7 @@ struct spe_registry;
 struct engine_config {
   uint32_t workers;          /* tasks running at once; UINT32_MAX = unbound */
   size_t max_result_bytes;   /* cap on a command's stdout */
-  size_t max_unfinished;     /* submits beyond this many unfinished jobs: SPE_ELIMIT */
+  size_t max_unfinished;     /* submits beyond this many unfinished jobs: SPE_EBUSY */
   int backoff_base_ms;       /* retry backoff: base * 2^(attempt-1) ... */
   int backoff_max_ms;        /* ... at most this */
   int grace_ms;              /* SIGTERM → SIGKILL delay on cancel and shutdown */

@@ -25,29 +25,19 @@ static int start_flag(struct MHD_Connection *c) {
   return -1;
 }
 
-/* A refused submit. Too many unfinished jobs is the server's state, not the
- * job's fault: 429, to be tried again later. */
-static enum MHD_Result submit_refused(struct MHD_Connection *c, int rc, const char *msg) {
-  static const char busy[] = "too many unfinished jobs";
-  if (rc == SPE_ELIMIT && msg != NULL && strncmp(msg, busy, sizeof busy - 1) == 0)
-    return reply_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_jobs", MHD_HTTP_HEADER_RETRY_AFTER,
-                       "1", "%s", msg);
-  return reply_spe_error(c, rc, msg);
-}
-
 enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct request *r) {
   int start = start_flag(c);
   if (start < 0)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, NULL,
                        "start: expected true or false, got \"%s\"", query(c, "start"));
-  if (r->body.len == 0)
+  if (r->body.buf.len == 0)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
                        "the body is empty; expected a job description");
   /* Parsed here, so that a body that is not JSON at all (bad_json) is told
    * apart from a job that breaks a rule of SPEC §1 (invalid_job). The flags
    * are those of the library's own parser. */
   json_error_t err;
-  json_t *doc = json_loadb(r->body.data, r->body.len,
+  json_t *doc = json_loadb(r->body.buf.data, r->body.buf.len,
                            JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
   if (doc == NULL)
     return reply_error(c, MHD_HTTP_BAD_REQUEST, "bad_json", NULL, NULL,
@@ -57,12 +47,10 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
   char *msg = NULL;
   /* ?start=true: submitted and started in one commit (SPE_SUBMIT_START), so
    * the client waits for one fsync, not two. */
-  int rc = spe_submit_ex(s->ex, r->body.data, r->body.len, start ? SPE_SUBMIT_START : 0, id,
+  int rc = spe_submit_ex(s->ex, r->body.buf.data, r->body.buf.len, start ? SPE_SUBMIT_START : 0, id,
                          NULL, &msg);
   if (rc != 0) {
-    enum MHD_Result res = submit_refused(c, rc, msg);
-    free(msg);
-    return res;
+    return reply_spe_error(c, rc, msg);
   }
   return reply_json(c, MHD_HTTP_CREATED, json_pack("{s:s}", "id", id));
 }
@@ -70,10 +58,9 @@ enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct r
 /* Answer {"id": id} for a change made, or the error. */
 static enum MHD_Result done_or_error(struct MHD_Connection *c, const char *id, int rc,
                                      char *msg) {
-  enum MHD_Result res = rc == 0 ? reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "id", id))
-                                : reply_spe_error(c, rc, msg);
+  if (rc != 0) return reply_spe_error(c, rc, msg);
   free(msg);
-  return res;
+  return reply_json(c, MHD_HTTP_OK, json_pack("{s:s}", "id", id));
 }
 
 enum MHD_Result jobs_start(struct server *s, struct MHD_Connection *c, const char *id) {
@@ -116,9 +103,7 @@ enum MHD_Result jobs_list(struct server *s, struct MHD_Connection *c) {
   char *msg = NULL;
   int rc = spe_jobs_list(s->ex, query(c, "status"), query(c, "after"), limit, &jobs, &msg);
   if (rc != 0) {
-    enum MHD_Result res = reply_spe_error(c, rc, msg);
-    free(msg);
-    return res;
+    return reply_spe_error(c, rc, msg);
   }
   /* A full page may have a next one: its cursor is the page's last id. */
   json_t *next = json_null();
@@ -146,9 +131,7 @@ enum MHD_Result jobs_prune(struct server *s, struct MHD_Connection *c) {
   char *msg = NULL;
   int rc = spe_prune(s->ex, spe__now_ms() - (int64_t)age, &pruned, &msg);
   if (rc != 0) {
-    enum MHD_Result res = reply_spe_error(c, rc, msg);
-    free(msg);
-    return res;
+    return reply_spe_error(c, rc, msg);
   }
   return reply_json(c, MHD_HTTP_OK, json_pack("{s:I}", "pruned", (json_int_t)pruned));
 }

@@ -13,37 +13,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing text buffer; `failed` once out of memory. */
+/* The text so far; `failed` once out of memory. */
 struct text {
-  char *data;
-  size_t len, cap;
+  struct spe_buf b;
   int failed;
 };
 
 static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void add(struct text *t, const char *fmt, ...) {
   if (t->failed) return;
+  size_t room = 256;
   for (;;) {
+    if (spe__buf_reserve(&t->b, room) != 0) {
+      t->failed = 1;
+      return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+    int n = vsnprintf(t->b.data + t->b.len, t->b.cap - t->b.len, fmt, ap);
     va_end(ap);
     if (n < 0) {
       t->failed = 1;
       return;
     }
-    if ((size_t)n < t->cap - t->len) {
-      t->len += (size_t)n;
+    if ((size_t)n < t->b.cap - t->b.len) {
+      t->b.len += (size_t)n;
       return;
     }
-    size_t cap = t->cap * 2 + (size_t)n + 1;
-    char *grown = realloc(t->data, cap);
-    if (grown == NULL) {
-      t->failed = 1;
-      return;
-    }
-    t->data = grown;
-    t->cap = cap;
+    room = (size_t)n + 1;
   }
 }
 
@@ -94,14 +91,15 @@ enum MHD_Result metrics_reply(struct server *s, struct MHD_Connection *c) {
   memset(&st, 0, sizeof st);
   int rc = spe_stats_get(s->ex, &st);
   if (rc != 0) return reply_spe_error(c, rc, NULL);
-  struct text t = {malloc(4096), 0, 4096, 0};
-  if (t.data == NULL) return MHD_NO;
+  struct text t = {{0}, 0};
   write_metrics(&t, &st, stream_count(s));
   if (t.failed) {
-    free(t.data);
+    spe__buf_free(&t.b);
     return MHD_NO;
   }
-  return reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", t.data, t.len);
+  /* reply_text() takes the text. */
+  return reply_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", t.b.data,
+                    t.b.len);
 }
 
 enum MHD_Result health_reply(struct server *s, struct MHD_Connection *c) {

@@ -96,31 +96,41 @@ enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const cha
   return rc;
 }
 
-/* How each library error is answered. */
+/* How each library error is answered (with a header for some). */
 static const struct {
   int rc;
   unsigned status;
   const char *code;
+  const char *header, *value;
 } spe_errors[] = {
-    {SPE_EINVAL, MHD_HTTP_BAD_REQUEST, "bad_request"},
-    {SPE_EJOB, MHD_HTTP_BAD_REQUEST, "invalid_job"},
-    {SPE_ELIMIT, MHD_HTTP_BAD_REQUEST, "limit_exceeded"},
-    {SPE_ENOJOB, MHD_HTTP_NOT_FOUND, "unknown_job"},
-    {SPE_ESTATE, MHD_HTTP_CONFLICT, "wrong_state"},
-    {SPE_ECLOSED, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down"},
-    {SPE_ENOMEM, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory"},
-    {SPE_ETIMEDOUT, MHD_HTTP_GATEWAY_TIMEOUT, "timed_out"},
-    {SPE_ENOTSUP, MHD_HTTP_NOT_IMPLEMENTED, "not_supported"},
-    {SPE_ESTORE, MHD_HTTP_INTERNAL_SERVER_ERROR, "store_failed"},
+    {SPE_EINVAL, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, NULL},
+    {SPE_EJOB, MHD_HTTP_BAD_REQUEST, "invalid_job", NULL, NULL},
+    {SPE_ELIMIT, MHD_HTTP_BAD_REQUEST, "limit_exceeded", NULL, NULL},
+    /* Too many unfinished jobs is the server's state, not the job's fault:
+     * 429, to be tried again later. */
+    {SPE_EBUSY, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_jobs", MHD_HTTP_HEADER_RETRY_AFTER, "1"},
+    {SPE_ENOJOB, MHD_HTTP_NOT_FOUND, "unknown_job", NULL, NULL},
+    {SPE_ESTATE, MHD_HTTP_CONFLICT, "wrong_state", NULL, NULL},
+    {SPE_ECLOSED, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting_down", NULL, NULL},
+    {SPE_ENOMEM, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory", NULL, NULL},
+    {SPE_ETIMEDOUT, MHD_HTTP_GATEWAY_TIMEOUT, "timed_out", NULL, NULL},
+    {SPE_ENOTSUP, MHD_HTTP_NOT_IMPLEMENTED, "not_supported", NULL, NULL},
+    {SPE_ESTORE, MHD_HTTP_INTERNAL_SERVER_ERROR, "store_failed", NULL, NULL},
 };
 
-enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, const char *msg) {
+enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, char *msg) {
   unsigned status = MHD_HTTP_INTERNAL_SERVER_ERROR;
   const char *code = "internal_error";
+  const char *header = NULL, *value = NULL;
   for (size_t i = 0; i < sizeof spe_errors / sizeof *spe_errors; i++)
     if (spe_errors[i].rc == rc) {
       status = spe_errors[i].status;
       code = spe_errors[i].code;
+      header = spe_errors[i].header;
+      value = spe_errors[i].value;
     }
-  return reply_error(c, status, code, NULL, NULL, "%s", msg != NULL ? msg : spe_strerror(rc));
+  enum MHD_Result res =
+      reply_error(c, status, code, header, value, "%s", msg != NULL ? msg : spe_strerror(rc));
+  free(msg);
+  return res;
 }

@@ -22,6 +22,7 @@
  */
 #include "server/server_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,30 +46,41 @@ static enum route parse_route(const char *url, char id[64]) {
   return ROUTE_NONE;
 }
 
-/* The methods of a route, as the Allow header lists them. */
-static const char *allowed_methods(enum route r) {
+/* The methods a route takes, as a set of bits: one source for the check and
+ * for the Allow header (which lists them in this order). */
+enum { M_GET = 1u, M_HEAD = 2u, M_POST = 4u };
+
+static const struct {
+  const char *name;
+  unsigned bit;
+} methods[] = {{MHD_HTTP_METHOD_GET, M_GET}, {MHD_HTTP_METHOD_HEAD, M_HEAD},
+               {MHD_HTTP_METHOD_POST, M_POST}};
+
+static unsigned route_methods(enum route r) {
   switch (r) {
-    case ROUTE_JOBS: return "GET, HEAD, POST";
+    case ROUTE_JOBS: return M_GET | M_HEAD | M_POST;
     case ROUTE_JOB_START:
     case ROUTE_JOB_CANCEL:
-    case ROUTE_PRUNE: return "POST";
-    case ROUTE_EVENTS: return "GET";
-    default: return "GET, HEAD";
+    case ROUTE_PRUNE: return M_POST;
+    case ROUTE_EVENTS: return M_GET;
+    default: return M_GET | M_HEAD;
   }
 }
 
 static int method_allowed(enum route r, const char *method) {
-  int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
-  int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-  int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-  switch (r) {
-    case ROUTE_JOBS: return get || head || post;
-    case ROUTE_JOB_START:
-    case ROUTE_JOB_CANCEL:
-    case ROUTE_PRUNE: return post;
-    case ROUTE_EVENTS: return get;
-    default: return get || head;
-  }
+  for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
+    if (strcmp(method, methods[i].name) == 0) return (route_methods(r) & methods[i].bit) != 0;
+  return 0;
+}
+
+/* The Allow header of a route, e.g. "GET, HEAD, POST", into out[32]. */
+static void allowed_methods(enum route r, char out[32]) {
+  unsigned mask = route_methods(r);
+  size_t n = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
+    if (mask & methods[i].bit)
+      n += (size_t)snprintf(out + n, 32 - n, "%s%s", n > 0 ? ", " : "", methods[i].name);
 }
 
 /* "application/json", with parameters or not ("; charset=utf-8"). */
@@ -137,7 +149,8 @@ static int refuse_early(struct listener *l, struct MHD_Connection *c, const char
     return 1;
   }
   if (!method_allowed(r->route, method)) {
-    const char *allow = allowed_methods(r->route);
+    char allow[32];
+    allowed_methods(r->route, allow);
     *res = reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                        MHD_HTTP_HEADER_ALLOW, allow, "%s takes %s, not %s", url, allow, method);
     return 1;

@@ -14,6 +14,7 @@
 #ifndef SPE_SERVER_SERVER_IMPL_H
 #define SPE_SERVER_SERVER_IMPL_H
 
+#include "base/buf.h"
 #include "server/server.h"
 #include "spe.h"
 
@@ -64,8 +65,7 @@ enum route {
 
 /* A request body being received (upload.c). */
 struct upload {
-  char *data;      /* NUL-terminated once complete */
-  size_t len, cap;
+  struct spe_buf buf; /* what was received (empty once past the limit) */
   size_t limit;    /* max_body */
   size_t skipped;  /* bytes dropped after the limit was passed */
   int too_large;   /* the limit was passed: the answer is 413 */
@@ -111,8 +111,9 @@ enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const cha
                             const char *header, const char *value, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 /* Queue the error for a library call that returned `rc` with `msg` (may be
- * NULL): its status and code (docs/server.md). */
-enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, const char *msg);
+ * NULL): its status and code (docs/server.md). Takes `msg` (malloc'd, as the
+ * library gives it) and frees it. */
+enum MHD_Result reply_spe_error(struct MHD_Connection *c, int rc, char *msg);
 
 /* ---- jobs.c ---- */
 enum MHD_Result jobs_submit(struct server *s, struct MHD_Connection *c, struct request *r);

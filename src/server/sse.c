@@ -39,6 +39,7 @@
 #include "server/server_impl.h"
 
 #include "base/clock.h"
+#include "base/status.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -55,13 +56,14 @@ struct sse {
   char job[64];                  /* the job followed, or "" for every job */
   int64_t cursor;                /* seq of the last event sent, or where to start */
   int replaying;                 /* pages of the log are still to be sent */
+  json_t *first_page;            /* the replay's first page, fetched at the open */
   int job_done_at_open;          /* the job followed had finished at the start */
   int ended;                     /* send what is buffered, then end */
   int keepalive_ms;
   spe_subscription *sub;
-  /* Unsent output: the connection thread only. */
-  char *out;
-  size_t out_len, out_at, out_cap;
+  /* Unsent output, from out_at on: the connection thread only. */
+  struct spe_buf out;
+  size_t out_at;
   /* Live events, filled by the delivery thread: under `lock`. */
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -82,50 +84,66 @@ struct sse_msg {
 
 /* ---- output ---- */
 
-static int out_reserve(struct sse *e, size_t more) {
-  if (e->out_len + more <= e->out_cap) return 0;
-  size_t cap = e->out_cap != 0 ? e->out_cap : 4096;
-  while (cap < e->out_len + more) cap *= 2;
-  char *grown = realloc(e->out, cap);
-  if (grown == NULL) return -1;
-  e->out = grown;
-  e->out_cap = cap;
-  return 0;
-}
-
-static int out_add(struct sse *e, const char *text, size_t n) {
-  if (out_reserve(e, n) != 0) return -1;
-  memcpy(e->out + e->out_len, text, n);
-  e->out_len += n;
-  return 0;
-}
-
-static struct sse_msg *format_event(const json_t *ev) {
-  char *data = json_dumps(ev, JSON_COMPACT);
-  if (data == NULL) return NULL;
-  int64_t seq = (int64_t)json_integer_value(json_object_get(ev, "seq"));
-  const char *type = json_string_value(json_object_get(ev, "type"));
-  size_t dn = strlen(data);
-  struct sse_msg *m = malloc(sizeof *m + dn + 48);
-  if (m != NULL) {
-    m->seq = seq;
-    m->job_finished = type != NULL && strcmp(type, "job_finished") == 0;
-    m->len = (size_t)sprintf(m->text, "id: %" PRId64 "\ndata: ", seq);
-    memcpy(m->text + m->len, data, dn);
-    m->len += dn;
-    memcpy(m->text + m->len, "\n\n", 2);
-    m->len += 2;
+/* Append one event as an SSE message, "id: SEQ\ndata: JSON\n\n", to `b`.
+ * Returns 0, or -1 (out of memory; `b` is as it was). */
+static int write_event(struct spe_buf *b, const json_t *ev, int64_t seq) {
+  char head[48];
+  int hn = snprintf(head, sizeof head, "id: %" PRId64 "\ndata: ", seq);
+  size_t mark = b->len;
+  if (spe__buf_append(b, head, (size_t)hn) != 0 ||
+      json_dump_callback(ev, spe__buf_dump_cb, b, JSON_COMPACT) != 0 ||
+      spe__buf_append(b, "\n\n", 2) != 0) {
+    b->len = mark;
+    return -1;
   }
-  free(data);
+  return 0;
+}
+
+static int64_t event_seq(const json_t *ev) {
+  return (int64_t)json_integer_value(json_object_get(ev, "seq"));
+}
+
+static int is_job_finished(const json_t *ev) {
+  const char *type = json_string_value(json_object_get(ev, "type"));
+  return type != NULL && strcmp(type, "job_finished") == 0;
+}
+
+/* A live event as a message of its own (for the queue). */
+static struct sse_msg *format_event(const json_t *ev) {
+  struct spe_buf b = {0};
+  int64_t seq = event_seq(ev);
+  struct sse_msg *m = NULL;
+  if (write_event(&b, ev, seq) == 0 && (m = malloc(sizeof *m + b.len)) != NULL) {
+    m->seq = seq;
+    m->job_finished = is_job_finished(ev);
+    m->len = b.len;
+    memcpy(m->text, b.data, b.len);
+  }
+  spe__buf_free(&b);
   return m;
+}
+
+/* The stream has sent the event `seq`. */
+static void sent(struct sse *e, int64_t seq, int job_finished) {
+  e->cursor = seq;
+  if (e->job[0] != '\0' && job_finished) e->ended = 1;
+}
+
+/* Append one event of the log straight to the output, unless it was sent
+ * already. */
+static int emit_event(struct sse *e, const json_t *ev) {
+  int64_t seq = event_seq(ev);
+  if (seq <= e->cursor) return 0;
+  if (write_event(&e->out, ev, seq) != 0) return -1;
+  sent(e, seq, is_job_finished(ev));
+  return 0;
 }
 
 /* Append one message, unless it was sent already. */
 static int emit(struct sse *e, const struct sse_msg *m) {
   if (m->seq <= e->cursor) return 0;
-  if (out_add(e, m->text, m->len) != 0) return -1;
-  e->cursor = m->seq;
-  if (e->job[0] != '\0' && m->job_finished) e->ended = 1;
+  if (spe__buf_append(&e->out, m->text, m->len) != 0) return -1;
+  sent(e, m->seq, m->job_finished);
   return 0;
 }
 
@@ -161,12 +179,21 @@ static void on_event(void *ctx, const json_t *ev) {
 
 /* ---- filling the output (the connection thread) ---- */
 
-/* The next page of the log. */
+/* Up to REPLAY_PAGE events of the log after the cursor. */
+static int fetch_page(struct sse *e, json_t **page, char **msg) {
+  return spe_events_since(e->srv->ex, e->job[0] != '\0' ? e->job : NULL, e->cursor,
+                          REPLAY_PAGE, page, NULL, msg);
+}
+
+/* The next page of the log (the first one was fetched at the open). */
 static int replay_page(struct sse *e) {
-  json_t *page = NULL;
+  json_t *page = e->first_page;
   char *msg = NULL;
-  int rc = spe_events_since(e->srv->ex, e->job[0] != '\0' ? e->job : NULL, e->cursor,
-                            REPLAY_PAGE, &page, NULL, &msg);
+  int rc = 0;
+  if (page != NULL)
+    e->first_page = NULL;
+  else
+    rc = fetch_page(e, &page, &msg);
   if (rc != 0) {
     /* The reconnect will be told why (410 when the events are forgotten). */
     server_log(e->srv, SPE_LOG_WARN, "event stream: replay after %" PRId64 " failed: %s",
@@ -177,11 +204,8 @@ static int replay_page(struct sse *e) {
   }
   size_t n = json_array_size(page);
   int failed = 0;
-  for (size_t i = 0; i < n && !e->ended && !failed; i++) {
-    struct sse_msg *m = format_event(json_array_get(page, i));
-    failed = m == NULL || emit(e, m) != 0;
-    free(m);
-  }
+  for (size_t i = 0; i < n && !e->ended && !failed; i++)
+    failed = emit_event(e, json_array_get(page, i)) != 0;
   json_decref(page);
   if (failed) return -1;
   if (n < REPLAY_PAGE) {
@@ -220,15 +244,16 @@ static int live(struct sse *e) {
                e->queue_limit, e->cursor);
     e->ended = 1;
   }
-  if (n == 0 && timed_out && !e->ended) return out_add(e, ": keep-alive\n\n", 14);
+  if (n == 0 && timed_out && !e->ended) return spe__buf_append(&e->out, ": keep-alive\n\n", 14);
   return 0;
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)pos;
   struct sse *e = cls;
-  while (e->out_at == e->out_len) {
-    e->out_at = e->out_len = 0;
+  while (e->out_at == e->out.len) {
+    e->out_at = 0;
+    spe__buf_reset(&e->out);
     if (e->ended) return MHD_CONTENT_READER_END_OF_STREAM;
     if (atomic_load(&e->srv->stopping)) {
       e->ended = 1;
@@ -237,9 +262,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     if ((e->replaying ? replay_page(e) : live(e)) != 0)
       return MHD_CONTENT_READER_END_WITH_ERROR; /* out of memory */
   }
-  size_t n = e->out_len - e->out_at;
+  size_t n = e->out.len - e->out_at;
   if (n > max) n = max;
-  memcpy(buf, e->out + e->out_at, n);
+  memcpy(buf, e->out.data + e->out_at, n);
   e->out_at += n;
   return (ssize_t)n;
 }
@@ -261,7 +286,8 @@ static void sse_free(void *cls) {
   pthread_mutex_unlock(&s->streams_lock);
   for (size_t i = 0; i < e->queue_len; i++) free(e->queue[i]);
   free(e->queue);
-  free(e->out);
+  json_decref(e->first_page);
+  spe__buf_free(&e->out);
   pthread_cond_destroy(&e->cond);
   pthread_mutex_destroy(&e->lock);
   free(e);
@@ -337,18 +363,18 @@ static int check_job(struct sse *e, struct MHD_Connection *c, enum MHD_Result *r
   int rc = spe_job_get(e->srv->ex, e->job, &job, &msg);
   if (rc != 0) {
     *res = reply_spe_error(c, rc, msg);
-    free(msg);
     return -1;
   }
   const char *status = json_string_value(json_object_get(job, "status"));
-  e->job_done_at_open = status != NULL && strcmp(status, "submitted") != 0 &&
-                        strcmp(status, "running") != 0;
+  int status_of = status != NULL ? spe__job_status_parse(status) : -1;
+  e->job_done_at_open = status_of >= 0 && spe__job_finished((enum job_status)status_of);
   json_decref(job);
   return 0;
 }
 
-/* Subscribe, then the first page of the replay (its errors still get a proper
- * status: 410 when the memory store has forgotten the events asked for). */
+/* Subscribe, then fetch the first page of the replay, kept for the first
+ * replay_page() (its errors still get a proper status: 410 when the memory
+ * store has forgotten the events asked for). */
 static int start_stream(struct sse *e, struct MHD_Connection *c, enum MHD_Result *res) {
   struct server *s = e->srv;
   int rc = spe_subscribe(s->ex, e->job[0] != '\0' ? e->job : NULL, on_event, e, &e->sub);
@@ -356,12 +382,10 @@ static int start_stream(struct sse *e, struct MHD_Connection *c, enum MHD_Result
     *res = reply_spe_error(c, rc, NULL);
     return -1;
   }
-  if (!e->replaying) return out_add(e, ": live\n\n", 8) == 0 ? 0 : (*res = MHD_NO, -1);
-  json_t *page = NULL;
+  if (!e->replaying)
+    return spe__buf_append(&e->out, ": live\n\n", 8) == 0 ? 0 : (*res = MHD_NO, -1);
   char *msg = NULL;
-  rc = spe_events_since(s->ex, e->job[0] != '\0' ? e->job : NULL, e->cursor, 1, &page, NULL,
-                        &msg);
-  json_decref(page);
+  rc = fetch_page(e, &e->first_page, &msg);
   if (rc == SPE_ELIMIT) {
     *res = reply_error(c, MHD_HTTP_GONE, "events_gone", NULL, NULL,
                        "the events after %" PRId64 " are no longer kept: %s", e->cursor,
@@ -371,10 +395,9 @@ static int start_stream(struct sse *e, struct MHD_Connection *c, enum MHD_Result
   }
   if (rc != 0) {
     *res = reply_spe_error(c, rc, msg);
-    free(msg);
     return -1;
   }
-  return out_add(e, ": replay\n\n", 10) == 0 ? 0 : (*res = MHD_NO, -1);
+  return spe__buf_append(&e->out, ": replay\n\n", 10) == 0 ? 0 : (*res = MHD_NO, -1);
 }
 
 enum MHD_Result sse_open(struct server *s, struct MHD_Connection *c) {

@@ -18,29 +18,16 @@ int upload_append(struct upload *u, const char *data, size_t n) {
     u->skipped += n;
     return u->skipped > u->limit ? -1 : 0;
   }
-  if (n > u->limit - u->len) {
+  if (n > u->limit - u->buf.len) {
     u->too_large = 1;
     u->skipped = n;
-    free(u->data);
-    u->data = NULL;
-    u->len = u->cap = 0;
+    spe__buf_free(&u->buf);
     return 0;
   }
-  if (u->len + n + 1 > u->cap) {
-    size_t cap = u->cap != 0 ? u->cap : 4096;
-    while (cap < u->len + n + 1) cap *= 2;
-    char *grown = realloc(u->data, cap);
-    if (grown == NULL) return -1;
-    u->data = grown;
-    u->cap = cap;
-  }
-  memcpy(u->data + u->len, data, n);
-  u->len += n;
-  u->data[u->len] = '\0';
-  return 0;
+  return spe__buf_append(&u->buf, data, n);
 }
 
 void upload_free(struct upload *u) {
-  free(u->data);
+  spe__buf_free(&u->buf);
   memset(u, 0, sizeof *u);
 }
