@@ -39,6 +39,7 @@
 #include "server/server_impl.h"
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "base/status.h"
 
 #include <errno.h>
@@ -296,11 +297,7 @@ static void sse_free(void *cls) {
 static struct sse *sse_new(struct server *s) {
   struct sse *e = calloc(1, sizeof *e);
   if (e == NULL) return NULL;
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&e->cond, &ca);
-  pthread_condattr_destroy(&ca);
+  spe__cond_init_monotonic(&e->cond);
   pthread_mutex_init(&e->lock, NULL);
   e->srv = s;
   e->keepalive_ms = s->cfg.keepalive_ms;
