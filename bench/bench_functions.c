@@ -744,14 +744,13 @@ static void mode_durable(const struct opts *o) {
   ex = open_executor(o, SPE_ISOLATION_THREAD, url);
   struct spe_figures sql = run_jobs(ex, texts, o->jobs, (int)o->check);
   spe_close(ex);
-  line("spe run, sqlite store", sql.run, total);
-  print_threads(total);
   remove_store(dir);
   free_texts(texts, o->jobs);
 
   printf("  %-38s %8.3f s (sqlite), %.3f s (memory)\n", "submit (validate, plan, store)",
          sql.submit, mem.submit);
   line("spe run, sqlite store", sql.run, total);
+  print_threads(total); /* those of the SQLite run, the last one */
   line("spe run, memory store", mem.run, total);
   printf("  sqlite: %.0f tasks/s (target >= 50000); sqlite / memory: %.2f\n",
          (double)total / sql.run.wall, mem.run.wall / sql.run.wall);
