@@ -284,6 +284,14 @@ void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch
                      json_t *empty);
 
 /* recover.c */
+/* A job_run from a job read back from the store, its tasks' stored states
+ * restored (readiness not computed). 0; SPE_ESTORE when the stored job cannot
+ * be read back (*msg says why); SPE_ENOMEM. Stored tasks beyond the job's are
+ * ignored, with a warning on `lg` if not NULL. *cut_short: tasks recorded as
+ * running. */
+int spe__job_run_from_stored(const struct stored_job *sj, uint32_t order,
+                             const struct logger *lg, struct job_run **out,
+                             uint32_t *cut_short, char **msg);
 int spe__engine_recover(struct engine *eng, char **msg);
 /* Put a stored task's state back into a job read from the store (r->index <
  * the job's tasks). Returns 1 if it was recorded as running. */

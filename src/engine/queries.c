@@ -218,32 +218,15 @@ struct from_store {
 
 static int stored_json(void *ctx, const struct stored_job *sj) {
   struct from_store *fs = ctx;
-  struct job_def *def = NULL;
-  /* Held to no limit, as in recovery: the job was accepted once. */
-  fs->rc = spe__job_parse_text_limits(sj->job.canonical, sj->job.canonical_len,
-                                      &spe__job_limits_none, &def, &fs->msg);
-  if (fs->rc != 0) {
-    char *why = fs->msg;
+  struct job_run *job = NULL;
+  uint32_t cut_short;
+  char *why = NULL;
+  fs->rc = spe__job_run_from_stored(sj, 0, NULL, &job, &cut_short, &why);
+  if (fs->rc == SPE_ESTORE)
     fs->msg = spe__msg_new("job %s in the store cannot be read back: %s", sj->job.id,
                            why ? why : "bad description");
-    free(why);
-    fs->rc = SPE_ESTORE;
-    return 0;
-  }
-  struct job_run *job = spe__job_run_new(def, 0);
-  if (job == NULL || strlen(sj->job.id) > SPE_ULID_LEN) {
-    if (job == NULL) spe__job_free(def);
-    spe__job_run_free(job);
-    fs->rc = job == NULL ? SPE_ENOMEM : SPE_ESTORE;
-    return 0;
-  }
-  strcpy(job->id, sj->job.id);
-  job->status = sj->job.status;
-  job->submitted_ms = sj->job.submitted_ms;
-  job->started_ms = sj->job.started_ms;
-  job->finished_ms = sj->job.finished_ms;
-  for (uint32_t i = 0; i < sj->ntasks; i++)
-    if (sj->tasks[i].index < def->ntasks) spe__job_run_restore_task(job, &sj->tasks[i]);
+  free(why);
+  if (fs->rc != 0) return 0;
   fs->json = spe__job_json(job);
   fs->rc = fs->json ? 0 : SPE_ENOMEM;
   spe__job_run_free(job);

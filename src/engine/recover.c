@@ -96,25 +96,23 @@ static void queue_ready(struct engine *eng, struct job_run *job) {
       spe__engine_push_ready(eng, job, t, 0);
 }
 
-static int recover_job(void *ctx, const struct stored_job *sj) {
-  struct recovery *rc = ctx;
-  struct engine *eng = rc->eng;
+int spe__job_run_from_stored(const struct stored_job *sj, uint32_t order,
+                             const struct logger *lg, struct job_run **out,
+                             uint32_t *cut_short, char **msg) {
+  *out = NULL;
+  *cut_short = 0;
   struct job_def *def = NULL;
-  char *msg = NULL;
   /* Held to no limit: the job was accepted once, and a build with stricter
    * limits must not leave it behind. */
   if (spe__job_parse_text_limits(sj->job.canonical, sj->job.canonical_len,
-                                 &spe__job_limits_none, &def, &msg) != 0 ||
-      strlen(sj->job.id) != SPE_ULID_LEN) {
-    spe__log(&eng->cfg.log, SPE_LOG_ERROR,
-             "recovery: job %s cannot be read back (%s); it is left in the store as it is",
-             sj->job.id, msg ? msg : "bad id");
-    free(msg);
+                                 &spe__job_limits_none, &def, msg) != 0)
+    return SPE_ESTORE;
+  if (strlen(sj->job.id) != SPE_ULID_LEN) {
     spe__job_free(def);
-    rc->skipped++;
-    return 0;
+    spe__msg_set(msg, "bad id");
+    return SPE_ESTORE;
   }
-  struct job_run *job = spe__job_run_new(def, eng->job_order++);
+  struct job_run *job = spe__job_run_new(def, order);
   if (job == NULL) {
     spe__job_free(def);
     return SPE_ENOMEM;
@@ -123,18 +121,40 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   job->status = job->visible = sj->job.status;
   job->submitted_ms = sj->job.submitted_ms;
   job->started_ms = sj->job.started_ms;
-
-  /* First every stored state, then readiness: a task is waiting for each
-   * upstream task that has not succeeded. */
-  uint32_t cut_short = 0;
+  job->finished_ms = sj->job.finished_ms;
   for (uint32_t i = 0; i < sj->ntasks; i++) {
     if (sj->tasks[i].index < def->ntasks)
-      cut_short += (uint32_t)spe__job_run_restore_task(job, &sj->tasks[i]);
-    else /* this build never writes one: say so, keep the rest of the job */
-      spe__log(&eng->cfg.log, SPE_LOG_WARN,
-               "recovery: job %s: stored task %u lies beyond its %u tasks; it is ignored",
-               job->id, sj->tasks[i].index, def->ntasks);
+      *cut_short += (uint32_t)spe__job_run_restore_task(job, &sj->tasks[i]);
+    else if (lg != NULL) /* this build never writes one: say so, keep the rest */
+      spe__log(lg, SPE_LOG_WARN, "recovery: job %s: stored task %u lies beyond its %u tasks; "
+               "it is ignored", job->id, sj->tasks[i].index, def->ntasks);
   }
+  *out = job;
+  return 0;
+}
+
+static int recover_job(void *ctx, const struct stored_job *sj) {
+  struct recovery *rc = ctx;
+  struct engine *eng = rc->eng;
+  struct job_run *job = NULL;
+  char *msg = NULL;
+  uint32_t cut_short = 0;
+  int err = spe__job_run_from_stored(sj, eng->job_order, &eng->cfg.log, &job, &cut_short, &msg);
+  if (err == SPE_ESTORE) {
+    spe__log(&eng->cfg.log, SPE_LOG_ERROR,
+             "recovery: job %s cannot be read back (%s); it is left in the store as it is",
+             sj->job.id, msg ? msg : "bad description");
+    free(msg);
+    rc->skipped++;
+    return 0;
+  }
+  free(msg);
+  if (err != 0) return err;
+  eng->job_order++;
+  const struct job_def *def = job->def;
+
+  /* First every stored state (above), then readiness: a task is waiting for
+   * each upstream task that has not succeeded. */
   for (uint32_t t = 0; t < def->ntasks; t++) {
     uint32_t waiting = 0;
     for (uint32_t e = def->pred_off[t]; e < def->pred_off[t + 1]; e++)
