@@ -487,6 +487,8 @@ static void close_leaves_waiting_calls_pending(void **state) {
   spe_registry_free(reg);
   json_t *job = h_wait_job(h.ex, id, 10000);
   assert_string_equal(h_job_status(job), "succeeded");
+  /* Events reach the subscriber after the job is seen finished. */
+  assert_int_equal(h_await_events(&h, id, "job_finished", 1, 5000), 1);
   const char *waiting[] = {"b1", "b2", "b3", "b4"};
   for (int i = 0; i < 4; i++) {
     assert_int_equal(h_task_int(job, waiting[i], "attempts"), 1);
