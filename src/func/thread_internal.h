@@ -185,6 +185,8 @@ struct thread_exec {
   struct loop *lp;
   const struct logger *lg;
   const struct spe_registry *reg;
+  const struct func_entry *last_fn; /* the last found (the registry is the
+                                executor's copy: its entries never move) */
   cmd_done_fn done;
   func_started_fn started;  /* may be NULL */
   void *ctx;
