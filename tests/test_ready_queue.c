@@ -1,5 +1,6 @@
-/* The engine's ready queue: pops in (rank, job order) order, also after
- * entries are dropped from the middle of the heap (prune). */
+/* The engine's ready queue: pops in (rank, job order) order, with pushes,
+ * pops and new ranks mixed, and after entries are dropped from the middle
+ * of the heap (prune). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,9 +44,49 @@ static void test_drop_keeps_the_order(void **state) {
   spe__ready_free(&q);
 }
 
+/* Pushes, pops and new ranks for the first entry, mixed at random, against a
+ * plain array: every pop is the smallest (rank, job order) present. */
+static void test_pops_the_smallest(void **state) {
+  struct ready_queue q;
+  spe__ready_init(&q);
+  uint64_t ref[4000];
+  uint32_t nref = 0, seed = 12345;
+  for (int step = 0; step < 20000; step++) {
+    seed = seed * 1103515245u + 12345u;
+    uint32_t r = seed >> 8, op = r % 8;
+    if (op < 4 && nref < 4000) {
+      uint32_t rank = r % 97, order = (r / 97) % 13;
+      assert_int_equal(spe__ready_push(&q, NULL, rank, rank, order, 0), 0);
+      ref[nref++] = (uint64_t)rank << 32 | order;
+      continue;
+    }
+    if (nref == 0) {
+      assert_null(spe__ready_peek(&q));
+      continue;
+    }
+    uint32_t min = 0;
+    for (uint32_t i = 1; i < nref; i++)
+      if (ref[i] < ref[min]) min = i;
+    assert_int_equal(spe__ready_peek(&q)->key, ref[min]);
+    if (op == 7) { /* a cursor moving on: the same entry, a higher rank */
+      uint32_t rank = (uint32_t)(ref[min] >> 32) + 1 + r % 5;
+      spe__ready_rekey_top(&q, rank);
+      ref[min] = (uint64_t)rank << 32 | (ref[min] & 0xffffffffu);
+      continue;
+    }
+    struct ready_entry e;
+    assert_true(spe__ready_pop(&q, &e));
+    assert_int_equal(e.key, ref[min]);
+    ref[min] = ref[--nref];
+  }
+  assert_int_equal(q.len, nref);
+  spe__ready_free(&q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drop_keeps_the_order),
+      cmocka_unit_test(test_pops_the_smallest),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

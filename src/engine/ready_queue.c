@@ -4,6 +4,11 @@
 
 #include <stdlib.h>
 
+/* Children per node. A heap of a hundred thousand ready tasks (100 random
+ * DAGs) is deeper than the caches: four children per node halve the levels a
+ * pop walks down, and the four sit side by side (bench_functions dag). */
+#define ARITY 4
+
 void spe__ready_init(struct ready_queue *q) {
   q->heap = NULL;
   q->len = q->cap = 0;
@@ -26,7 +31,7 @@ int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
   struct ready_entry e = {((uint64_t)rank << 32) | job_order, job, task, round};
   uint32_t i = q->len++;
   while (i > 0) {
-    uint32_t parent = (i - 1) / 2;
+    uint32_t parent = (i - 1) / ARITY;
     if (q->heap[parent].key <= e.key) break;
     q->heap[i] = q->heap[parent];
     i = parent;
@@ -38,9 +43,11 @@ int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
 /* Put `last` at hole i (the root of a sub-heap) and sift it down. */
 static void sift_down(struct ready_queue *q, uint32_t i, struct ready_entry last) {
   for (;;) {
-    uint32_t child = 2 * i + 1;
-    if (child >= q->len) break;
-    if (child + 1 < q->len && q->heap[child + 1].key < q->heap[child].key) child++;
+    uint32_t first = ARITY * i + 1;
+    if (first >= q->len) break;
+    uint32_t end = first + ARITY < q->len ? first + ARITY : q->len, child = first;
+    for (uint32_t c = first + 1; c < end; c++)
+      if (q->heap[c].key < q->heap[child].key) child = c;
     if (last.key <= q->heap[child].key) break;
     q->heap[i] = q->heap[child];
     i = child;
@@ -74,5 +81,5 @@ void spe__ready_drop(struct ready_queue *q, int (*drop)(const struct ready_entry
   if (n == q->len) return;
   q->len = n;
   /* Heapify bottom-up: each parent sifted down, from the last one. */
-  for (uint32_t i = n / 2; i-- > 0;) sift_down(q, i, q->heap[i]);
+  for (uint32_t i = n > 1 ? (n - 2) / ARITY + 1 : 0; i-- > 0;) sift_down(q, i, q->heap[i]);
 }

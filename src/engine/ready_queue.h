@@ -1,5 +1,5 @@
 /* The ready queue: tasks whose upstream tasks have all succeeded, waiting for a
- * worker. A binary min-heap on (rank within the job, job order): among ready
+ * worker. A 4-ary min-heap on (rank within the job, job order): among ready
  * tasks, those named in `priority` start first, then the others in file order;
  * between jobs, the lower rank first, then the job submitted first. */
 #ifndef SPE_ENGINE_READY_QUEUE_H
