@@ -434,6 +434,19 @@ static void print_threads(long tasks) {
  * part is the run. Every job must succeed (checked with spe_job_get() after
  * the clock stops, unless `check` is 0: a profile of the run then shows only
  * the run). */
+/* With BENCH_PERF_CTL set to the control fifo of `perf record
+ * --control=fifo:CTL --delay=-1`, only the timed run is recorded:
+ *   mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -g -D -1 \
+ *     --control=fifo:/tmp/ctl build-rel/bench/bench_functions wide */
+static void perf_ctl(const char *cmd) {
+  const char *path = getenv("BENCH_PERF_CTL");
+  if (path == NULL || path[0] == '\0') return;
+  FILE *f = fopen(path, "w");
+  if (f == NULL) die("BENCH_PERF_CTL", strerror(errno));
+  fprintf(f, "%s\n", cmd);
+  fclose(f);
+}
+
 static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, int check) {
   struct spe_figures f;
   char (*ids)[SPE_ID_SIZE] = calloc((size_t)jobs, sizeof *ids);
@@ -445,6 +458,7 @@ static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, in
   f.submit = now_s() - t0;
 
   run_threads.nbefore = read_threads(run_threads.before);
+  perf_ctl("enable");
   double c1 = cpu_s(), t1 = now_s();
   for (long j = 0; j < jobs; j++)
     if (spe_start(ex, ids[j], &msg) != 0) die("spe_start", msg);
@@ -453,6 +467,7 @@ static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, in
     if (rc != 0) die("spe_wait", spe_strerror(rc));
   }
   f.run = (struct timing){now_s() - t1, cpu_s() - c1};
+  perf_ctl("disable");
   run_threads.nafter = read_threads(run_threads.after);
 
   for (long j = 0; check && j < jobs; j++) {
