@@ -330,6 +330,7 @@ static char *dag_job(long j, long n, long maxpred, long window, uint64_t *rng,
 
 struct spe_figures {
   double submit;    /* seconds to submit every job (validate, plan, store) */
+  uint64_t commits; /* store commits that wrote anything, during the run */
   struct timing run;
 };
 
@@ -430,10 +431,6 @@ static void print_threads(long tasks) {
   }
 }
 
-/* Submit every job, then start them all and wait for each: only the second
- * part is the run. Every job must succeed (checked with spe_job_get() after
- * the clock stops, unless `check` is 0: a profile of the run then shows only
- * the run). */
 /* With BENCH_PERF_CTL set to the control fifo of `perf record
  * --control=fifo:CTL --delay=-1`, only the timed run is recorded:
  *   mkfifo /tmp/ctl; BENCH_PERF_CTL=/tmp/ctl perf record -g -D -1 \
@@ -447,6 +444,10 @@ static void perf_ctl(const char *cmd) {
   fclose(f);
 }
 
+/* Submit every job, then start them all and wait for each: only the second
+ * part is the run. Every job must succeed (checked with spe_job_get() after
+ * the clock stops, unless `check` is 0: a profile of the run then shows only
+ * the run). */
 static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, int check) {
   struct spe_figures f;
   char (*ids)[SPE_ID_SIZE] = calloc((size_t)jobs, sizeof *ids);
@@ -457,6 +458,8 @@ static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, in
       die("spe_submit_text", msg);
   f.submit = now_s() - t0;
 
+  spe_stats s0, s1;
+  if (spe_stats_get(ex, &s0) != 0) die("spe_stats_get", NULL);
   run_threads.nbefore = read_threads(run_threads.before);
   perf_ctl("enable");
   double c1 = cpu_s(), t1 = now_s();
@@ -469,6 +472,8 @@ static struct spe_figures run_jobs(spe_executor *ex, char **texts, long jobs, in
   f.run = (struct timing){now_s() - t1, cpu_s() - c1};
   perf_ctl("disable");
   run_threads.nafter = read_threads(run_threads.after);
+  if (spe_stats_get(ex, &s1) != 0) die("spe_stats_get", NULL);
+  f.commits = s1.commits - s0.commits;
 
   for (long j = 0; check && j < jobs; j++) {
     json_t *job = NULL;
@@ -766,6 +771,8 @@ static void mode_durable(const struct opts *o) {
          sql.submit, mem.submit);
   line("spe run, sqlite store", sql.run, total);
   print_threads(total); /* those of the SQLite run, the last one */
+  printf("    commits %llu: %.1f tasks per fsync'd transaction\n", (unsigned long long)sql.commits,
+         (double)total / (double)(sql.commits ? sql.commits : 1));
   line("spe run, memory store", mem.run, total);
   printf("  sqlite: %.0f tasks/s (target >= 50000); sqlite / memory: %.2f\n",
          (double)total / sql.run.wall, mem.run.wall / sql.run.wall);
