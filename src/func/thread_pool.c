@@ -181,21 +181,30 @@ static int head_ready(struct thread_pool *p, int *slot) {
   return 1;
 }
 
-/* How long a thread with nothing to do looks for a run before it sleeps. */
+/* How long a thread with nothing to do looks for a run before it sleeps:
+ * SPIN_NS while the loop sleeps (nothing will come before something wakes
+ * it), up to SPIN_AWAKE_NS while it is awake - a round in progress most
+ * likely ends by handing over more runs, and a round of a hundred random
+ * DAGs takes longer than SPIN_NS: sleeping through each one cost a wake-up
+ * per round on both sides (bench_functions dag, docs/benchmarks.md). */
 #define SPIN_NS 20000
+#define SPIN_AWAKE_NS 200000
 
-
-/* Without the lock: until a submit claims this spinner, or SPIN_NS. The CPU
- * is yielded between short bursts of polling, so that a spinner sharing a CPU
- * with the loop does not hold it back. */
-static void spin_wait(struct pool_worker *w) {
-  uint64_t until = spe__mono_ns() + SPIN_NS;
+/* Without the lock: until a submit claims this spinner, or the time above.
+ * The CPU is yielded between short bursts of polling, so that a spinner
+ * sharing a CPU with the loop does not hold it back. */
+static void spin_wait(struct thread_pool *p, struct pool_worker *w) {
+  uint64_t begun = spe__mono_ns();
   for (unsigned i = 1; !atomic_load_explicit(&w->claimed, memory_order_acquire); i++) {
     if (i % 16 != 0) {
       cpu_relax();
       continue;
     }
-    if (spe__mono_ns() > until) return;
+    uint64_t spun = spe__mono_ns() - begun;
+    if (spun > SPIN_AWAKE_NS ||
+        (spun > SPIN_NS &&
+         atomic_load_explicit(&p->loop_sleeping, memory_order_relaxed) != LOOP_AWAKE))
+      return;
     sched_yield();
   }
 }
@@ -237,7 +246,7 @@ static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell
       p->spinner = w;
       atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
       pthread_mutex_unlock(&p->mu);
-      spin_wait(w);
+      spin_wait(p, w);
       pthread_mutex_lock(&p->mu);
       if (p->spinner == w) p->spinner = NULL; /* not claimed */
       spun = 1;
