@@ -1,6 +1,6 @@
-/* The engine's ready queue: pops in (rank, job order) order, with pushes,
- * pops and new ranks mixed, and after entries are dropped from the middle
- * of the heap (prune). */
+/* The engine's ready queue: pops in (rank, job order) order whatever the mix
+ * of pushes, pops and jobs removed whole; far-apart ranks in a big job; the
+ * task of a rank in a job with priorities. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,82 +11,123 @@
 #include "engine/ready_queue.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-static int drop_odd_tasks(const struct ready_entry *e, void *ctx) {
-  ++*(int *)ctx;
-  return e->task % 2 == 1;
-}
+/* Jobs of 1, 130 and 4,500 tasks (more than 64 words: the summary is used),
+ * given as job orders 7, 3 and 5; the job pointers are stand-ins. */
+#define NSETS 3
+static const uint32_t sizes[NSETS] = {1, 130, 4500};
+static const uint32_t orders[NSETS] = {7, 3, 5};
 
-static void test_drop_keeps_the_order(void **state) {
+static void test_pops_the_smallest(void **state) {
   struct ready_queue q;
+  struct ready_set sets[NSETS];
+  uint8_t *ready[NSETS]; /* the reference: which ranks are queued */
   spe__ready_init(&q);
-  /* Keys out of order, 1000 of them, the task number being the key. */
-  for (uint32_t i = 0; i < 1000; i++) {
-    uint32_t k = (i * 7919) % 1000;
-    assert_int_equal(spe__ready_push(&q, NULL, k, 0, k, 0), 0);
+  for (int i = 0; i < NSETS; i++) {
+    assert_int_equal(spe__ready_set_init(&sets[i], (struct job_run *)&sets[i], sizes[i],
+                                         orders[i], NULL),
+                     0);
+    ready[i] = calloc(sizes[i], 1);
   }
-  int asked = 0;
-  spe__ready_drop(&q, drop_odd_tasks, &asked);
-  assert_int_equal(asked, 1000);
-  assert_int_equal(q.len, 500);
-  struct ready_entry e;
-  for (uint32_t want = 0; want < 1000; want += 2) {
-    assert_true(spe__ready_pop(&q, &e));
-    assert_int_equal(e.task, want);
+  uint64_t count = 0;
+  uint32_t seed = 12345;
+  for (int step = 0; step < 6000; step++) {
+    seed = seed * 1103515245u + 12345u;
+    uint32_t r = seed >> 8, op = r % 16, i = (r / 16) % NSETS;
+    if (op < 9) { /* push, sometimes a task queued already */
+      uint32_t rank = (r / 64) % sizes[i];
+      assert_int_equal(spe__ready_push(&q, &sets[i], rank), 0);
+      count += !ready[i][rank];
+      ready[i][rank] = 1;
+    } else if (op == 9 && step % 7 == 0) { /* a job removed whole */
+      for (uint32_t k = 0; k < sizes[i]; k++) count -= ready[i][k];
+      memset(ready[i], 0, sizes[i]);
+      spe__ready_remove(&q, &sets[i]);
+    } else { /* the first is the smallest (rank, order) of the reference */
+      uint64_t best = UINT64_MAX;
+      int bi = -1;
+      for (int s = 0; s < NSETS; s++)
+        for (uint32_t k = 0; k < sizes[s]; k++)
+          if (ready[s][k] && ((uint64_t)k << 32 | orders[s]) < best) {
+            best = (uint64_t)k << 32 | orders[s];
+            bi = s;
+          }
+      uint32_t task = UINT32_MAX;
+      struct ready_set *top = spe__ready_peek(&q, &task);
+      if (bi < 0) {
+        assert_null(top);
+        continue;
+      }
+      assert_ptr_equal(top, &sets[bi]);
+      assert_ptr_equal(top->job, (struct job_run *)&sets[bi]);
+      assert_int_equal(task, best >> 32);
+      spe__ready_pop(&q);
+      ready[bi][task] = 0;
+      count--;
+    }
+    assert_int_equal(q.count, count);
   }
-  assert_false(spe__ready_pop(&q, &e));
-  /* Dropping nothing, and from an empty queue, is fine. */
-  spe__ready_drop(&q, drop_odd_tasks, &asked);
-  assert_int_equal(spe__ready_push(&q, NULL, 4, 0, 4, 0), 0);
-  spe__ready_drop(&q, drop_odd_tasks, &asked);
-  assert_true(spe__ready_pop(&q, &e));
-  assert_int_equal(e.task, 4);
+  for (int i = 0; i < NSETS; i++) {
+    spe__ready_remove(&q, &sets[i]);
+    spe__ready_set_free(&sets[i]);
+    free(ready[i]);
+  }
+  assert_int_equal(q.count, 0);
+  uint32_t task;
+  assert_null(spe__ready_peek(&q, &task));
   spe__ready_free(&q);
 }
 
-/* Pushes, pops and new ranks for the first entry, mixed at random, against a
- * plain array: every pop is the smallest (rank, job order) present. */
-static void test_pops_the_smallest(void **state) {
+/* Two ready tasks 300,000 ranks apart: the next after the first is found
+ * through the summary words. */
+static void test_far_apart(void **state) {
   struct ready_queue q;
+  struct ready_set s;
   spe__ready_init(&q);
-  uint64_t ref[4000];
-  uint32_t nref = 0, seed = 12345;
-  for (int step = 0; step < 20000; step++) {
-    seed = seed * 1103515245u + 12345u;
-    uint32_t r = seed >> 8, op = r % 8;
-    if (op < 4 && nref < 4000) {
-      uint32_t rank = r % 97, order = (r / 97) % 13;
-      assert_int_equal(spe__ready_push(&q, NULL, rank, rank, order, 0), 0);
-      ref[nref++] = (uint64_t)rank << 32 | order;
-      continue;
-    }
-    if (nref == 0) {
-      assert_null(spe__ready_peek(&q));
-      continue;
-    }
-    uint32_t min = 0;
-    for (uint32_t i = 1; i < nref; i++)
-      if (ref[i] < ref[min]) min = i;
-    assert_int_equal(spe__ready_peek(&q)->key, ref[min]);
-    if (op == 7) { /* a cursor moving on: the same entry, a higher rank */
-      uint32_t rank = (uint32_t)(ref[min] >> 32) + 1 + r % 5;
-      spe__ready_rekey_top(&q, rank);
-      ref[min] = (uint64_t)rank << 32 | (ref[min] & 0xffffffffu);
-      continue;
-    }
-    struct ready_entry e;
-    assert_true(spe__ready_pop(&q, &e));
-    assert_int_equal(e.key, ref[min]);
-    ref[min] = ref[--nref];
+  assert_int_equal(spe__ready_set_init(&s, NULL, 1000000, 0, NULL), 0);
+  static const uint32_t ranks[] = {999999, 5, 300005, 262144, 262143};
+  for (size_t i = 0; i < sizeof ranks / sizeof *ranks; i++)
+    assert_int_equal(spe__ready_push(&q, &s, ranks[i]), 0);
+  static const uint32_t want[] = {5, 262143, 262144, 300005, 999999};
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    uint32_t task;
+    assert_ptr_equal(spe__ready_peek(&q, &task), &s);
+    assert_int_equal(task, want[i]);
+    spe__ready_pop(&q);
   }
-  assert_int_equal(q.len, nref);
+  uint32_t task;
+  assert_null(spe__ready_peek(&q, &task));
+  spe__ready_set_free(&s);
+  spe__ready_free(&q);
+}
+
+/* With priorities, ranks are not tasks: the queue hands back the task. */
+static void test_task_of_a_rank(void **state) {
+  struct ready_queue q;
+  struct ready_set s;
+  static const uint32_t by_rank[] = {3, 0, 2, 1}; /* rank 0 is task 3, ... */
+  spe__ready_init(&q);
+  assert_int_equal(spe__ready_set_init(&s, NULL, 4, 0, by_rank), 0);
+  assert_int_equal(spe__ready_push(&q, &s, 2), 0); /* task 2 */
+  assert_int_equal(spe__ready_push(&q, &s, 0), 0); /* task 3 */
+  uint32_t task;
+  assert_non_null(spe__ready_peek(&q, &task));
+  assert_int_equal(task, 3);
+  spe__ready_pop(&q);
+  assert_non_null(spe__ready_peek(&q, &task));
+  assert_int_equal(task, 2);
+  spe__ready_remove(&q, &s);
+  assert_null(spe__ready_peek(&q, &task));
+  spe__ready_set_free(&s);
   spe__ready_free(&q);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_drop_keeps_the_order),
       cmocka_unit_test(test_pops_the_smallest),
+      cmocka_unit_test(test_far_apart),
+      cmocka_unit_test(test_task_of_a_rank),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,9 +21,13 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   if (job == NULL) return NULL;
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
   job->waiting = malloc((def->ntasks ? def->ntasks : 1) * sizeof *job->waiting);
-  if (job->tasks == NULL || job->waiting == NULL) {
+  if (def->npriority > 0 && (job->by_rank = malloc(def->ntasks * sizeof *job->by_rank)) != NULL)
+    for (uint32_t t = 0; t < def->ntasks; t++) job->by_rank[def->rank[t]] = t;
+  if (job->tasks == NULL || job->waiting == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
+      spe__ready_set_init(&job->ready, job, def->ntasks, order, job->by_rank) != 0) {
     free(job->tasks);
     free(job->waiting);
+    free(job->by_rank);
     free(job);
     return NULL;
   }
@@ -47,14 +51,16 @@ void spe__job_run_free(struct job_run *job) {
   }
   free(job->tasks);
   free(job->waiting);
-  free(job->roots);
+  spe__ready_set_free(&job->ready); /* out of the queue (a prune, or the end) */
+  free(job->by_rank);
   spe__job_free(job->def);
   free(job);
 }
 
 void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t round) {
-  if (spe__ready_push(&eng->ready, job, t, job->def->rank[t], job->order, round) != 0)
+  job->tasks[t].ready_round = round;
+  if (spe__ready_push(&eng->ready, &job->ready, job->def->rank[t]) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
 }
@@ -85,50 +91,9 @@ void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
            spe__job_status_name(job->status));
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* The job's roots (tasks without upstream tasks) in rank order, or NULL when
- * out of memory. File order is rank order unless the job names priorities. */
-static uint32_t *roots_in_rank_order(const struct job_def *def, const struct job_run *job,
-                                     uint32_t n) {
-  uint32_t *roots = malloc(n * sizeof *roots);
-  if (roots == NULL) return NULL;
-  uint32_t k = 0;
-  for (uint32_t t = 0; t < def->ntasks; t++)
-    if (job->waiting[t] == 0) roots[k++] = t;
-  if (def->npriority == 0) return roots;
-  uint64_t *keyed = malloc(n * sizeof *keyed);
-  if (keyed == NULL) {
-    free(roots);
-    return NULL;
-  }
-  for (uint32_t i = 0; i < n; i++) keyed[i] = (uint64_t)def->rank[roots[i]] << 32 | roots[i];
-  qsort(keyed, n, sizeof *keyed, cmp_u64);
-  for (uint32_t i = 0; i < n; i++) roots[i] = (uint32_t)keyed[i];
-  free(keyed);
-  return roots;
-}
-
-/* Queue a starting job's roots: behind one cursor entry when there are
- * several (struct job_run), else (or out of memory) one entry each. */
+/* Queue a starting job's roots (its tasks without upstream tasks). */
 static void queue_roots(struct engine *eng, struct job_run *job) {
-  const struct job_def *def = job->def;
-  uint32_t n = 0;
-  for (uint32_t t = 0; t < def->ntasks; t++) n += job->waiting[t] == 0;
-  uint32_t *roots = n > 1 ? roots_in_rank_order(def, job, n) : NULL;
-  if (roots != NULL &&
-      spe__ready_push(&eng->ready, job, READY_CURSOR, def->rank[roots[0]], job->order, 0) == 0) {
-    job->roots = roots;
-    job->nroots = n;
-    job->next_root = 0;
-    eng->ready_behind += n - 1;
-    return;
-  }
-  free(roots);
-  for (uint32_t t = 0; t < def->ntasks; t++)
+  for (uint32_t t = 0; t < job->def->ntasks; t++)
     if (job->waiting[t] == 0) spe__engine_push_ready(eng, job, t, 0);
 }
 
@@ -138,49 +103,28 @@ static int entry_stale(const struct job_run *job, uint32_t t) {
   return job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING;
 }
 
-/* The task the first ready entry stands for. */
-static uint32_t top_task(const struct ready_entry *e) {
-  return e->task == READY_CURSOR ? e->job->roots[e->job->next_root] : e->task;
+/* A task taken off the ready queue. */
+struct ready_pick {
+  struct job_run *job;
+  uint32_t task, round;
+};
+
+/* Take the first ready task into *e. */
+static void take_top(struct engine *eng, struct ready_pick *e) {
+  struct ready_set *set = spe__ready_peek(&eng->ready, &e->task);
+  e->job = set->job;
+  e->round = e->job->tasks[e->task].ready_round;
+  spe__ready_pop(&eng->ready);
 }
 
-/* Take the first ready entry's task into *e. A cursor gives its next root
- * and stays, keyed by the root after it, until it has given them all. */
-static void take_top(struct engine *eng, struct ready_entry *e) {
-  const struct ready_entry *top = spe__ready_peek(&eng->ready);
-  if (top->task != READY_CURSOR) {
-    spe__ready_pop(&eng->ready, e);
-    return;
-  }
-  struct job_run *job = top->job;
-  *e = *top;
-  e->task = job->roots[job->next_root++];
-  if (job->next_root < job->nroots) {
-    eng->ready_behind--;
-    spe__ready_rekey_top(&eng->ready, job->def->rank[job->roots[job->next_root]]);
-    return;
-  }
-  struct ready_entry cursor;
-  spe__ready_pop(&eng->ready, &cursor);
-  free(job->roots);
-  job->roots = NULL;
-  job->nroots = job->next_root = 0;
-}
-
-/* Drop the first ready entry, stale: a job that will start nothing more
- * loses its whole cursor at once. */
+/* Drop the first ready task, stale: a job that will start nothing more loses
+ * all its ready tasks at once. */
 static void drop_top(struct engine *eng) {
-  const struct ready_entry *top = spe__ready_peek(&eng->ready);
-  struct job_run *job = top->job;
-  struct ready_entry gone;
-  if (top->task == READY_CURSOR && (job->status != JOB_RUNNING || job->cancelling)) {
-    eng->ready_behind -= job->nroots - job->next_root - 1;
-    spe__ready_pop(&eng->ready, &gone);
-    free(job->roots);
-    job->roots = NULL;
-    job->nroots = job->next_root = 0;
-    return;
-  }
-  take_top(eng, &gone);
+  uint32_t t;
+  struct ready_set *set = spe__ready_peek(&eng->ready, &t);
+  struct job_run *job = set->job;
+  if (job->status != JOB_RUNNING || job->cancelling) spe__ready_remove(&eng->ready, set);
+  else spe__ready_pop(&eng->ready);
 }
 
 void spe__engine_job_start(struct engine *eng, struct job_run *job) {
@@ -343,10 +287,10 @@ static void unqueue_all(struct engine *eng, const struct job_run *job) {
 }
 
 int spe__engine_can_pick(struct engine *eng) {
-  const struct ready_entry *e = spe__ready_peek(&eng->ready);
-  if (e == NULL) return 0;
-  const struct job_run *job = e->job;
-  uint32_t t = top_task(e);
+  uint32_t t;
+  const struct ready_set *set = spe__ready_peek(&eng->ready, &t);
+  if (set == NULL) return 0;
+  const struct job_run *job = set->job;
   if (entry_stale(job, t)) return 1; /* the pick drops it */
   if (goes_ahead(eng, job, t)) return eng->queued < eng->ahead_cap;
   return atomic_load_explicit(&eng->slots, memory_order_relaxed) > 0;
@@ -441,12 +385,12 @@ static int list_add(struct attempt_list *l, struct attempt *a) {
 }
 
 void spe__engine_pick(struct engine *eng) {
-  const struct ready_entry *top;
-  struct ready_entry e;
+  const struct ready_set *top;
+  struct ready_pick e;
+  uint32_t t;
   int ahead = 0, have_slot = 0; /* a slot taken for the task at the top */
-  while ((top = spe__ready_peek(&eng->ready)) != NULL) {
+  while ((top = spe__ready_peek(&eng->ready, &t)) != NULL) {
     struct job_run *job = top->job;
-    uint32_t t = top_task(top);
     /* Entries of cancelled jobs stay in the heap and are dropped here. */
     if (entry_stale(job, t)) {
       drop_top(eng);

@@ -187,7 +187,7 @@ static int has_work(struct engine *eng) {
 /* The counters as other threads see them (spe_stats_get); under eng->lock. */
 static void stats_seen_locked(struct engine *eng) {
   eng->stats.tasks_running = eng->running - eng->queued;
-  eng->stats.tasks_ready = eng->ready.len + eng->ready_behind;
+  eng->stats.tasks_ready = eng->ready.count;
   eng->stats_seen = eng->stats;
 }
 

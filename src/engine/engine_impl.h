@@ -57,6 +57,9 @@ struct task_state {
   uint32_t row_gen;        /* the round set whose batch holds this task's row, */
   uint32_t row;            /* at this index (a later change replaces it) */
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
+  uint32_t ready_round;    /* while ready: the round whose commit makes its
+                              inputs durable, 0 when they are
+                              (spe__engine_push_ready) */
 };
 
 /* One attempt in flight: from the pick to its outcome.
@@ -107,12 +110,9 @@ struct job_run {
                               from `tasks`, densely: a success decrements its
                               successors', scattered over the job, and 4 bytes
                               a task miss the cache far less than 64 */
-  uint32_t *roots;         /* the tasks ready when the job started, in rank
-                              order, behind ONE ready-queue entry (a cursor:
-                              a pick takes roots[next_root]); NULL once all
-                              are taken. A wide job of a million tasks then
-                              costs the heap one entry, not a million. */
-  uint32_t nroots, next_root;
+  struct ready_set ready;  /* its ready tasks (ready_queue.h) */
+  uint32_t *by_rank;       /* the task of each rank, when the job names
+                              priorities (else rank and task are the same) */
   struct job_run *next_finished; /* this round's finished jobs */
   uint32_t calls;          /* thread-isolated calls that borrow from this
                               job (input.c): it is not pruned before they
@@ -183,8 +183,6 @@ struct engine {
 
   /* Engine thread only. */
   struct ready_queue ready;
-  uint32_t ready_behind;           /* ready roots behind cursors, beyond the
-                                      one each cursor entry counts for */
   uint32_t running;                /* attempts picked and not ended, all jobs
                                       (queued ahead included) */
   uint32_t queued;                 /* of them, queued ahead, not yet started */
@@ -244,7 +242,7 @@ void spe__engine_free_attempts(struct engine *eng);
 /* The function executor: an attempt queued ahead has started. */
 void spe__engine_on_started(void *ctx, void *task_ctx, int64_t started_ms);
 /* Whether the first ready task could be picked now (a slot, or room to queue
- * it ahead); 1 also for a stale entry, which a pick drops. */
+ * it ahead); 1 also for a stale one, which a pick drops. */
 int spe__engine_can_pick(struct engine *eng);
 void spe__engine_stop_tasks(struct engine *eng);
 void spe__engine_grace_expired(struct loop *lp, struct timer *t);

@@ -97,16 +97,9 @@ void spe__engine_do_count(struct engine *eng, struct command *c) {
 
 /* ---- prune (engine thread) ---- */
 
-static int drop_pruned_entry(const struct ready_entry *e, void *ctx) {
-  struct engine *eng = ctx;
-  if (!e->job->pruned) return 0;
-  if (e->task == READY_CURSOR) eng->ready_behind -= e->job->nroots - e->job->next_root - 1;
-  return 1;
-}
-
 /* Take every finished job whose end is durable and older than the cutoff out
- * of the engine: out of the map and the ready queue (entries of cancelled jobs
- * stay there until picked; a cancel stops the job's retry timers). They go on
+ * of the engine: out of the map and the ready queue (a cancelled job's ready
+ * tasks stay there until picked; a cancel stops the job's retry timers). They go on
  * the fill set's list, freed when its batch is over. Returns how many. */
 static uint64_t drop_finished(struct engine *eng, int64_t before_ms) {
   struct job_run *list = NULL;
@@ -127,7 +120,7 @@ static uint64_t drop_finished(struct engine *eng, int64_t before_ms) {
   pthread_mutex_lock(&eng->lock);
   for (struct job_run *j = list; j; j = j->next_pruned) spe__strmap_del(&eng->jobs, j->id);
   pthread_mutex_unlock(&eng->lock);
-  spe__ready_drop(&eng->ready, drop_pruned_entry, eng);
+  for (struct job_run *j = list; j; j = j->next_pruned) spe__ready_remove(&eng->ready, &j->ready);
   struct job_run **tail = &eng->fill->pruned;
   while (*tail) tail = &(*tail)->next_pruned;
   *tail = list;

@@ -3,83 +3,155 @@
 #include "spe.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-/* Children per node. A heap of a hundred thousand ready tasks (100 random
- * DAGs) is deeper than the caches: four children per node halve the levels a
- * pop walks down, and the four sit side by side (bench_functions dag). */
+/* Children per node of the heap of jobs. */
 #define ARITY 4
 
-void spe__ready_init(struct ready_queue *q) {
-  q->heap = NULL;
-  q->len = q->cap = 0;
+int spe__ready_set_init(struct ready_set *s, struct job_run *job, uint32_t ntasks,
+                        uint32_t order, const uint32_t *by_rank) {
+  memset(s, 0, sizeof *s);
+  s->nwords = ntasks > 0 ? (ntasks + 63) / 64 : 1;
+  s->nsum = (s->nwords + 63) / 64;
+  s->bits = calloc(s->nwords, sizeof *s->bits);
+  s->sum = calloc(s->nsum, sizeof *s->sum);
+  if (s->bits == NULL || s->sum == NULL) {
+    spe__ready_set_free(s);
+    return SPE_ENOMEM;
+  }
+  s->order = order;
+  s->by_rank = by_rank;
+  s->job = job;
+  return 0;
 }
+
+void spe__ready_set_free(struct ready_set *s) {
+  free(s->bits);
+  free(s->sum);
+  s->bits = s->sum = NULL;
+  s->count = 0;
+}
+
+void spe__ready_init(struct ready_queue *q) { memset(q, 0, sizeof *q); }
 
 void spe__ready_free(struct ready_queue *q) {
   free(q->heap);
   spe__ready_init(q);
 }
 
-int spe__ready_push(struct ready_queue *q, struct job_run *job, uint32_t task,
-                    uint32_t rank, uint32_t job_order, uint32_t round) {
-  if (q->len == q->cap) {
-    uint32_t cap = q->cap ? q->cap * 2 : 256;
-    struct ready_entry *h = realloc(q->heap, cap * sizeof *h);
-    if (h == NULL) return SPE_ENOMEM;
-    q->heap = h;
-    q->cap = cap;
-  }
-  struct ready_entry e = {((uint64_t)rank << 32) | job_order, job, task, round};
-  uint32_t i = q->len++;
+static uint64_t key_of(const struct ready_set *s, uint32_t rank) {
+  return (uint64_t)rank << 32 | s->order;
+}
+
+/* ---- the heap of sets ---- */
+
+static void place(struct ready_queue *q, uint32_t i, struct ready_heap_entry e) {
+  q->heap[i] = e;
+  e.set->pos = i;
+}
+
+static void sift_up(struct ready_queue *q, uint32_t i, struct ready_heap_entry e) {
   while (i > 0) {
     uint32_t parent = (i - 1) / ARITY;
     if (q->heap[parent].key <= e.key) break;
-    q->heap[i] = q->heap[parent];
+    place(q, i, q->heap[parent]);
     i = parent;
   }
-  q->heap[i] = e;
-  return 0;
+  place(q, i, e);
 }
 
-/* Put `last` at hole i (the root of a sub-heap) and sift it down. */
-static void sift_down(struct ready_queue *q, uint32_t i, struct ready_entry last) {
+static void sift_down(struct ready_queue *q, uint32_t i, struct ready_heap_entry e) {
   for (;;) {
     uint32_t first = ARITY * i + 1;
     if (first >= q->len) break;
     uint32_t end = first + ARITY < q->len ? first + ARITY : q->len, child = first;
     for (uint32_t c = first + 1; c < end; c++)
       if (q->heap[c].key < q->heap[child].key) child = c;
-    if (last.key <= q->heap[child].key) break;
-    q->heap[i] = q->heap[child];
+    if (e.key <= q->heap[child].key) break;
+    place(q, i, q->heap[child]);
     i = child;
   }
-  q->heap[i] = last;
+  place(q, i, e);
 }
 
-const struct ready_entry *spe__ready_peek(const struct ready_queue *q) {
-  return q->len > 0 ? &q->heap[0] : NULL;
+/* Take the entry at i out of the heap. */
+static void remove_at(struct ready_queue *q, uint32_t i) {
+  struct ready_heap_entry last = q->heap[--q->len];
+  if (i == q->len) return;
+  if (i > 0 && last.key < q->heap[(i - 1) / ARITY].key) sift_up(q, i, last);
+  else sift_down(q, i, last);
 }
 
-void spe__ready_rekey_top(struct ready_queue *q, uint32_t rank) {
-  struct ready_entry top = q->heap[0];
-  top.key = ((uint64_t)rank << 32) | (top.key & 0xffffffffu);
+/* ---- the bitmap of one set ---- */
+
+/* The lowest set rank >= from, or UINT32_MAX. */
+static uint32_t next_set(const struct ready_set *s, uint32_t from) {
+  uint32_t w = from / 64;
+  if (w >= s->nwords) return UINT32_MAX;
+  uint64_t m = s->bits[w] & (~0ull << (from % 64));
+  if (m != 0) return w * 64 + (uint32_t)__builtin_ctzll(m);
+  w++; /* the next word with a bit, through the summary */
+  for (uint32_t k = w / 64; k < s->nsum; k++) {
+    uint64_t sm = s->sum[k];
+    if (k == w / 64) sm &= ~0ull << (w % 64);
+    if (sm != 0) {
+      uint32_t word = k * 64 + (uint32_t)__builtin_ctzll(sm);
+      return word * 64 + (uint32_t)__builtin_ctzll(s->bits[word]);
+    }
+  }
+  return UINT32_MAX;
+}
+
+/* ---- the queue ---- */
+
+int spe__ready_push(struct ready_queue *q, struct ready_set *s, uint32_t rank) {
+  uint32_t w = rank / 64;
+  uint64_t bit = 1ull << (rank % 64);
+  if (s->bits[w] & bit) return 0;
+  if (s->count == 0 && q->len == q->cap) {
+    uint32_t cap = q->cap ? q->cap * 2 : 64;
+    struct ready_heap_entry *h = realloc(q->heap, cap * sizeof *h);
+    if (h == NULL) return SPE_ENOMEM;
+    q->heap = h;
+    q->cap = cap;
+  }
+  s->bits[w] |= bit;
+  s->sum[w / 64] |= 1ull << (w % 64);
+  q->count++;
+  struct ready_heap_entry e = {key_of(s, rank), s};
+  if (s->count++ == 0) sift_up(q, q->len++, e);
+  else if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
+  return 0;
+}
+
+struct ready_set *spe__ready_peek(const struct ready_queue *q, uint32_t *task) {
+  if (q->len == 0) return NULL;
+  struct ready_set *s = q->heap[0].set;
+  uint32_t rank = (uint32_t)(q->heap[0].key >> 32);
+  *task = s->by_rank ? s->by_rank[rank] : rank;
+  return s;
+}
+
+void spe__ready_pop(struct ready_queue *q) {
+  struct ready_heap_entry top = q->heap[0];
+  struct ready_set *s = top.set;
+  uint32_t rank = (uint32_t)(top.key >> 32), w = rank / 64;
+  s->bits[w] &= ~(1ull << (rank % 64));
+  if (s->bits[w] == 0) s->sum[w / 64] &= ~(1ull << (w % 64));
+  q->count--;
+  if (--s->count == 0) {
+    remove_at(q, 0);
+    return;
+  }
+  top.key = key_of(s, next_set(s, rank + 1)); /* higher: it goes down */
   sift_down(q, 0, top);
 }
 
-int spe__ready_pop(struct ready_queue *q, struct ready_entry *out) {
-  if (q->len == 0) return 0;
-  *out = q->heap[0];
-  struct ready_entry last = q->heap[--q->len];
-  if (q->len > 0) sift_down(q, 0, last);
-  return 1;
-}
-
-void spe__ready_drop(struct ready_queue *q, int (*drop)(const struct ready_entry *, void *),
-                     void *ctx) {
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < q->len; i++)
-    if (!drop(&q->heap[i], ctx)) q->heap[n++] = q->heap[i];
-  if (n == q->len) return;
-  q->len = n;
-  /* Heapify bottom-up: each parent sifted down, from the last one. */
-  for (uint32_t i = n > 1 ? (n - 2) / ARITY + 1 : 0; i-- > 0;) sift_down(q, i, q->heap[i]);
+void spe__ready_remove(struct ready_queue *q, struct ready_set *s) {
+  if (s->count == 0) return;
+  q->count -= s->count;
+  s->count = 0;
+  memset(s->bits, 0, s->nwords * sizeof *s->bits);
+  memset(s->sum, 0, s->nsum * sizeof *s->sum);
+  remove_at(q, s->pos);
 }
