@@ -59,7 +59,9 @@ void spe__job_run_free(struct job_run *job) {
 
 void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t round) {
-  job->tasks[t].ready_round = round;
+  /* 0 for every task not queued (take_top puts it back): a job's million
+   * roots are queued without touching their records. */
+  if (round != 0) job->tasks[t].ready_round = round;
   if (spe__ready_push(&eng->ready, &job->ready, job->def->rank[t]) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
@@ -114,6 +116,7 @@ static void take_top(struct engine *eng, struct ready_pick *e) {
   struct ready_set *set = spe__ready_peek(&eng->ready, &e->task);
   e->job = set->job;
   e->round = e->job->tasks[e->task].ready_round;
+  e->job->tasks[e->task].ready_round = 0;
   spe__ready_pop(&eng->ready);
 }
 
@@ -123,8 +126,14 @@ static void drop_top(struct engine *eng) {
   uint32_t t;
   struct ready_set *set = spe__ready_peek(&eng->ready, &t);
   struct job_run *job = set->job;
-  if (job->status != JOB_RUNNING || job->cancelling) spe__ready_remove(&eng->ready, set);
-  else spe__ready_pop(&eng->ready);
+  if (job->status != JOB_RUNNING || job->cancelling) {
+    /* Its tasks' ready_round may stay: rounds only grow, so an old one reads
+     * as durable if the task is ever queued again. */
+    spe__ready_remove(&eng->ready, set);
+    return;
+  }
+  job->tasks[t].ready_round = 0;
+  spe__ready_pop(&eng->ready);
 }
 
 void spe__engine_job_start(struct engine *eng, struct job_run *job) {

@@ -59,7 +59,7 @@ struct task_state {
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
   uint32_t ready_round;    /* while ready: the round whose commit makes its
                               inputs durable, 0 when they are
-                              (spe__engine_push_ready) */
+                              (spe__engine_push_ready); 0 when not ready */
 };
 
 /* One attempt in flight: from the pick to its outcome.
