@@ -252,6 +252,7 @@ static void flush(struct engine *eng) {
     finish_set(eng, set, eng->fatal, NULL);
   } else if (eng->async) {
     eng->flight = set;
+    spe__func_committing(eng->func, 1);
     eng->fill = set == &eng->sets[0] ? &eng->sets[1] : &eng->sets[0];
     eng->fill->gen = set->gen + 1;
     spe__committer_submit(&eng->committer, &set->batch);
@@ -276,6 +277,7 @@ static void on_commit_done(struct loop *lp, struct io_watch *w, uint32_t events)
   int rc = spe__committer_result(&eng->committer, &msg, &seconds);
   struct round_set *set = eng->flight;
   eng->flight = NULL;
+  spe__func_committing(eng->func, 0);
   count_commit(eng, &set->batch, seconds);
   finish_set(eng, set, rc, msg);
 }

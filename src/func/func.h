@@ -133,6 +133,11 @@ void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const
  * loop would sleep and wake once per handful of tasks. Otherwise a no-op. */
 void spe__func_spin(struct func_exec *fx, int64_t max_ns);
 
+/* Whether a commit runs on another thread (the store's committer). Thread
+ * isolation: while one does, a pool thread without a run spins only briefly
+ * before it sleeps, leaving the CPU to the committer. A no-op otherwise. */
+void spe__func_committing(struct func_exec *fx, int on);
+
 /* Kill (process) or abandon (thread) every running attempt without reporting
  * it, then free. Thread isolation waits for running functions to return.
  * NULL is a no-op. Same rules as spe__cmd_exec_free(). */

@@ -70,6 +70,10 @@ void spe__func_spin(struct func_exec *fx, int64_t max_ns) {
   if (fx->thr) spe__thread_exec_spin(fx->thr, max_ns);
 }
 
+void spe__func_committing(struct func_exec *fx, int on) {
+  if (fx->thr) spe__thread_exec_committing(fx->thr, on);
+}
+
 void spe__func_exec_free(struct func_exec *fx) {
   if (fx == NULL) return;
   if (fx->thr) spe__thread_exec_free(fx->thr);

@@ -37,6 +37,7 @@ int spe__thread_exec_has_notes(struct thread_exec *tx);
 int spe__thread_exec_sleep_begin(struct thread_exec *tx, int until_dry);
 void spe__thread_exec_sleep_end(struct thread_exec *tx);
 void spe__thread_exec_spin(struct thread_exec *tx, int64_t max_ns);
+void spe__thread_exec_committing(struct thread_exec *tx, int on);
 void spe__thread_exec_free(struct thread_exec *tx);
 
 #endif

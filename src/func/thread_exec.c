@@ -293,6 +293,10 @@ void spe__thread_exec_spin(struct thread_exec *tx, int64_t max_ns) {
   if (tx->nrunning > 0 && tx->forced_head == NULL) spe__tpool_spin_for_notes(&tx->pool, max_ns);
 }
 
+void spe__thread_exec_committing(struct thread_exec *tx, int on) {
+  atomic_store_explicit(&tx->pool.committing, on, memory_order_relaxed);
+}
+
 void spe__thread_exec_free(struct thread_exec *tx) {
   if (tx == NULL) return;
   spe__io_stop(tx->lp, &tx->wake_w);

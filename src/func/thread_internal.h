@@ -129,6 +129,8 @@ struct thread_pool {
                                 the loop) */
   atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
                                 (put_note) */
+  atomic_int committing;     /* a commit runs on another thread: a thread
+                                without a run spins briefly (spin_wait) */
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */

@@ -186,7 +186,9 @@ static int head_ready(struct thread_pool *p, int *slot) {
  * it), up to SPIN_AWAKE_NS while it is awake - a round in progress most
  * likely ends by handing over more runs, and a round of a hundred random
  * DAGs takes longer than SPIN_NS: sleeping through each one cost a wake-up
- * per round on both sides (bench_functions dag, docs/benchmarks.md). */
+ * per round on both sides (bench_functions dag, docs/benchmarks.md). But
+ * SPIN_NS only while a commit runs on another thread: there the committer
+ * needs the CPU (bench_functions durable lost a fifth to the spinning). */
 #define SPIN_NS 20000
 #define SPIN_AWAKE_NS 200000
 
@@ -203,7 +205,8 @@ static void spin_wait(struct thread_pool *p, struct pool_worker *w) {
     uint64_t spun = spe__mono_ns() - begun;
     if (spun > SPIN_AWAKE_NS ||
         (spun > SPIN_NS &&
-         atomic_load_explicit(&p->loop_sleeping, memory_order_relaxed) != LOOP_AWAKE))
+         (atomic_load_explicit(&p->loop_sleeping, memory_order_relaxed) != LOOP_AWAKE ||
+          atomic_load_explicit(&p->committing, memory_order_relaxed))))
       return;
     sched_yield();
   }
