@@ -312,6 +312,31 @@ static void test_key_with_nul(void **state) {
   json_decref(doc);
 }
 
+/* Neighbouring tasks that call one function share one copy of its name;
+ * others keep their own, and a name with a NUL is refused all the same. */
+static void test_exec_names_shared(void **state) {
+  static const char text[] =
+      "{\"name\":\"j\",\"tasks\":[{\"name\":\"a\",\"exec\":\"f\"},"
+      "{\"name\":\"b\",\"exec\":\"f\"},{\"name\":\"c\",\"exec\":\"ff\"},"
+      "{\"name\":\"d\",\"cmd\":\"ff\"},{\"name\":\"e\",\"exec\":\"ff\"}]}";
+  struct job_def *def = NULL;
+  assert_int_equal(spe__job_parse_text(text, strlen(text), &def, NULL), 0);
+  assert_ptr_equal(def->tasks[0].cmd, def->tasks[1].cmd);
+  assert_string_equal(def->tasks[1].cmd, "f");
+  assert_string_equal(def->tasks[2].cmd, "ff");
+  assert_ptr_not_equal(def->tasks[2].cmd, def->tasks[4].cmd); /* a cmd between */
+  assert_string_equal(def->tasks[4].cmd, "ff");
+  spe__job_free(def);
+
+  json_t *doc = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s%}]}", "name", "j", "tasks", "name",
+                          "a", "exec", "f", "name", "b", "exec", "f\0g", (size_t)3);
+  char *msg = NULL;
+  assert_int_equal(spe__job_parse_json(doc, &def, &msg), SPE_EJOB);
+  assert_string_equal(msg, "task \"b\": \"exec\" must not contain a NUL character");
+  free(msg);
+  json_decref(doc);
+}
+
 /* A wide job with many names: every name is found, every edge lands right. */
 static void test_many_tasks(void **state) {
   enum { N = 5000 };
@@ -508,6 +533,7 @@ int main(void) {
       cmocka_unit_test(test_spec_example),     cmocka_unit_test(test_every_field),
       cmocka_unit_test(test_canonical_form),   cmocka_unit_test(test_parse_json_copies),
       cmocka_unit_test(test_key_with_nul),     cmocka_unit_test(test_many_tasks),
+      cmocka_unit_test(test_exec_names_shared),
       cmocka_unit_test(test_strings_fill_blocks),
       cmocka_unit_test(test_free_hand_built),  cmocka_unit_test(test_validate_levels),
       cmocka_unit_test(test_canonical_matches_jansson),

@@ -185,9 +185,11 @@ static int submit_def(spe_executor *ex, struct job_def *def, unsigned flags,
                       char id[SPE_ID_SIZE], int *resumed, char **msg) {
   /* An exec task naming a function this executor does not have could never
    * run: refuse the job now rather than fail it later. */
+  const char *found = NULL; /* tasks naming one function share its name */
   for (uint32_t t = 0; t < def->ntasks; t++) {
-    if (def->tasks[t].body == TASK_EXEC &&
-        spe__registry_find(ex->functions, def->tasks[t].cmd) == NULL) {
+    if (def->tasks[t].body != TASK_EXEC || def->tasks[t].cmd == found) continue;
+    found = def->tasks[t].cmd;
+    if (spe__registry_find(ex->functions, found) == NULL) {
       spe__msg_set(msg, "task \"%s\": exec function \"%s\" is not registered",
                    def->tasks[t].name, def->tasks[t].cmd);
       spe__job_free(def);
