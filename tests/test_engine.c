@@ -316,6 +316,39 @@ static void priority_then_file_order(void **state) {
   h_close(&h);
 }
 
+/* Between jobs the lower rank goes first, then the job started first; a
+ * `priority` task that becomes ready late goes before the others at once. One
+ * worker; job B starts while A's first task sleeps. B's ranks: z 0, x 1, y 2. */
+static void ready_order_between_jobs(void **state) {
+  struct harness h;
+  h_open(&h, 1);
+  char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
+  char *text = h_unquote("{'name':'A','tasks':[{'name':'a0','cmd':'sleep 0.3'},"
+                         "{'name':'a1','cmd':'true'},{'name':'a2','cmd':'true'}]}");
+  h_submit_start(&h, text, a);
+  free(text);
+  assert_int_equal(h_recorder_await(&h.rec, a, "task_started", 1, 5000), 1);
+  text = h_unquote("{'name':'B','priority':['z'],'tasks':[{'name':'x','cmd':'true',"
+                   "'enables':['z']},{'name':'y','cmd':'true'},{'name':'z','cmd':'true'}]}");
+  h_submit_start(&h, text, b);
+  free(text);
+  assert_int_equal(h_await_events(&h, b, "job_finished", 1, 5000), 1);
+  assert_int_equal(h_await_events(&h, a, "job_finished", 1, 5000), 1);
+  char order[64] = "";
+  json_t *started = h_events(&h, NULL, "task_started", NULL);
+  size_t i;
+  json_t *ev;
+  json_array_foreach(started, i, ev) {
+    const char *job = json_string_value(json_object_get(ev, "job"));
+    snprintf(order + strlen(order), sizeof order - strlen(order), "%s%s", i ? " " : "",
+             json_string_value(json_object_get(ev, "task")));
+    assert_true(strcmp(job, a) == 0 || strcmp(job, b) == 0);
+  }
+  json_decref(started);
+  assert_string_equal(order, "a0 a1 x z a2 y");
+  h_close(&h);
+}
+
 static void retries_with_backoff(void **state) {
   struct harness h;
   h_open(&h, 2); /* backoff base 50 ms: waits of 50 then 100 ms */
@@ -603,6 +636,7 @@ int main(void) {
       cmocka_unit_test(two_jobs_on_ten_workers),
       cmocka_unit_test(worker_limit_from_events),
       cmocka_unit_test(priority_then_file_order),
+      cmocka_unit_test(ready_order_between_jobs),
       cmocka_unit_test(retries_with_backoff),
       cmocka_unit_test(cancel_during_backoff),
       cmocka_unit_test(events_follow_the_contract),
