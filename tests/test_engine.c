@@ -318,12 +318,13 @@ static void priority_then_file_order(void **state) {
 
 /* Between jobs the lower rank goes first, then the job started first; a
  * `priority` task that becomes ready late goes before the others at once. One
- * worker; job B starts while A's first task sleeps. B's ranks: z 0, x 1, y 2. */
+ * worker; job B starts while A's first task sleeps (1 s: time enough under
+ * valgrind). B's ranks: z 0, x 1, y 2. */
 static void ready_order_between_jobs(void **state) {
   struct harness h;
   h_open(&h, 1);
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
-  char *text = h_unquote("{'name':'A','tasks':[{'name':'a0','cmd':'sleep 0.3'},"
+  char *text = h_unquote("{'name':'A','tasks':[{'name':'a0','cmd':'sleep 1'},"
                          "{'name':'a1','cmd':'true'},{'name':'a2','cmd':'true'}]}");
   h_submit_start(&h, text, a);
   free(text);
