@@ -27,7 +27,8 @@
  * operation a hundred nanoseconds. So both directions are batched:
  *   - Towards the threads: a thread that finishes a call takes the next run
  *     without sleeping. A thread that finds the queue empty first spins a
- *     little (SPIN_NS, yielding the CPU as it goes) as the pool's one
+ *     while (SPIN_NS, or SPIN_AWAKE_NS while the loop works on a round and
+ *     no commit is in flight; yielding the CPU as it goes) as the pool's one
  *     `spinner`: a submit that finds a spinner only sets its `claimed` flag -
  *     no system call on the loop's thread, where a wake-up would cost more
  *     than the task. Then it sleeps: it pushes itself on the idle stack and
