@@ -850,6 +850,59 @@ static void test_sleep_until_dry(void **state) {
   slot_clear(&second);
 }
 
+/* As the engine drives the pool: while the loop is awake, a run queued beside
+ * a thread in a call is left to that thread (with tiny calls a second thread
+ * would only take the loop's CPU). If the queue stays non-empty - the call is
+ * long - a round of the loop brings another thread within a few ms. */
+static void test_awake_loop_brings_a_thread_for_a_stall(void **state) {
+  struct fx *f = *state;
+  static _Atomic long slots;
+  atomic_store(&slots, 2); /* static: the pool outlives a failed test */
+  open_exec_slots(f, 2, &slots);
+  spe__thread_exec_sleep_end(f->tx); /* awake, and it stays so: rounds below */
+  struct slot long_call = {0}, quick = {0};
+  start_ahead(f, "until_cancelled", &long_call);
+  gate_await(&gate.entered, 1);
+  start_ahead(f, "five", &quick);
+  int64_t until = spe__mono_ms() + 10000;
+  while (!quick.done && spe__mono_ms() < until) {
+    assert_true(spe__loop_poll(&f->lp, 1) >= 0);
+    spe__thread_exec_poll(f->tx);
+  }
+  assert_true(quick.done);
+  assert_int_equal(json_integer_value(result_of(&quick)), 5);
+  assert_false(long_call.done);
+  signal_run(f, &long_call, "cancelled");
+  spe__thread_exec_poll(f->tx);
+  assert_true(long_call.done);
+  gate_open();
+  slot_clear(&long_call);
+  slot_clear(&quick);
+}
+
+/* The loop going to sleep brings every thread the queued runs need. */
+static void test_sleeping_loop_brings_threads(void **state) {
+  struct fx *f = *state;
+  static _Atomic long slots;
+  atomic_store(&slots, 2); /* static: the pool outlives a failed test */
+  open_exec_slots(f, 2, &slots);
+  spe__thread_exec_sleep_end(f->tx);
+  struct slot long_call = {0}, quick = {0};
+  start_ahead(f, "until_cancelled", &long_call);
+  gate_await(&gate.entered, 1);
+  start_ahead(f, "five", &quick);
+  spe__thread_exec_poll(f->tx); /* the long call's start */
+  assert_true(long_call.started);
+  assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 0), 0);
+  wait_for(f, &quick); /* a sleeping loop: the notes wake it */
+  assert_int_equal(json_integer_value(result_of(&quick)), 5);
+  signal_run(f, &long_call, "cancelled");
+  wait_for(f, &long_call);
+  gate_open();
+  slot_clear(&long_call);
+  slot_clear(&quick);
+}
+
 /* ---- freeing the executor ---- */
 
 /* Queued runs are dropped uncalled, a running call is told it is cancelled and
@@ -922,6 +975,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_ahead_waits_for_a_freed_slot, setup, teardown),
       cmocka_unit_test_setup_teardown(test_slot_holder_goes_first, setup, teardown),
       cmocka_unit_test_setup_teardown(test_sleep_until_dry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_awake_loop_brings_a_thread_for_a_stall, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_sleeping_loop_brings_threads, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_with_runs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_free_waits_for_late_calls, setup, teardown),
   };

@@ -154,10 +154,6 @@ int spe__thread_exec_has_notes(struct thread_exec *tx) {
   return spe__tpool_has_notes(&tx->pool) || tx->forced_head != NULL;
 }
 
-void spe__thread_exec_poll(struct thread_exec *tx) {
-  if (spe__thread_exec_has_notes(tx)) take_notes(tx);
-}
-
 int spe__thread_exec_sleep_begin(struct thread_exec *tx, int until_dry) {
   return spe__tpool_sleep_begin(&tx->pool, until_dry);
 }
@@ -169,6 +165,13 @@ static void warn_threads(struct thread_exec *tx, char *msg) {
   spe__log(tx->lg, SPE_LOG_WARN, "thread isolation: %s; going on with %u threads", msg,
            tx->pool.nthreads);
   free(msg);
+}
+
+void spe__thread_exec_poll(struct thread_exec *tx) {
+  if (spe__thread_exec_has_notes(tx)) take_notes(tx);
+  char *msg = NULL;
+  spe__tpool_check_stall(&tx->pool, tx->lp->now_ms, &msg);
+  warn_threads(tx, msg);
 }
 
 void spe__thread_exec_flush(struct thread_exec *tx) {

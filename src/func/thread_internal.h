@@ -135,7 +135,12 @@ struct thread_pool {
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */
   uint32_t nlooking;         /* threads claimed or woken, not at the queue yet */
+  uint32_t ncalling;         /* threads between taking a run and noting its end */
+  atomic_uint queued;        /* runs in the queue: written under mu, read by the
+                                loop without it */
   /* The loop's thread only: */
+  int64_t empty_ms;          /* when the loop last saw the queue empty
+                                (spe__tpool_check_stall) */
   struct pool_worker *all;
   uint32_t nthreads, max_threads;
   int efd;                   /* readable when notes may wait for a sleeping
@@ -167,6 +172,13 @@ void spe__tpool_kick(struct thread_pool *p, char **msg);
  * waiting already (then it should not sleep). */
 int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry);
 void spe__tpool_sleep_end(struct thread_pool *p);
+/* Once a round, the loop's thread: if the queue has not been seen empty for
+ * STALL_MS or more (the threads calling do not keep up: long calls), bring
+ * another thread (*msg as for spe__tpool_submit_list). While the loop is awake, a second thread is not
+ * brought for runs that a thread in a call will come back for: with tiny
+ * calls the loop is the bottleneck, and that thread would take its CPU. Going
+ * to sleep (spe__tpool_sleep_begin) brings every thread runs need. */
+void spe__tpool_check_stall(struct thread_pool *p, int64_t now_ms, char **msg);
 /* Whether notes wait (without the lock; after taking a slot, every note made
  * before it was given back is seen). */
 int spe__tpool_has_notes(struct thread_pool *p);

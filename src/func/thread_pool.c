@@ -41,9 +41,15 @@
  *     spreads over the threads, and the wake-ups are paid by the threads, not
  *     by the loop). A spurious wake-up is never taken for a real one, and the
  *     last thread to sleep is the first woken (its cache is the warmest).
- *     The invariant: whenever runs wait, a thread is on its way, or every
- *     thread is busy in a call and will come back, or no slot is free and
- *     whoever frees one comes back.
+ *     But while the loop is awake (working on a round), runs beside a
+ *     thread in a call are left to that thread (`lazy`): with tiny calls the
+ *     loop is the bottleneck and a second thread calling would take its CPU.
+ *     The loop brings the others when it goes to sleep, and when it sees the
+ *     queue stay non-empty for STALL_MS (spe__tpool_check_stall, once a
+ *     round). The invariant: whenever runs wait, a thread is on its way, or
+ *     every thread is busy in a call and will come back, or no slot is free
+ *     and whoever frees one comes back, or the loop is awake and a thread in
+ *     a call will come back (and the loop brings more as above).
  *   - Towards the loop: the loop reads the notes in every round, and the
  *     eventfd is written only when it sleeps (`loop_sleeping`, see put_note),
  *     by the first note after it last took them (`notified`); it takes the
@@ -148,16 +154,49 @@ static int put_note(struct thread_pool *p, struct run_note *n) {
   return 1;
 }
 
+static int come_for_queue(struct thread_pool *p, int force, char **msg);
+
+/* The loop is about to sleep: every thread that runs waiting in the queue
+ * need comes for them now (while it was awake, those beside a thread in a
+ * call were left to that thread: see `lazy`). */
+static void bring_all(struct thread_pool *p) {
+  if (atomic_load_explicit(&p->queued, memory_order_relaxed) == 0) return;
+  char *msg = NULL;
+  pthread_mutex_lock(&p->mu);
+  (void)come_for_queue(p, 1, &msg); /* a thread runs: it cannot fail */
+  free(msg);
+}
+
 int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry) {
   atomic_store_explicit(&p->loop_sleeping, until_dry ? LOOP_SLEEPS_UNTIL_DRY : LOOP_SLEEPS,
                         memory_order_seq_cst);
-  if (!atomic_load_explicit(&p->has_notes, memory_order_seq_cst)) return 0;
-  if (!until_dry) return 1;
-  /* Notes wait: they wake it only if no run waits (put_note's rule). */
+  int awake = 0;
+  if (atomic_load_explicit(&p->has_notes, memory_order_seq_cst)) {
+    awake = 1;
+    if (until_dry) {
+      /* Notes wait: they wake it only if no run waits (put_note's rule). */
+      pthread_mutex_lock(&p->mu);
+      awake = p->head == NULL;
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+  if (!awake) bring_all(p);
+  return awake;
+}
+
+/* How long the queue may stay non-empty, as the loop sees it once a round,
+ * before another thread is brought for its runs. */
+#define STALL_MS 1
+
+void spe__tpool_check_stall(struct thread_pool *p, int64_t now_ms, char **msg) {
+  if (atomic_load_explicit(&p->queued, memory_order_relaxed) == 0 || p->empty_ms == 0) {
+    p->empty_ms = now_ms; /* (0: never looked before) */
+    return;
+  }
+  if (now_ms - p->empty_ms < STALL_MS) return;
+  p->empty_ms = now_ms;
   pthread_mutex_lock(&p->mu);
-  int dry = p->head == NULL;
-  pthread_mutex_unlock(&p->mu);
-  return dry;
+  (void)come_for_queue(p, 1, msg);
 }
 
 void spe__tpool_sleep_end(struct thread_pool *p) {
@@ -232,6 +271,28 @@ static struct pool_worker *take_idle(struct thread_pool *p) {
   return w;
 }
 
+/* Under mu: whether to leave queued runs to a thread that is in a call, rather
+ * than bring another: while the loop is awake (working on a round). With
+ * tiny calls the loop is the bottleneck, and a second thread calling would
+ * take the CPU it needs (on 2 CPUs, bench_functions wide: 189-309 ns a task
+ * with both threads busy, 192-221 this way); with long calls the loop soon
+ * sleeps, or sees the queue stall, and brings the others then. */
+static int lazy(const struct thread_pool *p) {
+  return p->ncalling > 0 &&
+         atomic_load_explicit(&p->loop_sleeping, memory_order_relaxed) == LOOP_AWAKE;
+}
+
+/* Under mu: the counts the loop reads without it. */
+static void queue_added(struct thread_pool *p, unsigned n) {
+  atomic_store_explicit(&p->queued, atomic_load_explicit(&p->queued, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+static void queue_taken(struct thread_pool *p) {
+  atomic_store_explicit(&p->queued, atomic_load_explicit(&p->queued, memory_order_relaxed) - 1,
+                        memory_order_relaxed);
+}
+
 /* Under mu: wait until the queue holds a run this thread can take (*slot:
  * its slot was taken) or the pool stops; first tell the loop about notes if
  * *tell_loop, then spin once, then sleep. */
@@ -295,13 +356,16 @@ static void *worker_main(void *arg) {
     struct func_run *run = p->head;
     p->head = run->next;
     if (p->head == NULL) p->tail = NULL;
+    queue_taken(p);
     int call = begin(p, run, &tell_loop, now_ms);
     w->current = run;
+    p->ncalling++;
     /* More runs wait and no other thread is on its way: wake one now, before
      * a call that may be long (this is how a burst of submits spreads over
-     * the threads without the loop paying for the wake-ups). */
+     * the threads without the loop paying for the wake-ups) - unless the loop
+     * is awake (`lazy`). */
     struct pool_worker *helper =
-        p->head != NULL && p->nlooking == 0 && slot_free(p) ? take_idle(p) : NULL;
+        p->head != NULL && p->nlooking == 0 && slot_free(p) && !lazy(p) ? take_idle(p) : NULL;
     pthread_mutex_unlock(&p->mu);
     if (helper != NULL) pthread_cond_signal(&helper->wake);
     /* Notes already made reach the loop before this call, however long it
@@ -315,6 +379,7 @@ static void *worker_main(void *arg) {
     }
     pthread_mutex_lock(&p->mu);
     tell_loop = put_note(p, &run->end_note);
+    p->ncalling--;
     /* The slot goes back after the end is noted: whoever takes it (the
      * engine, for a command) finds the note there and records that end
      * before its own start (spe__func_has_notes). A run not queued ahead
@@ -361,6 +426,8 @@ static void unqueue(struct thread_pool *p, struct func_run *run) {
   if (*link == run) {
     *link = run->next;
     if (p->tail == run) p->tail = prev;
+    atomic_store_explicit(&p->queued, atomic_load_explicit(&p->queued, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
   }
   pthread_mutex_unlock(&p->mu);
 }
@@ -399,8 +466,8 @@ static int runnable(const struct thread_pool *p) {
  * sleeps and fewer than max_threads run - unless the first run needs a slot
  * and none is free (a thread that returns from its call comes back to the
  * queue, and a slot freed elsewhere comes with a kick). */
-static int come_for_queue(struct thread_pool *p, char **msg) {
-  if (!runnable(p)) {
+static int come_for_queue(struct thread_pool *p, int force, char **msg) {
+  if (!runnable(p) || (!force && lazy(p))) {
     pthread_mutex_unlock(&p->mu);
     return 0;
   }
@@ -439,7 +506,8 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
     else p->head = run;
     p->tail = run;
   }
-  int rc = come_for_queue(p, msg);
+  queue_added(p, 1);
+  int rc = come_for_queue(p, 0, msg);
   if (rc != 0) unqueue(p, run);
   return rc;
 }
@@ -451,12 +519,15 @@ void spe__tpool_submit_list(struct thread_pool *p, struct func_run *head, struct
   if (p->tail) p->tail->next = head;
   else p->head = head;
   p->tail = tail;
-  (void)come_for_queue(p, msg); /* a thread runs already: it cannot fail */
+  unsigned n = 0;
+  for (struct func_run *r = head; r != NULL; r = r->next) n++;
+  queue_added(p, n);
+  (void)come_for_queue(p, 0, msg); /* a thread runs already: it cannot fail */
 }
 
 void spe__tpool_kick(struct thread_pool *p, char **msg) {
   pthread_mutex_lock(&p->mu);
-  (void)come_for_queue(p, msg);
+  (void)come_for_queue(p, 0, msg);
 }
 
 struct run_note *spe__tpool_take_notes(struct thread_pool *p) {
@@ -474,6 +545,7 @@ struct func_run *spe__tpool_stop(struct thread_pool *p) {
   p->stopping = 1;
   struct func_run *queued = p->head;
   p->head = p->tail = NULL;
+  atomic_store_explicit(&p->queued, 0, memory_order_relaxed);
   for (struct pool_worker *w = p->all; w != NULL; w = w->next)
     if (w->current != NULL) atomic_store_explicit(&w->current->cancelled, 1, memory_order_relaxed);
   for (struct pool_worker *w = p->idle; w != NULL; w = w->next_idle) w->woken = 1;
