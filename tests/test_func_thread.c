@@ -850,20 +850,27 @@ static void test_sleep_until_dry(void **state) {
   slot_clear(&second);
 }
 
+/* Two threads, 2 slots, the loop awake (as the engine has it while it works
+ * on a round): a call that runs until cancelled, begun, and a quick one
+ * queued beside it. The slots are static: the pool outlives a failed test. */
+static _Atomic long two_slots;
+static void beside_a_long_call(struct fx *f, struct slot *long_call, struct slot *quick) {
+  atomic_store(&two_slots, 2);
+  open_exec_slots(f, 2, &two_slots);
+  spe__thread_exec_sleep_end(f->tx);
+  start_ahead(f, "until_cancelled", long_call);
+  gate_await(&gate.entered, 1);
+  start_ahead(f, "five", quick);
+}
+
 /* As the engine drives the pool: while the loop is awake, a run queued beside
  * a thread in a call is left to that thread (with tiny calls a second thread
  * would only take the loop's CPU). If the queue stays non-empty - the call is
  * long - a round of the loop brings another thread within a few ms. */
 static void test_awake_loop_brings_a_thread_for_a_stall(void **state) {
   struct fx *f = *state;
-  static _Atomic long slots;
-  atomic_store(&slots, 2); /* static: the pool outlives a failed test */
-  open_exec_slots(f, 2, &slots);
-  spe__thread_exec_sleep_end(f->tx); /* awake, and it stays so: rounds below */
   struct slot long_call = {0}, quick = {0};
-  start_ahead(f, "until_cancelled", &long_call);
-  gate_await(&gate.entered, 1);
-  start_ahead(f, "five", &quick);
+  beside_a_long_call(f, &long_call, &quick); /* the loop stays awake: rounds below */
   int64_t until = spe__mono_ms() + 10000;
   while (!quick.done && spe__mono_ms() < until) {
     assert_true(spe__loop_poll(&f->lp, 1) >= 0);
@@ -883,14 +890,8 @@ static void test_awake_loop_brings_a_thread_for_a_stall(void **state) {
 /* The loop going to sleep brings every thread the queued runs need. */
 static void test_sleeping_loop_brings_threads(void **state) {
   struct fx *f = *state;
-  static _Atomic long slots;
-  atomic_store(&slots, 2); /* static: the pool outlives a failed test */
-  open_exec_slots(f, 2, &slots);
-  spe__thread_exec_sleep_end(f->tx);
   struct slot long_call = {0}, quick = {0};
-  start_ahead(f, "until_cancelled", &long_call);
-  gate_await(&gate.entered, 1);
-  start_ahead(f, "five", &quick);
+  beside_a_long_call(f, &long_call, &quick);
   spe__thread_exec_poll(f->tx); /* the long call's start */
   assert_true(long_call.started);
   assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 0), 0);
