@@ -156,9 +156,9 @@ static int put_note(struct thread_pool *p, struct run_note *n) {
 
 static int come_for_queue(struct thread_pool *p, int force, char **msg);
 
-/* The loop is about to sleep: every thread that runs waiting in the queue
- * need comes for them now (while it was awake, those beside a thread in a
- * call were left to that thread: see `lazy`). */
+/* The loop is about to sleep: bring every thread the queued runs need
+ * (while it was awake, runs beside a thread in a call were left to that
+ * thread: see `lazy`). */
 static void bring_all(struct thread_pool *p) {
   if (atomic_load_explicit(&p->queued, memory_order_relaxed) == 0) return;
   char *msg = NULL;
