@@ -27,7 +27,9 @@
  * Only the run is timed: from the first spe_start() to the return of the last
  * spe_wait(). Building the job text and submitting it (validation, store) are
  * reported apart. The pool is timed from its first push to the return of its
- * wait for all. Each line gives wall time per task and the CPU time of the
+ * wait for all. In `wide` and `dag`, spe runs ROUNDS/2 times (at most 5), each
+ * after a round of the pool, and the pool runs ROUNDS times in all: each side's
+ * figure is its median run. Each line gives wall time per task and the CPU time of the
  * whole process per task (every thread, from getrusage), which moves less
  * than wall time on a shared machine. A final `summary` line per mode is for
  * bench/functions.sh.
@@ -522,11 +524,11 @@ static int cmp_wall(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The pool's figure: the median round. Its rounds spread widely (from about
+/* The median of n runs (the pool's, or spe's). The pool's rounds spread widely (from about
  * 30 to 200 ns per task here): when the pushing thread outruns the workers,
  * a round is little more than a million uncontended lock/unlock pairs; when
  * they contend, each push wakes a worker. The median is the usual case. */
-static struct timing pool_median(const struct timing *all, int n) {
+static struct timing median_run(const struct timing *all, int n) {
   struct timing s[16];
   memcpy(s, all, (size_t)n * sizeof *s);
   qsort(s, (size_t)n, sizeof *s, cmp_wall);
@@ -536,7 +538,7 @@ static struct timing pool_median(const struct timing *all, int n) {
 }
 
 static struct timing print_pool(const struct opts *o, const struct timing *all, int n) {
-  struct timing med = pool_median(all, n);
+  struct timing med = median_run(all, n);
   char what[64];
   snprintf(what, sizeof what, "pool, mutex+condvar, %ld threads", o->workers);
   line(what, med, o->tasks);
@@ -560,32 +562,43 @@ static void mode_pool(const struct opts *o) {
 
 /* The thread-isolation modes: the pool, the spe run, the pool again. */
 static void thread_vs_pool(const char *mode, const struct opts *o, char **texts, long jobs) {
-  struct timing all[16];
-  int before = o->rounds > 1 ? (int)(o->rounds / 2) : 1, after = (int)o->rounds - before;
-  if (after < 1) after = 1;
-  pool_rounds(o, all, 0, before);
+  /* spe and the pool take turns (a pool round before each spe run, the rest
+   * of the pool's rounds after), so that both sample the same moods of a
+   * shared machine; each side's figure is its median. */
+  enum { MAX_SPE = 5 };
+  struct timing all[16], runs[MAX_SPE];
+  struct spe_figures f[MAX_SPE];
+  int m = o->rounds > 1 ? (int)(o->rounds / 2) : 1;
+  if (m > MAX_SPE) m = MAX_SPE;
+  int npool = (int)o->rounds > m + 1 ? (int)o->rounds : m + 1;
+  double closed = 0;
+  for (int i = 0; i < m; i++) {
+    pool_rounds(o, all, i, 1);
+    spe_executor *ex = open_executor(o, SPE_ISOLATION_THREAD, "memory:");
+    f[i] = run_jobs(ex, texts, jobs, (int)o->check);
+    runs[i] = f[i].run;
+    double c0 = now_s();
+    spe_close(ex);
+    closed = now_s() - c0;
+  }
+  pool_rounds(o, all, m, npool - m);
 
-  spe_executor *ex = open_executor(o, SPE_ISOLATION_THREAD, "memory:");
-  struct spe_figures f = run_jobs(ex, texts, jobs, (int)o->check);
-  double c0 = now_s();
-  spe_close(ex);
-  double closed = now_s() - c0;
-
-  pool_rounds(o, all, before, after);
-
-  printf("  %-38s %8.3f s %9.0f ns/task\n", "submit (validate, plan, store)", f.submit,
-         f.submit * 1e9 / (double)o->tasks);
-  line("spe run (spe_start .. spe_wait)", f.run, o->tasks);
+  struct timing run = median_run(runs, m);
+  printf("  %-38s %8.3f s %9.0f ns/task\n", "submit (validate, plan, store)", f[m - 1].submit,
+         f[m - 1].submit * 1e9 / (double)o->tasks);
+  line("spe run (spe_start .. spe_wait)", run, o->tasks);
+  printf("  %-38s", "  its runs (wall ns/task; median)");
+  for (int i = 0; i < m; i++) printf(" %.0f", runs[i].wall * 1e9 / (double)o->tasks);
+  printf("\n    the last run's threads:\n");
   print_threads(o->tasks);
-  struct timing pool = print_pool(o, all, before + after);
-  double ratio = f.run.wall / pool.wall;
+  struct timing pool = print_pool(o, all, npool);
+  double ratio = run.wall / pool.wall;
   printf("  ratio spe / pool: %.1f (wall), %.1f (cpu)   target <= 2   [spe_close %.3f s]\n",
-         ratio, f.run.cpu / pool.cpu, closed);
+         ratio, run.cpu / pool.cpu, closed);
   printf("summary %s tasks=%ld spe_ns=%.0f spe_cpu_ns=%.0f pool_ns=%.0f ratio=%.2f "
          "submit_s=%.3f\n",
-         mode, o->tasks, f.run.wall * 1e9 / (double)o->tasks,
-         f.run.cpu * 1e9 / (double)o->tasks, pool.wall * 1e9 / (double)o->tasks, ratio,
-         f.submit);
+         mode, o->tasks, run.wall * 1e9 / (double)o->tasks, run.cpu * 1e9 / (double)o->tasks,
+         pool.wall * 1e9 / (double)o->tasks, ratio, f[m - 1].submit);
 }
 
 static void mode_wide(const struct opts *o) {
