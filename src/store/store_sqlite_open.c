@@ -290,9 +290,17 @@ static int connect(struct sqlite_store *ss, int64_t version, char **msg) {
   rc = query_text(ss->db, "PRAGMA journal_mode = WAL", mode, sizeof mode);
   if (rc == SQLITE_OK && strcmp(mode, "wal") != 0)
     return open_failed(ss, SQLITE_CANTOPEN, "cannot use WAL", msg);
+  /* The WAL is checkpointed into the file every 10,000 pages (40 MiB with
+   * 4 KiB pages) instead of SQLite's 1,000: a busy round writes thousands of
+   * rows, and checkpointing after nearly every commit copied the same index
+   * pages again and again on the committer (bench_functions durable, 8 runs
+   * each, alternated: median 52,000 -> 59,600 tasks/s). The WAL is as
+   * durable either way; a recovery reads a longer one. */
   if (rc == SQLITE_OK)
-    rc = sqlite3_exec(ss->db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", NULL, NULL,
-                      NULL);
+    rc = sqlite3_exec(ss->db,
+                      "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                      " PRAGMA wal_autocheckpoint = 10000;",
+                      NULL, NULL, NULL);
   if (rc == SQLITE_OK && ss->max_pages > 0) {
     char sql[64];
     int64_t ignored;
