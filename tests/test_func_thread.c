@@ -209,6 +209,9 @@ struct fx {
   spe_registry *reg;
   int in_call;  /* set around executor calls: done must never be called then */
   int ndone;
+  _Atomic long slots; /* free slots (open_exec_slots): the pool borrows them,
+                         so they live until the teardown frees it, also when
+                         a test fails midway */
 };
 
 static void on_done(void *ctx, void *task_ctx, struct task_outcome *out) {
@@ -280,13 +283,14 @@ static void open_exec(struct fx *f, uint32_t workers) {
 }
 
 /* Thread isolation as the engine drives it: `threads` threads, the calls
- * bounded by the free slots in *slots, starts reported. */
-static void open_exec_slots(struct fx *f, uint32_t threads, _Atomic long *slots) {
+ * bounded by `slots` free slots (f->slots), starts reported. */
+static void open_exec_slots(struct fx *f, uint32_t threads, long slots) {
+  atomic_store(&f->slots, slots);
   struct func_exec_config cfg = {.isolation = SPE_ISOLATION_THREAD,
                                  .workers = threads,
                                  .reg = f->reg,
                                  .started = on_started,
-                                 .slots = slots};
+                                 .slots = &f->slots};
   assert_int_equal(spe__thread_exec_new(&f->tx, &cfg, &f->lp, NULL, on_done, f), 0);
 }
 
@@ -721,8 +725,7 @@ static void test_many_exactly_once(void **state) {
  * back at the end. */
 static void test_ahead_bounded_by_slots(void **state) {
   struct fx *f = *state;
-  _Atomic long slots = 1;
-  open_exec_slots(f, 3, &slots);
+  open_exec_slots(f, 3, 1);
   atomic_store(&now_running, 0);
   atomic_store(&most_running, 0);
   struct slot s[8] = {{0}};
@@ -736,7 +739,7 @@ static void test_ahead_bounded_by_slots(void **state) {
     slot_clear(&s[i]);
   }
   assert_int_equal(atomic_load(&most_running), 1);
-  assert_int_equal(atomic_load(&slots), 1);
+  assert_int_equal(atomic_load(&f->slots), 1);
 }
 
 /* A run queued while the only slot is busy is not called: withdrawn, it is
@@ -744,8 +747,7 @@ static void test_ahead_bounded_by_slots(void **state) {
  * its start comes back instead (and no started callback after that). */
 static void test_withdraw(void **state) {
   struct fx *f = *state;
-  _Atomic long slots = 1;
-  open_exec_slots(f, 2, &slots);
+  open_exec_slots(f, 2, 1);
   struct slot busy = {0}, waiting = {0};
   start_ahead(f, "until_cancelled", &busy);
   gate_await(&gate.entered, 1);
@@ -766,7 +768,7 @@ static void test_withdraw(void **state) {
   /* The busy call returns and gives its slot back; the withdrawn run then
    * leaves the queue uncalled. Awaited: the slot comes back. */
   int64_t deadline = spe__mono_ms() + 10000;
-  while (atomic_load(&slots) != 1) {
+  while (atomic_load(&f->slots) != 1) {
     assert_true(spe__mono_ms() < deadline);
     assert_true(spe__loop_poll(&f->lp, 10) >= 0);
   }
@@ -781,19 +783,18 @@ static void test_withdraw(void **state) {
  * the slot given back with spe__thread_exec_slot_freed() lets it run. */
 static void test_ahead_waits_for_a_freed_slot(void **state) {
   struct fx *f = *state;
-  _Atomic long slots = 0;
-  open_exec_slots(f, 2, &slots);
+  open_exec_slots(f, 2, 0);
   struct slot s = {0};
   start_ahead(f, "five", &s);
   assert_true(spe__loop_poll(&f->lp, 0) >= 0);
   assert_false(s.started);
-  atomic_fetch_add(&slots, 1);
+  atomic_fetch_add(&f->slots, 1);
   spe__thread_exec_slot_freed(f->tx);
   wait_for(f, &s);
   assert_true(s.started);
   assert_int_equal(json_integer_value(result_of(&s)), 5);
   slot_clear(&s);
-  assert_int_equal(atomic_load(&slots), 1);
+  assert_int_equal(atomic_load(&f->slots), 1);
 }
 
 /* A run that comes with the slot its caller took (a recovered job's) goes
@@ -801,10 +802,9 @@ static void test_ahead_waits_for_a_freed_slot(void **state) {
  * them, it would never run. Its slot is given back when it returns. */
 static void test_slot_holder_goes_first(void **state) {
   struct fx *f = *state;
-  _Atomic long slots = 1;
-  open_exec_slots(f, 1, &slots);
+  open_exec_slots(f, 1, 1);
   struct slot ahead = {0}, holder = {0};
-  assert_int_equal(spe__slot_take(&slots), 1); /* the caller's, for `holder` */
+  assert_int_equal(spe__slot_take(&f->slots), 1); /* the caller's, for `holder` */
   start_ahead(f, "five", &ahead);
   start_fn(f, "three", &holder);
   wait_for(f, &holder);
@@ -815,7 +815,7 @@ static void test_slot_holder_goes_first(void **state) {
   assert_true(holder.out.finished_ms <= ahead.started_ms);
   slot_clear(&holder);
   slot_clear(&ahead);
-  assert_int_equal(atomic_load(&slots), 1);
+  assert_int_equal(atomic_load(&f->slots), 1);
 }
 
 /* A loop sleeping "until dry" (the engine while a commit is in flight) is not
@@ -823,13 +823,12 @@ static void test_slot_holder_goes_first(void **state) {
  * the last one is taken, and then learns everything in order. */
 static void test_sleep_until_dry(void **state) {
   struct fx *f = *state;
-  _Atomic long slots = 0; /* both are queued before either can begin */
-  open_exec_slots(f, 1, &slots);
+  open_exec_slots(f, 1, 0); /* both are queued before either can begin */
   assert_int_equal(spe__thread_exec_sleep_begin(f->tx, 1), 0); /* nothing yet */
   struct slot first = {0}, second = {0};
   start_ahead(f, "until_cancelled", &first);
   start_ahead(f, "five", &second);
-  atomic_fetch_add(&slots, 1);
+  atomic_fetch_add(&f->slots, 1);
   spe__thread_exec_slot_freed(f->tx);
   gate_await(&gate.entered, 1);
   /* `first` has begun, `second` waits: its start was not announced. */
@@ -852,11 +851,9 @@ static void test_sleep_until_dry(void **state) {
 
 /* Two threads, 2 slots, the loop awake (as the engine has it while it works
  * on a round): a call that runs until cancelled, begun, and a quick one
- * queued beside it. The slots are static: the pool outlives a failed test. */
-static _Atomic long two_slots;
+ * queued beside it. */
 static void beside_a_long_call(struct fx *f, struct slot *long_call, struct slot *quick) {
-  atomic_store(&two_slots, 2);
-  open_exec_slots(f, 2, &two_slots);
+  open_exec_slots(f, 2, 2);
   spe__thread_exec_sleep_end(f->tx);
   start_ahead(f, "until_cancelled", long_call);
   gate_await(&gate.entered, 1);
