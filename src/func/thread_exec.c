@@ -177,8 +177,9 @@ void spe__thread_exec_poll(struct thread_exec *tx) {
 void spe__thread_exec_flush(struct thread_exec *tx) {
   if (tx->staged_head == NULL) return;
   char *msg = NULL;
-  spe__tpool_submit_list(&tx->pool, tx->staged_head, tx->staged_tail, &msg);
+  spe__tpool_submit_list(&tx->pool, tx->staged_head, tx->staged_tail, tx->nstaged, &msg);
   tx->staged_head = tx->staged_tail = NULL;
+  tx->nstaged = 0;
   warn_threads(tx, msg);
 }
 
@@ -221,6 +222,7 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
     if (tx->staged_tail) tx->staged_tail->next = run;
     else tx->staged_head = run;
     tx->staged_tail = run;
+    tx->nstaged++;
     tx->nrunning++;
     *out = run;
     return 0;

@@ -158,12 +158,12 @@ int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *s
  * started but others run, returns 0 with *msg set, and the pool stays at the
  * threads it has. */
 int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg);
-/* Queue runs queued ahead, chained through `next`, at once (one lock for a
+/* Queue n runs queued ahead, chained through `next`, at once (one lock for a
  * round's worth). At least one thread must have been started (a first
  * spe__tpool_submit): then it cannot fail; *msg may say why no more threads
  * could be started. */
 void spe__tpool_submit_list(struct thread_pool *p, struct func_run *head, struct func_run *tail,
-                            char **msg);
+                            unsigned n, char **msg);
 /* A slot was freed outside the pool: make sure a thread comes if runs wait
  * (*msg as for spe__tpool_submit_list). */
 void spe__tpool_kick(struct thread_pool *p, char **msg);
@@ -208,7 +208,8 @@ struct thread_exec {
   uint32_t nrunning;        /* started and not reported (nor withdrawn) */
   struct func_run *forced_head, *forced_tail; /* early reports to make */
   struct func_run *staged_head, *staged_tail; /* runs queued ahead, handed to
-                                the pool at the next flush */
+                                the pool at the next flush, */
+  unsigned nstaged;         /* this many */
   struct func_run *free_runs; /* ready for reuse */
   uint32_t nfree;
 };

@@ -513,14 +513,12 @@ int spe__tpool_submit(struct thread_pool *p, struct func_run *run, char **msg) {
 }
 
 void spe__tpool_submit_list(struct thread_pool *p, struct func_run *head, struct func_run *tail,
-                            char **msg) {
+                            unsigned n, char **msg) {
   tail->next = NULL;
   pthread_mutex_lock(&p->mu);
   if (p->tail) p->tail->next = head;
   else p->head = head;
   p->tail = tail;
-  unsigned n = 0;
-  for (struct func_run *r = head; r != NULL; r = r->next) n++;
   queue_added(p, n);
   (void)come_for_queue(p, 0, msg); /* a thread runs already: it cannot fail */
 }
