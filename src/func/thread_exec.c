@@ -133,15 +133,18 @@ static void finish(struct thread_exec *tx, struct func_run *run, int64_t now_ms)
 
 /* Report what the pool noted, and the early reports. */
 static void take_notes(struct thread_exec *tx) {
-  struct run_note *notes = spe__tpool_take_notes(&tx->pool);
+  struct func_run *calling;
+  struct func_run *done = spe__tpool_take_notes(&tx->pool, &calling);
   report_forced(tx);
-  if (notes == NULL) return;
-  int64_t now = spe__now_ms();
-  for (struct run_note *n = notes, *next; n != NULL; n = next) {
-    next = n->next; /* the callbacks may reuse the run once it is put back */
-    if (n->end) finish(tx, n->run, now);
-    else report_start(tx, n->run);
+  if (done != NULL) {
+    int64_t now = spe__now_ms();
+    for (struct func_run *run = done, *next; run != NULL; run = next) {
+      next = run->done_next; /* the callbacks may reuse the run once it is put back */
+      finish(tx, run, now);
+    }
   }
+  /* Calls that began after those ended (thread_internal.h). */
+  for (struct func_run *run = calling; run != NULL; run = run->start_next) report_start(tx, run);
   /* Signals sent by the done callbacks: no need to wait for another wake-up. */
   report_forced(tx);
 }

@@ -8,18 +8,25 @@
  *                  signals, reporting.
  *
  * A run belongs to exactly one place at a time: the executor's free list, the
- * pool's queue, a pool thread (while it is called), or the pool's note list
- * (by its end note). Only the loop's thread moves it from the note list back
- * to the free list, so a run reported early (a timeout, a cancel) lives on
- * until its call returns.
+ * pool's queue, a pool thread (while it is called), or the pool's list of
+ * runs done. Only the loop's thread moves it from that list back to the free
+ * list, so a run reported early (a timeout, a cancel) lives on until its call
+ * returns.
  *
  * Runs queued ahead (launch->ahead, func/func.h): the engine hands more runs
  * to the pool than `workers`, and the pool bounds the calls instead. A run's
  * `state` decides, once, whether it is called (a pool thread moves it from
  * QUEUED to CALLING, after taking a slot) or withdrawn (the loop's thread
  * moves it from QUEUED to WITHDRAWN): whoever wins the compare-and-swap.
- * The pool tells the loop about starts and ends in the order they happened,
- * through one list of notes (two per run: `start_note`, `end_note`).
+ *
+ * What the loop learns (spe__tpool_take_notes): the runs done, in the order
+ * their calls ended, and the runs being called at that moment. Each run's
+ * start is reported before its end: from its place in the list of runs done
+ * if its call began and ended between two takes (tiny calls, most of them:
+ * one fact per run to pass between threads, not two), else when a take finds
+ * it being called. Both come from one moment under the pool's mutex, so the
+ * reports never show a thread in two calls at once: a thread's previous call
+ * ended (and is in the list, or an earlier one) before it began the next.
  */
 #ifndef SPE_FUNC_THREAD_INTERNAL_H
 #define SPE_FUNC_THREAD_INTERNAL_H
@@ -32,59 +39,60 @@
 
 enum run_state { RUN_QUEUED, RUN_CALLING, RUN_WITHDRAWN };
 
-/* A fact the pool tells the loop: a run's call began, or it is over (or the
- * run was skipped: withdrawn or cancelled while queued). */
-struct run_note {
-  struct run_note *next;
-  struct func_run *run;
-  uint8_t end;              /* 0: started, 1: over */
-};
-
-/* One attempt of an `exec` task. */
+/* One attempt of an `exec` task.
+ *
+ * Its fields are grouped by who writes them, each group on cache lines of its
+ * own (the run is allocated on a line boundary): handing a run from one CPU
+ * to another costs a cache miss per line that changed hands, and with tiny
+ * calls those misses are most of what a call costs, on both sides. The pool
+ * thread reads the first two lines and writes the next two; the last ones
+ * only the loop's thread touches. */
 struct func_run {
-  /* The queue, the free list, or the list spe__tpool_stop() returns. */
-  struct func_run *next;
-  struct run_note start_note, end_note;
-
   /* What the call needs: set on the loop's thread before the run is queued,
-   * read-only until it comes back. */
+   * read-only until it comes back (but `state`). */
+  _Alignas(64) struct func_run *next; /* the queue, the free list, or the list
+                               spe__tpool_stop() returns */
   const struct func_entry *fn;
   json_t *input;            /* borrowed (release_fn); NULL when built
                                lazily by input_fn */
-  void (*release_fn)(void *ctx); /* strings, arg and input are borrowed until
-                               the run is put away (exec/exec.h); NULL once
-                               called, or when the start failed */
+  json_t *arg;              /* borrowed; json_null() when the task has none */
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
   uint32_t input_task;
-  json_t *arg;              /* borrowed; json_null() when the task has none */
-  const char *job_id, *job_name, *task; /* borrowed */
   uint32_t attempt;
-  uint64_t timeout_ms;      /* 0: none */
   uint8_t ahead;            /* queued ahead: a pool thread takes a slot for the
                                call, and its start is reported (started_fn);
                                otherwise the caller took the slot already */
+  _Alignas(64) const char *job_id, *job_name, *task; /* borrowed */
+  uint64_t timeout_ms;      /* 0: none */
+  atomic_int cancelled;     /* spe_call_cancelled(); set on the loop's thread
+                               (relaxed: a fact on its own) */
 
-  /* Shared with the pool thread: */
+  /* Written on the pool thread (one line), read on the loop's thread. The
+   * answer is read after the run was handed over through the list of runs
+   * done (under the pool's mutex); the atomics (relaxed: each is a fact on
+   * its own) also before. */
+  _Alignas(64) struct func_run *done_next; /* the pool's list of runs done */
   atomic_int state;         /* enum run_state (acquire/release: see above) */
-  /* Atomics, relaxed: each is a fact on its own. */
-  atomic_int cancelled;     /* spe_call_cancelled(); set on the loop's thread */
   _Atomic int64_t started_ms;  /* wall clock when the call began, 0 before
                                   (written before `state` becomes CALLING) */
   _Atomic int64_t ended_ms;    /* wall clock when it returned, 0 before */
-  _Atomic int64_t begun_mono;  /* timed runs: monotonic ms of the call's start */
+  json_t *result;           /* the call's answer: a new reference, or NULL */
+  char *error;              /* spe_call_fail()'s message, or NULL */
+  /* Timed runs only, on the pool thread: */
+  _Alignas(64) _Atomic int64_t begun_mono; /* monotonic ms of the call's start */
   _Atomic int64_t ended_mono;  /*   and of its return; 0 until then */
 
-  /* The call's answer: written on the pool thread, read on the loop's thread
-   * after its end note handed the run over (under the pool's mutex). */
-  json_t *result;           /* a new reference, or NULL */
-  char *error;              /* spe_call_fail()'s message, or NULL */
-
   /* The loop's thread only. */
+  _Alignas(64) void (*release_fn)(void *ctx); /* strings, arg and input are
+                               borrowed until the run is put away
+                               (exec/exec.h); NULL once called, or when the
+                               start failed */
   struct thread_exec *tx;
   void *task_ctx;
   struct timer timer;       /* the timeout */
   struct func_run *forced_next; /* the executor's list of early reports */
+  struct func_run *start_next; /* a take's list of runs being called */
   uint8_t reported;         /* the done callback has had it (or it was
                                withdrawn: it never will) */
   uint8_t start_reported;   /* an ahead run: its start was reported */
@@ -115,22 +123,20 @@ struct pool_worker {
 enum { LOOP_AWAKE, LOOP_SLEEPS, LOOP_SLEEPS_UNTIL_DRY };
 
 /* The threads and their queues. */
+/* The threads and their queues. The fields are grouped by who writes them,
+ * each group on cache lines of its own (the padding): a field written at every
+ * call must not share a line with one another thread reads in a loop, or each
+ * write costs a cache miss (false sharing: the loop spins on `has_notes`
+ * while the threads note calls). */
 struct thread_pool {
+  /* Under mu (the threads and the loop): */
   pthread_mutex_t mu;
-  _Atomic long *slots;       /* free slots shared with the engine (borrowed),
-                                or NULL: calls are bounded by the threads only */
-  /* Under mu: */
   struct func_run *head, *tail;           /* to call: runs holding a slot
                                              first, then first in first out */
-  struct run_note *notes_head, *notes_tail; /* starts and ends, in order */
+  struct func_run *done_head, *done_tail; /* runs done, in the order their
+                                calls ended (or were skipped) */
   int notified;              /* the eventfd was written since the loop last took
                                 the notes */
-  atomic_int has_notes;      /* the note list is not empty (read without mu by
-                                the loop) */
-  atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
-                                (put_note) */
-  atomic_int committing;     /* a commit runs on another thread: a thread
-                                without a run spins briefly (spin_wait) */
   int stopping;
   struct pool_worker *idle;  /* threads asleep, the last to sleep on top */
   struct pool_worker *spinner; /* the thread spinning for a run, if any */
@@ -138,6 +144,20 @@ struct thread_pool {
   uint32_t ncalling;         /* threads between taking a run and noting its end */
   atomic_uint queued;        /* runs in the queue: written under mu, read by the
                                 loop without it */
+  char pad_mu[64];
+  /* Written by the loop (a few times a round), read by the threads: */
+  _Atomic long *slots;       /* free slots shared with the engine (borrowed),
+                                or NULL: calls are bounded by the threads only */
+  atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
+                                (put_note) */
+  atomic_int committing;     /* a commit runs on another thread: a thread
+                                without a run spins briefly (spin_wait) */
+  char pad_loop[64];
+  /* Written under mu by the first news after a take, and by the loop's
+   * take; read by the loop without mu, also while it spins: */
+  atomic_int has_notes;      /* a run is done, or a call began, since the
+                                loop's last take */
+  char pad_notes[64];
   /* The loop's thread only: */
   int64_t empty_ms;          /* when the loop last saw the queue empty
                                 (spe__tpool_check_stall) */
@@ -179,12 +199,16 @@ void spe__tpool_sleep_end(struct thread_pool *p);
  * calls the loop is the bottleneck, and that thread would take its CPU. Going
  * to sleep (spe__tpool_sleep_begin) brings every thread runs need. */
 void spe__tpool_check_stall(struct thread_pool *p, int64_t now_ms, char **msg);
-/* Whether notes wait (without the lock; after taking a slot, every note made
- * before it was given back is seen). */
+/* Whether news waits: a run done or a call begun since the last take
+ * (without the lock; after taking a slot, all news from before it was given
+ * back is seen). */
 int spe__tpool_has_notes(struct thread_pool *p);
-/* Take every note, in the order they were made (chained through `next`). */
-struct run_note *spe__tpool_take_notes(struct thread_pool *p);
-/* Spin (yielding the CPU) until the note list holds one or max_ns passed. */
+/* The loop's thread: take the runs done, in the order their calls ended
+ * (chained through `done_next`), and into *calling the runs queued ahead
+ * being called now whose start was not reported (`start_reported`), chained
+ * through `start_next`. */
+struct func_run *spe__tpool_take_notes(struct thread_pool *p, struct func_run **calling);
+/* Spin (yielding the CPU) until news comes (has_notes) or max_ns passed. */
 void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns);
 /* Make the eventfd readable (the loop's own early reports use it too). */
 void spe__tpool_notify(struct thread_pool *p);

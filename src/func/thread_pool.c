@@ -134,17 +134,18 @@ void spe__tpool_notify(struct thread_pool *p) {
   (void)r; /* it cannot fail short of a counter near 2^64 (see the top) */
 }
 
-/* Under mu: add a note for the loop. Returns 1 if the loop must be told: it
- * sleeps, or is about to, and nobody told it yet. An awake loop looks at
- * `has_notes` before it sleeps (spe__tpool_sleep_begin): each side writes
- * its flag, then reads the other's, both sequentially consistent, so that at
- * least one of them sees the other's and no note is left unseen. */
-static int put_note(struct thread_pool *p, struct run_note *n) {
-  n->next = NULL;
-  if (p->notes_tail) p->notes_tail->next = n;
-  else p->notes_head = n;
-  p->notes_tail = n;
-  atomic_store_explicit(&p->has_notes, 1, memory_order_seq_cst);
+/* Under mu: news for the loop (a run done, or a call begun). Returns 1 if
+ * the loop must be told: it sleeps, or is about to, and nobody told it yet.
+ * An awake loop looks at `has_notes` before it sleeps
+ * (spe__tpool_sleep_begin): each side writes its flag, then reads the
+ * other's, both sequentially consistent, so that at least one of them sees
+ * the other's and no news is left unseen. Only the first news after a take
+ * writes the flag (a write to the line the loop reads while it spins is a
+ * cache miss); once set, it stays set until the loop, which alone clears it,
+ * takes the news, so the loop sees it before it sleeps. */
+static int put_news(struct thread_pool *p) {
+  if (!atomic_load_explicit(&p->has_notes, memory_order_relaxed))
+    atomic_store_explicit(&p->has_notes, 1, memory_order_seq_cst);
   int sleeping = atomic_load_explicit(&p->loop_sleeping, memory_order_seq_cst);
   if (p->notified || sleeping == LOOP_AWAKE) return 0;
   /* A loop that asked to sleep until the queue runs dry is not woken while
@@ -152,6 +153,15 @@ static int put_note(struct thread_pool *p, struct run_note *n) {
   if (sleeping == LOOP_SLEEPS_UNTIL_DRY && p->head != NULL) return 0;
   p->notified = 1;
   return 1;
+}
+
+/* Under mu: a run is done (its call is over, or it was skipped). */
+static int put_done(struct thread_pool *p, struct func_run *run) {
+  run->done_next = NULL;
+  if (p->done_tail) p->done_tail->done_next = run;
+  else p->done_head = run;
+  p->done_tail = run;
+  return put_news(p);
 }
 
 static int come_for_queue(struct thread_pool *p, int force, char **msg);
@@ -339,8 +349,16 @@ static int begin(struct thread_pool *p, struct func_run *run, int *tell_loop, in
   if (!atomic_compare_exchange_strong_explicit(&run->state, &queued, RUN_CALLING,
                                                memory_order_acq_rel, memory_order_acquire))
     return 0;
-  if (put_note(p, &run->start_note)) *tell_loop = 1;
+  if (put_news(p)) *tell_loop = 1;
   return 1;
+}
+
+/* The run this thread most likely takes next (while the loop is awake, one
+ * thread takes them all: `lazy`): the loop wrote it on another CPU, and
+ * reading it is a cache miss per line. Asked for now, its lines come while
+ * this thread calls the run it took. */
+static void prefetch_run(const struct func_run *run) {
+  for (size_t off = 0; off < sizeof *run; off += 64) __builtin_prefetch((const char *)run + off, 1);
 }
 
 static void *worker_main(void *arg) {
@@ -356,6 +374,7 @@ static void *worker_main(void *arg) {
     struct func_run *run = p->head;
     p->head = run->next;
     if (p->head == NULL) p->tail = NULL;
+    else prefetch_run(p->head);
     queue_taken(p);
     int call = begin(p, run, &tell_loop, now_ms);
     w->current = run;
@@ -378,7 +397,7 @@ static void *worker_main(void *arg) {
       atomic_store_explicit(&run->ended_ms, now_ms, memory_order_relaxed);
     }
     pthread_mutex_lock(&p->mu);
-    tell_loop = put_note(p, &run->end_note);
+    tell_loop = put_done(p, run);
     p->ncalling--;
     /* The slot goes back after the end is noted: whoever takes it (the
      * engine, for a command) finds the note there and records that end
@@ -528,12 +547,23 @@ void spe__tpool_kick(struct thread_pool *p, char **msg) {
   (void)come_for_queue(p, 0, msg);
 }
 
-struct run_note *spe__tpool_take_notes(struct thread_pool *p) {
+struct func_run *spe__tpool_take_notes(struct thread_pool *p, struct func_run **calling) {
+  *calling = NULL;
   pthread_mutex_lock(&p->mu);
-  struct run_note *list = p->notes_head;
-  p->notes_head = p->notes_tail = NULL;
+  struct func_run *list = p->done_head;
+  p->done_head = p->done_tail = NULL;
   p->notified = 0;
   atomic_store_explicit(&p->has_notes, 0, memory_order_relaxed);
+  /* The calls under way: their threads' previous calls are in the list (or
+   * an earlier one). `start_reported` and `start_next` are the loop's own. */
+  if (p->ncalling > 0) {
+    for (struct pool_worker *w = p->all; w != NULL; w = w->next) {
+      struct func_run *run = w->current;
+      if (run == NULL || !run->ahead || run->start_reported) continue;
+      run->start_next = *calling;
+      *calling = run;
+    }
+  }
   pthread_mutex_unlock(&p->mu);
   return list;
 }
@@ -556,14 +586,14 @@ struct func_run *spe__tpool_stop(struct thread_pool *p) {
   for (struct pool_worker *w = p->all; w != NULL; w = w->next) pthread_join(w->thread, NULL);
 
   /* Every thread has ended: the lists are ours. Every run taken off the
-   * queue has its end note (a start note is always followed by one). */
+   * queue is in the list of runs done. */
   struct func_run *list = queued;
-  for (struct run_note *n = p->notes_head; n != NULL; n = n->next) {
-    if (!n->end) continue;
-    n->run->next = list;
-    list = n->run;
+  for (struct func_run *run = p->done_head, *next; run != NULL; run = next) {
+    next = run->done_next;
+    run->next = list;
+    list = run;
   }
-  p->notes_head = p->notes_tail = NULL;
+  p->done_head = p->done_tail = NULL;
   return list;
 }
 

@@ -13,6 +13,7 @@
 #include "spe.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Runs kept for reuse at most: enough for every thread and a deep queue,
  * little memory (a few hundred bytes each) once a burst is over. */
@@ -24,11 +25,11 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
     tx->free_runs = run->next;
     tx->nfree--;
   } else {
-    run = calloc(1, sizeof *run);
+    /* On a cache line boundary (struct func_run). */
+    run = aligned_alloc(_Alignof(struct func_run), sizeof *run);
     if (run == NULL) return NULL;
+    memset(run, 0, sizeof *run);
     spe__timer_init(&run->timer);
-    run->start_note = (struct run_note){.run = run, .end = 0};
-    run->end_note = (struct run_note){.run = run, .end = 1};
   }
   run->next = NULL;
   run->tx = tx;
