@@ -21,12 +21,14 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   if (job == NULL) return NULL;
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
   job->waiting = malloc((def->ntasks ? def->ntasks : 1) * sizeof *job->waiting);
+  job->tstatus = malloc(def->ntasks ? def->ntasks : 1);
   if (def->npriority > 0 && (job->by_rank = malloc(def->ntasks * sizeof *job->by_rank)) != NULL)
     for (uint32_t t = 0; t < def->ntasks; t++) job->by_rank[def->rank[t]] = t;
-  if (job->tasks == NULL || job->waiting == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
+  if (job->tasks == NULL || job->waiting == NULL || job->tstatus == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
       spe__ready_set_init(&job->ready, job, def->ntasks, order, job->by_rank) != 0) {
     free(job->tasks);
     free(job->waiting);
+    free(job->tstatus);
     free(job->by_rank);
     free(job);
     return NULL;
@@ -35,8 +37,10 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   job->order = order;
   job->status = job->visible = JOB_SUBMITTED;
   job->remaining = def->ntasks;
+  job->all_exec = 1;
   for (uint32_t t = 0; t < def->ntasks; t++) {
-    job->tasks[t].status = TASK_PENDING;
+    if (def->tasks[t].body != TASK_EXEC) job->all_exec = 0;
+    job->tstatus[t] = TASK_PENDING;
     job->tasks[t].blocked_by = -1;
     job->waiting[t] = def->pred_off[t + 1] - def->pred_off[t];
   }
@@ -51,6 +55,7 @@ void spe__job_run_free(struct job_run *job) {
   }
   free(job->tasks);
   free(job->waiting);
+  free(job->tstatus);
   spe__ready_set_free(&job->ready); /* out of the queue (a prune, or the end) */
   free(job->by_rank);
   spe__job_free(job->def);
@@ -62,7 +67,9 @@ void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
   /* 0 for every task not queued (take_top puts it back): a job's million
    * roots are queued without touching their records. */
   if (round != 0) job->tasks[t].ready_round = round;
-  if (spe__ready_push(&eng->ready, &job->ready, job->def->rank[t]) != 0)
+  /* Without priorities, a task's rank is its index (job_graph.c). */
+  uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
+  if (spe__ready_push(&eng->ready, &job->ready, rank) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
 }
@@ -102,7 +109,7 @@ static void queue_roots(struct engine *eng, struct job_run *job) {
 /* A ready entry left over from a job that will not start it (cancelled, or
  * the task is no longer pending): dropped when it comes to the top. */
 static int entry_stale(const struct job_run *job, uint32_t t) {
-  return job->status != JOB_RUNNING || job->cancelling || job->tasks[t].status != TASK_PENDING;
+  return job->status != JOB_RUNNING || job->cancelling || job->tstatus[t] != TASK_PENDING;
 }
 
 /* A task taken off the ready queue. */
@@ -146,7 +153,7 @@ void spe__engine_job_start(struct engine *eng, struct job_run *job) {
 
 static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, int32_t by) {
   struct task_state *ts = &job->tasks[t];
-  ts->status = TASK_NOT_RUN;
+  job->tstatus[t] = TASK_NOT_RUN;
   ts->blocked_by = by;
   job->remaining--;
   eng->stats.tasks_not_run++;
@@ -171,7 +178,7 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
     uint32_t u = stack[--len];
     for (uint32_t e = def->succ_off[u]; e < def->succ_off[u + 1]; e++) {
       uint32_t s = def->succ[e];
-      if (job->tasks[s].status != TASK_PENDING) continue;
+      if (job->tstatus[s] != TASK_PENDING) continue;
       mark_not_run(eng, job, s, (int32_t)f);
       if (len == cap) {
         uint32_t *bigger = realloc(stack, (cap *= 2) * sizeof *stack);
@@ -187,7 +194,8 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
 /* ---- slots and attempts queued ahead (struct attempt) ---- */
 
 static int goes_ahead(const struct engine *eng, const struct job_run *job, uint32_t t) {
-  return eng->thread_iso && job->def->tasks[t].body == TASK_EXEC && !job->careful;
+  return eng->thread_iso && !job->careful &&
+         (job->all_exec || job->def->tasks[t].body == TASK_EXEC);
 }
 
 static void slot_give(struct engine *eng) {
@@ -244,7 +252,7 @@ static void attempt_end(struct engine *eng, struct attempt *a) {
 /* Task t starts its next attempt at `at_ms`. */
 static void mark_started(struct engine *eng, struct job_run *job, uint32_t t, int64_t at_ms) {
   struct task_state *ts = &job->tasks[t];
-  ts->status = TASK_RUNNING;
+  job->tstatus[t] = TASK_RUNNING;
   ts->attempts++;
   ts->started_ms = at_ms;
   json_decref(ts->error);
@@ -335,7 +343,7 @@ void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
   /* Tasks not started (including those waiting out a retry) will never run. */
   retries_stop(eng, job);
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tasks[t].status == TASK_PENDING) mark_not_run(eng, job, t, -1);
+    if (job->tstatus[t] == TASK_PENDING) mark_not_run(eng, job, t, -1);
   int signalled = 0;
   for (struct attempt *a = eng->attempts; a; a = a->next) {
     if (a->job != job || a->cancelled) continue;
@@ -425,6 +433,11 @@ void spe__engine_pick(struct engine *eng) {
       }
     }
     take_top(eng, &e);
+    /* Its spawn, after this round's picks, reads its definition and state:
+     * in a big job (or many jobs at once) two cache misses, fetched now in
+     * the background rather than then, one after the other. */
+    __builtin_prefetch(&job->def->tasks[e.task]);
+    __builtin_prefetch(&job->tasks[e.task], 1);
     struct attempt *a = attempt_new(eng);
     if (a == NULL) goto nomem;
     /* A task whose inputs a committed set recorded may start at once: nothing
@@ -560,9 +573,8 @@ void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
       continue;
     }
     if (!a->queued) {
-      struct task_state *ts = &a->job->tasks[a->task];
-      ts->status = TASK_PENDING;
-      ts->attempts--;
+      a->job->tstatus[a->task] = TASK_PENDING;
+      a->job->tasks[a->task].attempts--;
     }
     attempt_end(eng, a);
     attempt_free(eng, a);
@@ -577,7 +589,7 @@ static void retry_fire(struct loop *lp, struct timer *t) {
   struct engine *eng = r->eng;
   (void)lp;
   retry_unlink(eng, r);
-  if (r->job->tasks[r->task].status == TASK_PENDING && !r->job->cancelling)
+  if (r->job->tstatus[r->task] == TASK_PENDING && !r->job->cancelling)
     spe__engine_push_ready(eng, r->job, r->task, 0);
   free(r);
 }
@@ -628,13 +640,13 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
       schedule_retry(eng, job, t, &delay) == 0) {
     /* Not failed yet: the task waits for its next attempt as pending. */
     json_object_set_new(ev, "retry_in_ms", json_integer(delay));
-    ts->status = TASK_PENDING;
+    job->tstatus[t] = TASK_PENDING;
     json_decref(out->error);
     spe__record_task(eng, job, t);
     spe__record_event(eng, ev);
     return;
   }
-  ts->status = TASK_FAILED;
+  job->tstatus[t] = TASK_FAILED;
   ts->error = out->error;
   ts->finished_ms = out->finished_ms;
   job->failed++;
@@ -657,13 +669,13 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     /* Stopped by a shutdown: the attempt does not count; a later run starts
      * the task again. */
     spe__record_event(eng, terminated_event(eng, job, t, "interrupted", out));
-    ts->status = TASK_PENDING;
+    job->tstatus[t] = TASK_PENDING;
     ts->attempts--;
     json_decref(out->result);
     json_decref(out->error);
     spe__record_task(eng, job, t);
   } else if (out->succeeded && !a->cancelled) {
-    ts->status = TASK_SUCCEEDED;
+    job->tstatus[t] = TASK_SUCCEEDED;
     ts->result = out->result ? out->result : json_null();
     ts->finished_ms = out->finished_ms;
     job->remaining--;
@@ -674,18 +686,13 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     spe__record_event(eng, ev);
     const struct job_def *def = job->def;
     uint32_t first = def->succ_off[t], end = def->succ_off[t + 1];
-    /* A successor's count, state and rank are three cache misses in a big
-     * job (they are far apart in memory): ask for all of them first, so that
-     * they are fetched together rather than one after the other. */
+    /* A successor's count is a cache miss in a big job: ask for all of
+     * them first, so that they are fetched together rather than one after
+     * the other. Its state (and rank) matter only to the last upstream. */
+    for (uint32_t e = first; e < end; e++) __builtin_prefetch(&job->waiting[def->succ[e]], 1);
     for (uint32_t e = first; e < end; e++) {
       uint32_t s = def->succ[e];
-      __builtin_prefetch(&job->waiting[s], 1);
-      __builtin_prefetch(&job->tasks[s].status);
-      __builtin_prefetch(&def->rank[s]);
-    }
-    for (uint32_t e = first; e < end; e++) {
-      uint32_t s = def->succ[e];
-      if (--job->waiting[s] == 0 && job->tasks[s].status == TASK_PENDING)
+      if (--job->waiting[s] == 0 && job->tstatus[s] == TASK_PENDING)
         spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {

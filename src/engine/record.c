@@ -26,7 +26,7 @@ void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
   struct task_rec r = {
       .job_id = job->id,
       .index = t,
-      .status = ts->status,
+      .status = job->tstatus[t],
       .attempts = ts->attempts,
       .result = ts->result,
       .error = ts->error,

@@ -26,7 +26,7 @@ struct recovery {
  * spe_job_get). Returns 1 if it was cut short by a crash. */
 int spe__job_run_restore_task(struct job_run *job, const struct task_rec *r) {
   struct task_state *ts = &job->tasks[r->index];
-  ts->status = r->status;
+  job->tstatus[r->index] = (uint8_t)r->status;
   ts->attempts = r->attempts;
   ts->lost = r->lost;
   ts->started_ms = r->started_ms;
@@ -36,9 +36,9 @@ int spe__job_run_restore_task(struct job_run *job, const struct task_rec *r) {
                        : -1;
   if (r->status == TASK_SUCCEEDED) ts->result = json_incref(r->result ? r->result : json_null());
   if (r->status == TASK_FAILED && r->error) ts->error = json_incref(r->error);
-  if (spe__task_finished(ts->status)) {
+  if (spe__task_finished(r->status)) {
     job->remaining--;
-    if (ts->status == TASK_FAILED) job->failed++;
+    if (r->status == TASK_FAILED) job->failed++;
   }
   return r->status == TASK_RUNNING;
 }
@@ -51,7 +51,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
   /* Saturate: a stored count at the top must not wrap to 0 and run again. */
   if (ts->lost < UINT32_MAX) ts->lost++;
   if (ts->lost < eng->cfg.lost_limit) {
-    ts->status = TASK_PENDING;
+    job->tstatus[t] = TASK_PENDING;
     (*restarted)++;
     spe__log(&eng->cfg.log, SPE_LOG_INFO,
              "recovery: job %s task \"%s\" was running at the crash; it runs again "
@@ -69,7 +69,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
     spe__record_event(eng, ev);
     return;
   }
-  ts->status = TASK_FAILED;
+  job->tstatus[t] = TASK_FAILED;
   ts->error = spe__error_new("lost", "interrupted by a crash of the executor %u time(s)", ts->lost);
   ts->finished_ms = spe__now_ms();
   job->failed++;
@@ -92,7 +92,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
 /* Queue every pending task of a resumed job whose upstream has succeeded. */
 static void queue_ready(struct engine *eng, struct job_run *job) {
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tasks[t].status == TASK_PENDING && job->waiting[t] == 0)
+    if (job->tstatus[t] == TASK_PENDING && job->waiting[t] == 0)
       spe__engine_push_ready(eng, job, t, 0);
 }
 
@@ -158,7 +158,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   for (uint32_t t = 0; t < def->ntasks; t++) {
     uint32_t waiting = 0;
     for (uint32_t e = def->pred_off[t]; e < def->pred_off[t + 1]; e++)
-      waiting += job->tasks[def->pred[e]].status != TASK_SUCCEEDED;
+      waiting += job->tstatus[def->pred[e]] != TASK_SUCCEEDED;
     job->waiting[t] = waiting;
   }
   if (spe__strmap_put(&eng->jobs, job->id, job) != 0) {
@@ -170,7 +170,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   uint32_t done = def->ntasks - job->remaining, restarted = 0, lost = 0;
   if (cut_short > 0)
     for (uint32_t t = 0; t < def->ntasks; t++)
-      if (job->tasks[t].status == TASK_RUNNING) restart_or_lose(eng, job, t, &restarted, &lost);
+      if (job->tstatus[t] == TASK_RUNNING) restart_or_lose(eng, job, t, &restarted, &lost);
 
   json_t *ev = spe__event_new(eng, job, "job_recovered");
   json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));

@@ -8,12 +8,13 @@ static void set_time(json_t *obj, const char *key, int64_t ms) {
 
 json_t *spe__task_json(const struct job_run *job, uint32_t t) {
   const struct task_state *ts = &job->tasks[t];
+  uint8_t status = job->tstatus[t];
   json_t *o = json_object();
   if (o == NULL) return NULL;
-  json_object_set_new(o, "status", json_string(spe__task_status_name(ts->status)));
-  if (ts->status == TASK_SUCCEEDED) json_object_set(o, "result", ts->result);
-  if (ts->status == TASK_FAILED && ts->error) json_object_set(o, "error", ts->error);
-  if (ts->status == TASK_NOT_RUN) {
+  json_object_set_new(o, "status", json_string(spe__task_status_name(status)));
+  if (status == TASK_SUCCEEDED) json_object_set(o, "result", ts->result);
+  if (status == TASK_FAILED && ts->error) json_object_set(o, "error", ts->error);
+  if (status == TASK_NOT_RUN) {
     if (ts->blocked_by >= 0)
       json_object_set_new(o, "blocked_by", json_string(job->def->tasks[ts->blocked_by].name));
   } else if (ts->attempts > 0) {
