@@ -156,12 +156,27 @@ static void do_command(struct engine *eng, struct command *c) {
   }
 }
 
-/* Take the whole queue at once; answer each command. */
-static void run_commands(struct engine *eng) {
+/* Under eng->lock: a command was queued or a stop asked for. */
+static void post_mail(struct engine *eng) {
+  atomic_store_explicit(&eng->mail, 1, memory_order_release);
+}
+
+/* Take the whole queue of commands at once, and whether a stop was asked for
+ * (*stop). A round with no mail takes no lock. */
+static struct command *take_mail(struct engine *eng, int *stop) {
+  *stop = 0;
+  if (!atomic_load_explicit(&eng->mail, memory_order_acquire)) return NULL;
   pthread_mutex_lock(&eng->lock);
+  atomic_store_explicit(&eng->mail, 0, memory_order_relaxed);
+  *stop = eng->stopping;
   struct command *c = eng->cmd_head;
   eng->cmd_head = eng->cmd_tail = NULL;
   pthread_mutex_unlock(&eng->lock);
+  return c;
+}
+
+/* Answer each command of a list taken by take_mail(). */
+static void run_commands(struct engine *eng, struct command *c) {
   while (c != NULL) {
     struct command *next = c->next;
     do_command(eng, c);
@@ -189,6 +204,13 @@ static void stats_seen_locked(struct engine *eng) {
   eng->stats.tasks_running = eng->running - eng->queued;
   eng->stats.tasks_ready = eng->ready.count;
   eng->stats_seen = eng->stats;
+  eng->stats_ms = eng->loop.now_ms;
+}
+
+static void publish_stats(struct engine *eng) {
+  pthread_mutex_lock(&eng->lock);
+  stats_seen_locked(eng);
+  pthread_mutex_unlock(&eng->lock);
 }
 
 /* A commit took `seconds`; count it if it wrote anything. */
@@ -217,6 +239,7 @@ static void finish_set(struct engine *eng, struct round_set *set, int rc, char *
     pthread_mutex_lock(&eng->lock);
     eng->fatal = SPE_ESTORE;
     eng->stopping = 1;
+    post_mail(eng);
     pthread_cond_broadcast(&eng->finished_cond);
     pthread_mutex_unlock(&eng->lock);
   } else {
@@ -282,13 +305,6 @@ static void on_commit_done(struct loop *lp, struct io_watch *w, uint32_t events)
   finish_set(eng, set, rc, msg);
 }
 
-static int stop_requested(struct engine *eng) {
-  pthread_mutex_lock(&eng->lock);
-  int s = eng->stopping;
-  pthread_mutex_unlock(&eng->lock);
-  return s;
-}
-
 /* How long the engine waits for thread-isolated calls in flight to end before
  * it sleeps (spe__func_spin). */
 #define FUNC_SPIN_NS 50000
@@ -304,7 +320,11 @@ static void *engine_main(void *arg) {
      * given more calls. One wake-up per few tasks cost the engine more than
      * the tasks. */
     if (!busy) busy = spe__func_sleep_begin(eng->func, eng->flight != NULL);
-    int rc = spe__loop_poll(&eng->loop, busy ? 0 : -1);
+    /* The counters other threads see (spe_stats_get): before the engine
+     * sleeps, at most once a millisecond while it works (and at every
+     * commit, finish_set) - a lock a round cost more than short rounds. */
+    if (!busy || eng->loop.now_ms != eng->stats_ms) publish_stats(eng);
+    int rc = busy ? spe__loop_poll_busy(&eng->loop) : spe__loop_poll(&eng->loop, -1);
     spe__func_sleep_end(eng->func);
     /* Calls that began or ended without waking the loop. */
     spe__func_poll(eng->func);
@@ -313,13 +333,16 @@ static void *engine_main(void *arg) {
       pthread_mutex_lock(&eng->lock);
       eng->fatal = SPE_ESYS;
       eng->stopping = 1;
+      post_mail(eng);
       pthread_mutex_unlock(&eng->lock);
     }
-    if (!eng->stop_seen && stop_requested(eng)) {
+    int stop;
+    struct command *cmds = take_mail(eng, &stop);
+    if (!eng->stop_seen && stop) {
       eng->stop_seen = 1;
       spe__engine_stop_tasks(eng);
     }
-    run_commands(eng);
+    run_commands(eng, cmds);
     if (!eng->stop_seen) {
       spe__engine_pick(eng);
       /* Tasks whose inputs are already durable start now, so that their
@@ -327,9 +350,6 @@ static void *engine_main(void *arg) {
       spe__engine_spawn_list(eng, &eng->early);
     }
     flush(eng);
-    pthread_mutex_lock(&eng->lock);
-    stats_seen_locked(eng);
-    pthread_mutex_unlock(&eng->lock);
     if (eng->stop_seen && eng->running == 0 && !eng->flight && set_empty(eng->fill)) break;
   }
 
@@ -337,6 +357,7 @@ static void *engine_main(void *arg) {
    * cannot be left: it is moved into the fill set, which then is not empty,
    * but it costs nothing to be sure). */
   pthread_mutex_lock(&eng->lock);
+  stats_seen_locked(eng);
   eng->exited = 1;
   for (struct command *c = eng->prune_wait; c; c = c->next) {
     c->rc = SPE_ECLOSED;
@@ -375,6 +396,7 @@ int spe__engine_call(struct engine *eng, struct command *c, char **msg) {
   if (eng->cmd_tail) eng->cmd_tail->next = c;
   else eng->cmd_head = c;
   eng->cmd_tail = c;
+  post_mail(eng);
   spe__loop_wake(&eng->loop);
   while (!c->done) pthread_cond_wait(&eng->reply_cond, &eng->lock);
   pthread_mutex_unlock(&eng->lock);
@@ -468,6 +490,7 @@ int spe__engine_failure(struct engine *eng) {
 void spe__engine_shutdown(struct engine *eng) {
   pthread_mutex_lock(&eng->lock);
   eng->stopping = 1;
+  post_mail(eng);
   pthread_cond_broadcast(&eng->finished_cond);
   pthread_mutex_unlock(&eng->lock);
   spe__loop_wake(&eng->loop);

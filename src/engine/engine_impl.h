@@ -52,7 +52,7 @@ struct task_state {
   uint32_t attempts;       /* attempts started */
   uint32_t lost;           /* attempts cut short by a crash of the executor */
   int32_t blocked_by;      /* not_run: the failed task, else -1 */
-  uint8_t status;          /* enum task_status */
+                           /* its status: job_run.tstatus[t] */
 
   uint32_t row_gen;        /* the round set whose batch holds this task's row, */
   uint32_t row;            /* at this index (a later change replaces it) */
@@ -110,6 +110,10 @@ struct job_run {
                               from `tasks`, densely: a success decrements its
                               successors', scattered over the job, and 4 bytes
                               a task miss the cache far less than 64 */
+  uint8_t *tstatus;        /* per task: enum task_status. Dense, like
+                              `waiting`: a pick checks it, and so does the
+                              last upstream success of a successor */
+  int all_exec;            /* every task is an `exec` task */
   struct ready_set ready;  /* its ready tasks (ready_queue.h) */
   uint32_t *by_rank;       /* the task of each rank, when the job names
                               priorities (else rank and task are the same) */
@@ -188,7 +192,13 @@ struct engine {
   uint32_t queued;                 /* of them, queued ahead, not yet started */
   uint32_t ahead_cap;              /* the most attempts queued ahead */
   int thread_iso;                  /* exec tasks run in thread isolation */
-  _Atomic long slots;              /* free slots (see struct attempt) */
+  /* Free slots (see struct attempt). Written by pool threads at every
+   * thread-isolated call: on a cache line of its own, apart from the engine
+   * thread's counters around it, which every such write would otherwise
+   * take away from the engine's cache (false sharing). */
+  char slots_pad0[64];
+  _Atomic long slots;
+  char slots_pad1[64];
   uint32_t job_order;              /* next job's submission order */
   size_t unfinished;               /* jobs in `jobs` not finished (the limit
                                       cfg.max_unfinished is checked on submit) */
@@ -208,6 +218,7 @@ struct engine {
   int stop_seen;                   /* the engine thread has begun stopping */
   struct command *prune_wait;      /* prunes for the next batches, one each */
   struct engine_stats stats;       /* counters; copied to `stats_seen` */
+  int64_t stats_ms;                /* when they were last copied (loop time) */
 
   /* Shared, under `lock`. */
   pthread_mutex_t lock;
@@ -220,6 +231,10 @@ struct engine {
   int stopping;                    /* shutdown requested */
   int fatal;                       /* 0, or the error that stopped the engine */
   int exited;                      /* the engine thread has left its loop */
+  atomic_int mail;                 /* set under `lock` with every command
+                                      queued and every stop asked for; the
+                                      engine clears it when it takes them: a
+                                      round without mail takes no lock */
 };
 
 /* dispatch.c */

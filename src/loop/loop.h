@@ -41,6 +41,8 @@ struct loop {
   uint32_t nheap, capheap;
   uint64_t timer_seq;
   int64_t now_ms;              /* monotonic time cached at the start of a poll */
+  uint64_t io_ns;              /* monotonic time of the last look at the
+                                  descriptors (spe__loop_poll_busy) */
   struct deferred *deferred;   /* calls to make when the current poll ends */
   uint32_t ndeferred, capdeferred;
 };
@@ -75,6 +77,12 @@ static inline int spe__timer_active(const struct timer *t) { return t->slot != U
  * Returns 1 if it was woken by spe__loop_wake() since the last poll, 0 if not, or
  * SPE_ESYS. */
 int spe__loop_poll(struct loop *lp, int max_wait_ms);
+/* For a thread with work to do, polling between short rounds: the same as
+ * spe__loop_poll(lp, 0), except that the descriptors are looked at (a system
+ * call) only if they were not in the last LOOP_BUSY_IO_NS; due timers and
+ * deferred calls always run. Events on descriptors then wait that long at
+ * most. */
+int spe__loop_poll_busy(struct loop *lp);
 
 /* Call fn(arg) once every callback of the current poll has run (or at the end
  * of the next poll if called outside one). This is how a watcher's
