@@ -317,7 +317,9 @@ static void wait_for_run(struct thread_pool *p, struct pool_worker *w, int *tell
       spe__tpool_notify(p);
       *tell_loop = 0;
       pthread_mutex_lock(&p->mu);
-    } else if (!spun && p->spinner == NULL) {
+    } else if (!spun && p->spinner == NULL && !lazy(p)) {
+      /* (While runs are left to a thread in a call, nobody would claim a
+       * spinner: it would only take CPU from the loop and that thread.) */
       p->spinner = w;
       atomic_store_explicit(&w->claimed, 0, memory_order_relaxed);
       pthread_mutex_unlock(&p->mu);
