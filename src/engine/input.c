@@ -113,8 +113,21 @@ static void release(void *ctx) {
   job->calls--;
 }
 
+/* What the call needs to know of its task, on its own thread (describe_fn):
+ * the job's definition does not change while it has calls. */
+static void describe(void *ctx, uint32_t t, struct call_desc *d) {
+  const struct job_run *job = ctx;
+  const struct task_def *td = &job->def->tasks[t];
+  d->function = td->cmd;
+  d->arg = td->arg;
+  d->job_id = job->id;
+  d->job_name = job->def->name;
+  d->task_name = td->name;
+}
+
 void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
                      json_t *empty) {
+  launch->describe_fn = describe;
   launch->release_fn = release;
   launch->release_ctx = job;
   if (spe__input_none(job, t)) {
@@ -122,7 +135,7 @@ void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch
   } else {
     launch->input_json = NULL;
     launch->input_fn = build_shared;
-    launch->input_task = t;
   }
+  launch->input_task = t;
   job->calls++;
 }

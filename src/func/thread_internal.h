@@ -58,6 +58,8 @@ struct func_run {
   json_t *arg;              /* borrowed; json_null() when the task has none */
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
+  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d); /* or NULL:
+                               then fn, arg and the names are set */
   uint32_t input_task;
   uint32_t attempt;
   uint8_t ahead;            /* queued ahead: a pool thread takes a slot for the
@@ -111,6 +113,8 @@ struct pool_worker {
   int counted;              /* claimed or woken, counted in nlooking */
   struct pool_worker *next_idle;
   struct func_run *current; /* the run being called, or NULL */
+  const struct func_entry *last_fn; /* this thread only: the function it
+                               found last (spe__trun_call) */
   atomic_int claimed;       /* spinning: a submit counts on it to take a run */
   /* The loop's thread only: */
   struct pool_worker *next; /* every thread started */
@@ -148,6 +152,8 @@ struct thread_pool {
   /* Written by the loop (a few times a round), read by the threads: */
   _Atomic long *slots;       /* free slots shared with the engine (borrowed),
                                 or NULL: calls are bounded by the threads only */
+  const struct spe_registry *reg; /* where runs with describe_fn find their
+                                function (read-only) */
   atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
                                 (put_note) */
   atomic_int committing;     /* a commit runs on another thread: a thread
@@ -167,7 +173,8 @@ struct thread_pool {
                                 loop */
 };
 
-int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots);
+int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots,
+                    const struct spe_registry *reg);
 /* Queue a run (one that holds its slot before every run that does not);
  * hand it to the spinning thread, or wake a sleeping one, or start one more
  * if none sleeps and fewer than max_threads run - unless it needs a slot and
@@ -249,8 +256,11 @@ void spe__trun_put(struct thread_exec *tx, struct func_run *run);
 void spe__trun_free(struct func_run *run);
 /* On a pool thread: call the function, unless the run was cancelled before
  * (returns 0); records the wall-clock start unless already set (the caller
- * records the end: its clock reading also dates the next call it begins). */
-int spe__trun_call(struct func_run *run);
+ * records the end: its clock reading also dates the next call it begins). A
+ * run with describe_fn finds its function in `reg` (*last_fn: the thread's
+ * last find, tried first). */
+int spe__trun_call(struct func_run *run, const struct spe_registry *reg,
+                   const struct func_entry **last_fn);
 /* The outcome of a run whose call is over, or that is forced (finished at now_ms,
  * wall clock). Hands the result over. */
 void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome *out);

@@ -10,6 +10,7 @@
 #include "func/thread_internal.h"
 
 #include "base/clock.h"
+#include "base/msg.h"
 #include "spe.h"
 
 #include <stdlib.h>
@@ -54,6 +55,7 @@ void spe__trun_fill(struct func_run *run, const struct task_launch *l,
   run->timeout_ms = l->timeout_ms;
   run->ahead = l->ahead != 0;
   run->input_fn = l->input_fn;
+  run->describe_fn = l->describe_fn;
   run->input_task = l->input_task;
   /* The caller keeps all of it alive until release_fn. */
   run->job_id = l->job_id;
@@ -102,7 +104,8 @@ static int64_t mono_mark(void) {
   return t > 0 ? t : 1;
 }
 
-int spe__trun_call(struct func_run *run) {
+int spe__trun_call(struct func_run *run, const struct spe_registry *reg,
+                   const struct func_entry **last_fn) {
   /* Cancelled while it waited in the queue: already reported, nobody waits. */
   if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return 0;
   if (!run->ahead) atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
@@ -113,14 +116,34 @@ int spe__trun_call(struct func_run *run) {
       .build_input = run->input_fn,
       .build_ctx = run->release_ctx,
       .build_task = run->input_task,
-      .arg = run->arg,
-      .job_id = run->job_id,
-      .job_name = run->job_name,
-      .task = run->task,
       .attempt = run->attempt,
       .cancelled = &run->cancelled,
   };
-  spe__call_run(run->fn, &call, &run->result, &run->error);
+  const struct func_entry *fn = run->fn;
+  if (run->describe_fn != NULL) {
+    struct call_desc d;
+    run->describe_fn(run->release_ctx, run->input_task, &d);
+    call.arg = d.arg ? d.arg : json_null();
+    call.job_id = d.job_id;
+    call.job_name = d.job_name;
+    call.task = d.task_name;
+    const char *name = d.function ? d.function : "";
+    fn = *last_fn;
+    if (fn == NULL || strcmp(fn->name, name) != 0) fn = *last_fn = spe__registry_find(reg, name);
+    if (fn == NULL) {
+      /* Its job was recovered after the program stopped registering it. */
+      run->result = NULL;
+      run->error = spe__msg_new("no function \"%s\" is registered", name);
+      if (timed) atomic_store_explicit(&run->ended_mono, mono_mark(), memory_order_relaxed);
+      return 1;
+    }
+  } else {
+    call.arg = run->arg;
+    call.job_id = run->job_id;
+    call.job_name = run->job_name;
+    call.task = run->task;
+  }
+  spe__call_run(fn, &call, &run->result, &run->error);
   json_decref(call.built);
   if (timed) atomic_store_explicit(&run->ended_mono, mono_mark(), memory_order_relaxed);
   return 1;
