@@ -124,6 +124,28 @@ int spe__ready_push(struct ready_queue *q, struct ready_set *s, uint32_t rank) {
   return 0;
 }
 
+int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w, uint64_t mask) {
+  mask &= ~s->bits[w];
+  if (mask == 0) return 0;
+  if (s->count == 0 && q->len == q->cap) {
+    uint32_t cap = q->cap ? q->cap * 2 : 64;
+    struct ready_heap_entry *h = realloc(q->heap, cap * sizeof *h);
+    if (h == NULL) return SPE_ENOMEM;
+    q->heap = h;
+    q->cap = cap;
+  }
+  s->bits[w] |= mask;
+  s->sum[w / 64] |= 1ull << (w % 64);
+  uint32_t n = (uint32_t)__builtin_popcountll(mask);
+  q->count += n;
+  struct ready_heap_entry e = {key_of(s, w * 64 + (uint32_t)__builtin_ctzll(mask)), s};
+  uint32_t before = s->count;
+  s->count += n;
+  if (before == 0) sift_up(q, q->len++, e);
+  else if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
+  return 0;
+}
+
 struct ready_set *spe__ready_peek(const struct ready_queue *q, uint32_t *task) {
   if (q->len == 0) return NULL;
   struct ready_set *s = q->heap[0].set;
@@ -145,6 +167,35 @@ void spe__ready_pop(struct ready_queue *q) {
   }
   top.key = key_of(s, next_set(s, rank + 1)); /* higher: it goes down */
   sift_down(q, 0, top);
+}
+
+uint32_t spe__ready_take(struct ready_queue *q, uint32_t *tasks, uint32_t max) {
+  if (q->len == 0 || max == 0) return 0;
+  struct ready_heap_entry top = q->heap[0];
+  struct ready_set *s = top.set;
+  /* The first task of every other set: the lowest key among the root's
+   * children. While the top set's next key is below it, the top set stays
+   * first, and its tasks are taken without touching the heap. */
+  uint64_t bound = UINT64_MAX;
+  for (uint32_t c = 1; c <= ARITY && c < q->len; c++)
+    if (q->heap[c].key < bound) bound = q->heap[c].key;
+  uint32_t rank = (uint32_t)(top.key >> 32), n = 0;
+  for (;;) {
+    uint32_t w = rank / 64;
+    tasks[n++] = s->by_rank ? s->by_rank[rank] : rank;
+    s->bits[w] &= ~(1ull << (rank % 64));
+    if (s->bits[w] == 0) s->sum[w / 64] &= ~(1ull << (w % 64));
+    q->count--;
+    if (--s->count == 0) {
+      remove_at(q, 0);
+      return n;
+    }
+    rank = next_set(s, rank + 1);
+    top.key = key_of(s, rank);
+    if (n == max || top.key > bound) break;
+  }
+  sift_down(q, 0, top); /* higher: it goes down */
+  return n;
 }
 
 void spe__ready_remove(struct ready_queue *q, struct ready_set *s) {

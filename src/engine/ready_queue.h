@@ -54,11 +54,19 @@ void spe__ready_free(struct ready_queue *q);
 /* Queue the task of rank `rank` of set s (queued already: nothing changes).
  * SPE_ENOMEM only when the set joins the heap and the heap cannot grow. */
 int spe__ready_push(struct ready_queue *q, struct ready_set *s, uint32_t rank);
+/* Queue the tasks of ranks 64 * w + i for every bit i of mask at once (those
+ * queued already stay so). SPE_ENOMEM as for spe__ready_push. */
+int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w, uint64_t mask);
 /* The first task (left in the queue): its set, and the task in *task; NULL
  * when the queue is empty. */
 struct ready_set *spe__ready_peek(const struct ready_queue *q, uint32_t *task);
 /* Remove the first task (the queue must not be empty). */
 void spe__ready_pop(struct ready_queue *q);
+/* Take (remove) up to max tasks at once, the first ones, all of the first set:
+ * as many of its tasks as come before every other set's first. Their tasks
+ * go to tasks[], in order; returns how many (0: the queue is empty). The set
+ * is the one spe__ready_peek() returned. */
+uint32_t spe__ready_take(struct ready_queue *q, uint32_t *tasks, uint32_t max);
 /* Remove every task of set s (a cancelled or pruned job). */
 void spe__ready_remove(struct ready_queue *q, struct ready_set *s);
 
