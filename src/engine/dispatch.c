@@ -40,6 +40,7 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   job->all_exec = 1;
   for (uint32_t t = 0; t < def->ntasks; t++) {
     if (def->tasks[t].body != TASK_EXEC) job->all_exec = 0;
+    if (def->tasks[t].timeout_ms > 0) job->any_timeout = 1;
     job->tstatus[t] = TASK_PENDING;
     job->tasks[t].blocked_by = -1;
     job->waiting[t] = def->pred_off[t + 1] - def->pred_off[t];
@@ -100,10 +101,26 @@ void spe__engine_finish_if_done(struct engine *eng, struct job_run *job) {
            spe__job_status_name(job->status));
 }
 
-/* Queue a starting job's roots (its tasks without upstream tasks). */
+/* Queue a starting job's roots (its tasks without upstream tasks). Without
+ * priorities rank and task are the same: 64 at a time (a million roots are
+ * queued in a millisecond, not in tens). */
 static void queue_roots(struct engine *eng, struct job_run *job) {
-  for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->waiting[t] == 0) spe__engine_push_ready(eng, job, t, 0);
+  uint32_t n = job->def->ntasks;
+  if (job->def->npriority > 0) {
+    for (uint32_t t = 0; t < n; t++)
+      if (job->waiting[t] == 0) spe__engine_push_ready(eng, job, t, 0);
+    return;
+  }
+  for (uint32_t base = 0; base < n; base += 64) {
+    uint32_t end = n - base < 64 ? n - base : 64;
+    uint64_t mask = 0;
+    for (uint32_t i = 0; i < end; i++) mask |= (uint64_t)(job->waiting[base + i] == 0) << i;
+    if (mask != 0 && spe__ready_push_word(&eng->ready, &job->ready, base / 64, mask) != 0) {
+      spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing the tasks of job %s",
+               job->id);
+      return;
+    }
+  }
 }
 
 /* A ready entry left over from a job that will not start it (cancelled, or
@@ -401,6 +418,72 @@ static int list_add(struct attempt_list *l, struct attempt *a) {
   return 0;
 }
 
+/* A picked task becomes an attempt. `round`: its ready_round. 0, or
+ * SPE_ENOMEM (the task is not picked). */
+static int add_attempt(struct engine *eng, struct job_run *job, uint32_t t, uint32_t round,
+                       int ahead) {
+  struct attempt *a = attempt_new(eng);
+  if (a == NULL) return SPE_ENOMEM;
+  /* A task whose inputs a committed set recorded may start at once: nothing
+   * it depends on can be lost. One freed by a set not yet durable waits for
+   * that set (it is the current one, or the one in flight). Its own start is
+   * committed with the current set: a crash before that re-runs it (at
+   * least once), uncounted. So a job recovered from a crash - which may have
+   * been caused by one of its tasks - starts nothing early: each start is
+   * durable first, and a task that keeps killing the executor reaches the
+   * lost-attempt limit. */
+  struct attempt_list *l = job->careful                 ? &eng->fill->waiting
+                           : round <= eng->durable_gen ? &eng->early
+                           : round == eng->fill->gen   ? &eng->fill->waiting
+                                                       : &eng->flight->waiting;
+  if (list_add(l, a) != 0) {
+    attempt_free(eng, a);
+    return SPE_ENOMEM;
+  }
+  a->job = job;
+  a->task = t;
+  a->next = eng->attempts;
+  if (eng->attempts) eng->attempts->prev = a;
+  eng->attempts = a;
+  eng->running++;
+  if (ahead) {
+    /* Nothing changes until the pool says the call began. */
+    a->queued = 1;
+    eng->queued++;
+  } else {
+    a->slot = 1; /* the caller took it */
+  }
+  return 0;
+}
+
+/* Pick the first ready tasks of a job whose every task goes ahead (thread
+ * isolation, all `exec`, running, not careful), many at once: up to the room
+ * left ahead, and as long as they come before every other job's. A million
+ * tiny tasks cost one bit each here, not a trip through the heap. Returns 0
+ * when the room is full. */
+static int pick_ahead(struct engine *eng, struct job_run *job) {
+  uint32_t tasks[64];
+  uint32_t room = eng->ahead_cap - eng->queued;
+  if (room == 0) return 0;
+  uint32_t n = spe__ready_take(&eng->ready, tasks, room < 64 ? room : 64);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t t = tasks[i];
+    struct task_state *ts = &job->tasks[t];
+    uint32_t round = ts->ready_round;
+    if (round != 0) ts->ready_round = 0;
+    if (job->tstatus[t] != TASK_PENDING) continue; /* a stale entry: dropped */
+    if (add_attempt(eng, job, t, round, 1) != 0) {
+      /* Put back what was taken and not picked. */
+      for (uint32_t k = i; k < n; k++)
+        if (job->tstatus[tasks[k]] == TASK_PENDING)
+          spe__engine_push_ready(eng, job, tasks[k], k == i ? round : 0);
+      spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
+      return 0;
+    }
+  }
+  return 1;
+}
+
 void spe__engine_pick(struct engine *eng) {
   const struct ready_set *top;
   struct ready_pick e;
@@ -411,6 +494,14 @@ void spe__engine_pick(struct engine *eng) {
     /* Entries of cancelled jobs stay in the heap and are dropped here. */
     if (entry_stale(job, t)) {
       drop_top(eng);
+      continue;
+    }
+    if (eng->thread_iso && job->all_exec && !job->careful) {
+      if (have_slot) { /* what was ready changed while it was held */
+        slot_give(eng);
+        have_slot = 0;
+      }
+      if (!pick_ahead(eng, job)) return;
       continue;
     }
     ahead = goes_ahead(eng, job, t);
@@ -433,42 +524,14 @@ void spe__engine_pick(struct engine *eng) {
       }
     }
     take_top(eng, &e);
-    /* Its spawn, after this round's picks, reads its definition and state:
-     * in a big job (or many jobs at once) two cache misses, fetched now in
-     * the background rather than then, one after the other. */
+    /* Its spawn, after this round's picks, reads its definition and record:
+     * in a big job (or many jobs at once) cache misses, fetched now in the
+     * background rather than then, one after the other. */
     __builtin_prefetch(&job->def->tasks[e.task]);
     __builtin_prefetch(&job->tasks[e.task], 1);
-    struct attempt *a = attempt_new(eng);
-    if (a == NULL) goto nomem;
-    /* A task whose inputs a committed set recorded may start at once: nothing
-     * it depends on can be lost. One freed by a set not yet durable waits for
-     * that set (it is the current one, or the one in flight). Its own start is
-     * committed with the current set: a crash before that re-runs it (at
-     * least once), uncounted. So a job recovered from a crash - which may have
-     * been caused by one of its tasks - starts nothing early: each start is
-     * durable first, and a task that keeps killing the executor reaches the
-     * lost-attempt limit. */
-    struct attempt_list *l = job->careful                 ? &eng->fill->waiting
-                             : e.round <= eng->durable_gen ? &eng->early
-                             : e.round == eng->fill->gen   ? &eng->fill->waiting
-                                                           : &eng->flight->waiting;
-    if (list_add(l, a) != 0) {
-      attempt_free(eng, a);
-      goto nomem;
-    }
-    a->job = job;
-    a->task = e.task;
-    a->next = eng->attempts;
-    if (eng->attempts) eng->attempts->prev = a;
-    eng->attempts = a;
-    eng->running++;
-    if (ahead) {
-      /* Nothing changes until the pool says the call began. */
-      a->queued = 1;
-      eng->queued++;
-    } else {
-      a->slot = 1; /* the one taken above */
-      have_slot = 0;
+    if (add_attempt(eng, job, e.task, e.round, ahead) != 0) goto nomem;
+    if (!ahead) {
+      have_slot = 0; /* the attempt holds it */
       mark_started(eng, job, e.task, spe__now_ms());
     }
   }
@@ -483,9 +546,6 @@ nomem:
 /* Start an exec task on the function executor. */
 static int spawn_function(struct engine *eng, struct attempt *a, struct task_launch *launch,
                           struct task_outcome *failed) {
-  const struct task_def *td = &a->job->def->tasks[a->task];
-  launch->function = td->cmd;
-  launch->arg = td->arg;
   launch->ahead = a->queued;
   if (eng->thread_iso) {
     /* The call borrows from the job, which outlives it (input.c), and builds
@@ -496,6 +556,9 @@ static int spawn_function(struct engine *eng, struct attempt *a, struct task_lau
     else a->slot = 0; /* the call gives its slot back itself when it returns */
     return rc;
   }
+  const struct task_def *td = &a->job->def->tasks[a->task];
+  launch->function = td->cmd;
+  launch->arg = td->arg;
   launch->input_json = spe__input_none(a->job, a->task) ? json_incref(eng->empty_input)
                                                         : spe__input_build(a->job, a->task);
   if (launch->input_json == NULL) {
@@ -511,7 +574,6 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
 
 static void spawn_one(struct engine *eng, struct attempt *a) {
   struct job_run *job = a->job;
-  const struct task_def *td = &job->def->tasks[a->task];
   struct task_outcome failed = {0};
   if (a->withdrawn) { /* taken back before its turn came: already forgotten */
     attempt_free(eng, a);
@@ -522,6 +584,18 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
     failed.error = spe__error_new("cancelled", "the job was cancelled");
     goto fail;
   }
+  if (eng->thread_iso && job->all_exec) {
+    /* A thread-isolated call reads its task's definition itself, on its own
+     * thread (spe__input_keep): here only the timeout, if the job has any. */
+    struct task_launch call = {
+        .attempt = job->tasks[a->task].attempts + a->queued,
+        .timeout_ms = job->any_timeout ? job->def->tasks[a->task].timeout_ms : 0,
+        .max_result_bytes = eng->cfg.max_result_bytes,
+    };
+    if (spawn_function(eng, a, &call, &failed) == 0) return;
+    goto fail;
+  }
+  const struct task_def *td = &job->def->tasks[a->task];
   struct task_launch launch = {
       .job_id = job->id,
       .job_name = job->def->name,

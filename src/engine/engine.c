@@ -538,6 +538,9 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
   eng->cfg = *cfg;
   eng->store = st;
   eng->bus = bus;
+  eng->keeps_state = st->ops->keeps_state;
+  eng->keeps_events = st->keeps_events;
+  eng->nsubs = spe__bus_nsubs(bus);
   spe__ready_init(&eng->ready);
   spe__strmap_init(&eng->jobs);
   eng->fill = &eng->sets[0];

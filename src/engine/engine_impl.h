@@ -114,6 +114,7 @@ struct job_run {
                               `waiting`: a pick checks it, and so does the
                               last upstream success of a successor */
   int all_exec;            /* every task is an `exec` task */
+  int any_timeout;         /* some task has a timeout */
   struct ready_set ready;  /* its ready tasks (ready_queue.h) */
   uint32_t *by_rank;       /* the task of each rank, when the job names
                               priorities (else rank and task are the same) */
@@ -217,6 +218,9 @@ struct engine {
   struct timer grace_timer;        /* SIGKILL after SIGTERM on cancel/shutdown */
   int stop_seen;                   /* the engine thread has begun stopping */
   struct command *prune_wait;      /* prunes for the next batches, one each */
+  int keeps_state;                 /* the store keeps jobs and tasks */
+  int keeps_events;                /* the store keeps events */
+  const atomic_uint *nsubs;        /* the bus's count of subscriptions */
   struct engine_stats stats;       /* counters; copied to `stats_seen` */
   int64_t stats_ms;                /* when they were last copied (loop time) */
 
@@ -290,9 +294,10 @@ int spe__input_none(const struct job_run *job, uint32_t t);
 json_t *spe__input_build(struct job_run *job, uint32_t t);
 char *spe__input_text(struct job_run *job, uint32_t t, size_t *len);
 /* Fill a thread-isolated launch so that the call borrows from the job
- * (counted in job->calls until the executor calls release_fn) and builds its
- * input itself, on its own thread, if it asks; `empty` ({}) is the input of
- * a task without upstream tasks. */
+ * (counted in job->calls until the executor calls release_fn), reads its
+ * function's name, arg and names itself (describe_fn), and builds its input
+ * itself, on its own thread, if it asks; `empty` ({}) is the input of a task
+ * without upstream tasks. */
 void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
                      json_t *empty);
 
@@ -311,18 +316,35 @@ int spe__engine_recover(struct engine *eng, char **msg);
 int spe__job_run_restore_task(struct job_run *job, const struct task_rec *r);
 void spe__engine_release_held(struct engine *eng, struct job_run *job);
 
-/* record.c: the round's changes (store batch + events). */
+/* record.c: the round's changes (store batch + events). The checks whether
+ * there is anything to record are inline: with the memory store and nobody
+ * subscribed, a million tiny tasks record nothing, and calls that find so
+ * were a tenth of the engine's instructions. */
 void spe__record_job(struct engine *eng, struct job_run *job);
-void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t);
+void spe__record_task_row(struct engine *eng, struct job_run *job, uint32_t t);
+static inline void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
+  if (eng->keeps_state) spe__record_task_row(eng, job, t);
+}
 void spe__record_event(struct engine *eng, json_t *ev);
-/* A new event of `type` for `job`, or NULL when nobody could ever see it (the
- * store keeps no event log and nobody subscribes: building it would be wasted)
- * or memory ran out. Every field added to NULL is dropped by jansson;
+/* Whether an event could be seen: the store keeps it (an event log, or the
+ * memory store's event history for spe_events_since), or a subscriber
+ * receives it (spe_subscribe: one made while a change happens may or may not
+ * see it). */
+static inline int spe__events_on(const struct engine *eng) {
+  return eng->keeps_events || atomic_load_explicit(eng->nsubs, memory_order_acquire) != 0;
+}
+json_t *spe__event_build(struct engine *eng, const struct job_run *job, const char *type,
+                         int64_t at_ms);
+/* A new event of `type` for `job`, for a change that happened at `at_ms`
+ * (wall clock), or NULL when nobody could see it (building it would be
+ * wasted) or memory ran out. Every field added to NULL is dropped by jansson;
  * spe__record_event(NULL) does nothing. Guard costly fields with `if (ev)`. */
+static inline json_t *spe__event_new_at(struct engine *eng, const struct job_run *job,
+                                        const char *type, int64_t at_ms) {
+  return spe__events_on(eng) ? spe__event_build(eng, job, type, at_ms) : NULL;
+}
+/* The same, for a change that happens now. */
 json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type);
-/* The same, for a change that happened at `at_ms` (wall clock) rather than now. */
-json_t *spe__event_new_at(struct engine *eng, const struct job_run *job, const char *type,
-                          int64_t at_ms);
 
 /* snapshot.c: the SPEC §3 view. */
 json_t *spe__job_json(const struct job_run *job);

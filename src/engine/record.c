@@ -20,8 +20,7 @@ void spe__record_job(struct engine *eng, struct job_run *job) {
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory recording job %s", job->id);
 }
 
-void spe__record_task(struct engine *eng, struct job_run *job, uint32_t t) {
-  if (!eng->store->ops->keeps_state) return;
+void spe__record_task_row(struct engine *eng, struct job_run *job, uint32_t t) {
   const struct task_state *ts = &job->tasks[t];
   struct task_rec r = {
       .job_id = job->id,
@@ -55,17 +54,13 @@ void spe__record_event(struct engine *eng, json_t *ev) {
 }
 
 json_t *spe__event_new(struct engine *eng, const struct job_run *job, const char *type) {
-  return spe__event_new_at(eng, job, type, spe__now_ms());
+  return spe__events_on(eng) ? spe__event_build(eng, job, type, spe__now_ms()) : NULL;
 }
 
-json_t *spe__event_new_at(struct engine *eng, const struct job_run *job, const char *type,
-                          int64_t at_ms) {
+json_t *spe__event_build(struct engine *eng, const struct job_run *job, const char *type,
+                         int64_t at_ms) {
   /* A subscription made while this round runs may miss the round's events:
    * they report changes made before it existed (spe_subscribe). */
-  /* Someone can see an event if the store keeps it (an event log, or the
-   * memory store's event history for spe_events_since) or a subscriber
-   * receives it. */
-  if (!eng->store->keeps_events && !spe__bus_has_subscribers(eng->bus)) return NULL;
   /* "seq" comes first, a placeholder the store's commit sets in place. */
   json_t *ev = json_pack("{s:I, s:I, s:s, s:s}", "seq", (json_int_t)0, "time_ms", (json_int_t)at_ms,
                          "job", job->id, "type", type);

@@ -292,6 +292,8 @@ int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn f
   return 0;
 }
 
+const atomic_uint *spe__bus_nsubs(const struct event_bus *bus) { return &bus->nsubs; }
+
 int spe__bus_has_subscribers(struct event_bus *bus) {
   return atomic_load_explicit(&bus->nsubs, memory_order_acquire) != 0;
 }

@@ -14,6 +14,7 @@
 #ifndef SPE_EVENTS_BUS_H
 #define SPE_EVENTS_BUS_H
 
+#include <stdatomic.h>
 #include "spe.h"
 
 #include <jansson.h>
@@ -44,6 +45,9 @@ void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
 /* Whether any subscription is live. The engine builds no events while none
  * is and the store keeps no event log: nobody could ever see them. Any thread. */
 int spe__bus_has_subscribers(struct event_bus *bus);
+/* The count of live subscriptions itself, for a thread that checks it for
+ * every event it might build (an inline atomic load, not a call). */
+const atomic_uint *spe__bus_nsubs(const struct event_bus *bus);
 
 /* Wait until every event published before the call has been delivered (every
  * callback for it has returned, and the bus has dropped its reference to it).
