@@ -543,19 +543,32 @@ nomem:
   spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
 }
 
+/* Start a thread-isolated call. It borrows from the job, which outlives it
+ * (input.c): it reads its task's definition, and builds its input if it
+ * asks, itself, on its own thread. */
+static int spawn_call(struct engine *eng, struct attempt *a, uint32_t attempt,
+                      uint64_t timeout_ms, struct task_outcome *failed) {
+  struct job_run *job = a->job;
+  struct call_req req = {
+      .ctx = job,
+      .task = a->task,
+      .attempt = attempt,
+      .timeout_ms = timeout_ms,
+      .input = spe__input_none(job, a->task) ? eng->empty_input : NULL,
+      .ahead = a->queued,
+  };
+  int rc = spe__func_call(eng->func, &req, a, &a->frun, failed);
+  if (rc != 0) return rc;
+  job->calls++;
+  a->slot = 0; /* the call gives its slot back itself when it returns */
+  return 0;
+}
+
 /* Start an exec task on the function executor. */
 static int spawn_function(struct engine *eng, struct attempt *a, struct task_launch *launch,
                           struct task_outcome *failed) {
+  if (eng->thread_iso) return spawn_call(eng, a, launch->attempt, launch->timeout_ms, failed);
   launch->ahead = a->queued;
-  if (eng->thread_iso) {
-    /* The call borrows from the job, which outlives it (input.c), and builds
-     * its input itself if it asks. */
-    spe__input_keep(a->job, a->task, launch, eng->empty_input);
-    int rc = spe__func_start(eng->func, launch, a, &a->frun, failed);
-    if (rc != 0) launch->release_fn(launch->release_ctx);
-    else a->slot = 0; /* the call gives its slot back itself when it returns */
-    return rc;
-  }
   const struct task_def *td = &a->job->def->tasks[a->task];
   launch->function = td->cmd;
   launch->arg = td->arg;
@@ -585,14 +598,12 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
     goto fail;
   }
   if (eng->thread_iso && job->all_exec) {
-    /* A thread-isolated call reads its task's definition itself, on its own
-     * thread (spe__input_keep): here only the timeout, if the job has any. */
-    struct task_launch call = {
-        .attempt = job->tasks[a->task].attempts + a->queued,
-        .timeout_ms = job->any_timeout ? job->def->tasks[a->task].timeout_ms : 0,
-        .max_result_bytes = eng->cfg.max_result_bytes,
-    };
-    if (spawn_function(eng, a, &call, &failed) == 0) return;
+    /* The call reads its task's definition itself (spawn_call): here only
+     * the timeout, if the job has any. An attempt queued ahead is counted
+     * when it starts. */
+    if (spawn_call(eng, a, job->tasks[a->task].attempts + a->queued,
+                   job->any_timeout ? job->def->tasks[a->task].timeout_ms : 0, &failed) == 0)
+      return;
     goto fail;
   }
   const struct task_def *td = &job->def->tasks[a->task];

@@ -580,6 +580,9 @@ int spe__engine_new(struct engine **out, const struct engine_config *cfg,
       .fs = cfg->fork_server,
       .started = spe__engine_on_started,
       .slots = eng->thread_iso ? &eng->slots : NULL,
+      .describe_fn = spe__input_describe,
+      .input_fn = spe__input_for_call,
+      .release_fn = spe__input_release,
   };
   rc = spe__func_exec_new(&eng->func, &fcfg, &eng->loop, &eng->cfg.log, spe__engine_on_done,
                           eng);

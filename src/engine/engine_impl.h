@@ -293,13 +293,13 @@ int spe__input_none(const struct job_run *job, uint32_t t);
  * thread; NULL when out of memory. */
 json_t *spe__input_build(struct job_run *job, uint32_t t);
 char *spe__input_text(struct job_run *job, uint32_t t, size_t *len);
-/* Fill a thread-isolated launch so that the call borrows from the job
- * (counted in job->calls until the executor calls release_fn), reads its
- * function's name, arg and names itself (describe_fn), and builds its input
- * itself, on its own thread, if it asks; `empty` ({}) is the input of a task
- * without upstream tasks. */
-void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
-                     json_t *empty);
+/* The callbacks of thread-isolated calls (struct call_req, func/func.h), with
+ * the job as ctx: the call borrows from the job (counted in job->calls until
+ * release), reads its function's name, arg and names itself, and builds its
+ * input itself, on its own thread, if it asks. */
+json_t *spe__input_for_call(void *ctx, uint32_t t);
+void spe__input_describe(void *ctx, uint32_t t, struct call_desc *d);
+void spe__input_release(void *ctx);
 
 /* recover.c */
 /* A job_run from a job read back from the store, its tasks' stored states

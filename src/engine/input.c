@@ -97,8 +97,13 @@ char *spe__input_text(struct job_run *job, uint32_t t, size_t *len) {
   return text;
 }
 
-/* The input built by the call, on its own thread (input_fn). */
-static json_t *build_shared(void *ctx, uint32_t t) {
+/* The callbacks of thread-isolated calls (func_exec_config), called with
+ * the job as ctx: the call borrows from the job, counted in job->calls from
+ * spe__input_lend() until release, and the job's definition does not change
+ * while it has calls. */
+
+/* The input built by the call, on its own thread, if it asks. */
+json_t *spe__input_for_call(void *ctx, uint32_t t) {
   struct job_run *job = ctx;
   uint8_t *seen = calloc((job->def->ntasks + 7) / 8, 1);
   if (seen == NULL) return NULL;
@@ -107,15 +112,8 @@ static json_t *build_shared(void *ctx, uint32_t t) {
   return obj;
 }
 
-/* The call is over: it borrows nothing from the job any more (release_fn). */
-static void release(void *ctx) {
-  struct job_run *job = ctx;
-  job->calls--;
-}
-
-/* What the call needs to know of its task, on its own thread (describe_fn):
- * the job's definition does not change while it has calls. */
-static void describe(void *ctx, uint32_t t, struct call_desc *d) {
+/* What the call needs to know of its task, on its own thread. */
+void spe__input_describe(void *ctx, uint32_t t, struct call_desc *d) {
   const struct job_run *job = ctx;
   const struct task_def *td = &job->def->tasks[t];
   d->function = td->cmd;
@@ -125,17 +123,8 @@ static void describe(void *ctx, uint32_t t, struct call_desc *d) {
   d->task_name = td->name;
 }
 
-void spe__input_keep(struct job_run *job, uint32_t t, struct task_launch *launch,
-                     json_t *empty) {
-  launch->describe_fn = describe;
-  launch->release_fn = release;
-  launch->release_ctx = job;
-  if (spe__input_none(job, t)) {
-    launch->input_json = empty;
-  } else {
-    launch->input_json = NULL;
-    launch->input_fn = build_shared;
-  }
-  launch->input_task = t;
-  job->calls++;
+/* The call is over: it borrows nothing from the job any more. */
+void spe__input_release(void *ctx) {
+  struct job_run *job = ctx;
+  job->calls--;
 }

@@ -18,13 +18,6 @@
  * the duration of the start call (the executor copies or references what it
  * keeps) - except under thread isolation, where the run borrows the strings,
  * arg and input until release_fn (below). */
-/* What an `exec` call needs to know of its task (task_launch.describe_fn). */
-struct call_desc {
-  const char *function;   /* the function's name */
-  const json_t *arg;      /* the task's `arg`, or NULL */
-  const char *job_id, *job_name, *task_name;
-};
-
 struct task_launch {
   const char *job_id;     /* SPE_JOB_ID */
   const char *job_name;   /* SPE_JOB_NAME */
@@ -60,13 +53,6 @@ struct task_launch {
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
   uint32_t input_task;
-  /* `exec`, thread isolation, optional: instead of function, arg, job_id,
-   * job_name and task_name, the call asks for them on its own thread with
-   * describe_fn(release_ctx, input_task, &d), reading what the caller keeps
-   * alive as above (the thread that starts many tiny calls then reads and
-   * copies less: the call reads its own). A function not registered then
-   * fails the call instead of its start. */
-  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d);
 
   uint64_t timeout_ms;    /* 0 = none; at most INT64_MAX (a job's timeout is) */
   size_t max_result_bytes;/* stdout beyond this fails the attempt */

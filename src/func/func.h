@@ -40,6 +40,14 @@ struct fork_server;
  * attempt's outcome, in the order the calls began and ended. */
 typedef void (*func_started_fn)(void *ctx, void *task_ctx, int64_t started_ms);
 
+/* What a thread-isolated call started with spe__func_call() needs to know of
+ * its task, asked for on its own thread (func_exec_config.describe_fn). */
+struct call_desc {
+  const char *function;   /* the function's name */
+  const json_t *arg;      /* the task's `arg`, or NULL */
+  const char *job_id, *job_name, *task_name;
+};
+
 struct func_exec_config {
   int isolation;                  /* SPE_ISOLATION_PROCESS or _THREAD */
   uint32_t workers;               /* the most calls running at once; UINT32_MAX =
@@ -60,6 +68,26 @@ struct func_exec_config {
                                      its slot back when its call returns (a
                                      run not queued ahead holds one that the
                                      caller took for it). */
+  /* Thread isolation, for spe__func_call(): the caller's callbacks, called
+   * with a call's `ctx` and `task` (struct call_req). describe_fn and
+   * input_fn run on the calling thread, and read only what the caller keeps
+   * alive and unchanged for the call until release_fn(ctx), which runs on
+   * the loop's thread once the run is over. */
+  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d);
+  json_t *(*input_fn)(void *ctx, uint32_t task); /* builds the input (a new
+                                     reference) on the call's first
+                                     spe_call_input(), when req->input is NULL */
+  void (*release_fn)(void *ctx);
+};
+
+/* A thread-isolated call by reference (spe__func_call). */
+struct call_req {
+  void *ctx;              /* the caller's, for the callbacks above */
+  uint32_t task;
+  uint32_t attempt;       /* spe_call_attempt() */
+  uint64_t timeout_ms;    /* 0: none */
+  json_t *input;          /* borrowed until release_fn; NULL: built by input_fn */
+  int ahead;              /* queued ahead of a slot (as launch->ahead) */
 };
 
 /* Create the executor on a loop. `done` receives every outcome (same contract
@@ -79,6 +107,15 @@ int spe__func_exec_new(struct func_exec **out, const struct func_exec_config *cf
  * called. Otherwise the done callback is called later, exactly once. */
 int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void *task_ctx,
                     struct func_run **run, struct task_outcome *failed);
+
+/* Thread isolation: start a call as spe__func_start() does, the task lent
+ * by reference: the function's name, arg and names come from describe_fn on
+ * the calling thread (a function not registered fails the call, kind
+ * "error"), and nothing is copied. On failure release_fn is not called (the
+ * caller still holds what it lent). The short way for the many tiny calls of
+ * big jobs: the loop's thread writes a few fields a call. */
+int spe__func_call(struct func_exec *fx, const struct call_req *req, void *task_ctx,
+                   struct func_run **run, struct task_outcome *failed);
 
 /* Take a free slot of `slots` (func_exec_config.slots); 0 when none is free. */
 int spe__slot_take(_Atomic long *slots);

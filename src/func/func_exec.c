@@ -32,6 +32,14 @@ int spe__func_start(struct func_exec *fx, const struct task_launch *launch, void
                  : spe__proc_start(fx->proc, launch, task_ctx, run, failed);
 }
 
+int spe__func_call(struct func_exec *fx, const struct call_req *req, void *task_ctx,
+                   struct func_run **run, struct task_outcome *failed) {
+  if (fx->thr) return spe__thread_exec_call(fx->thr, req, task_ctx, run, failed);
+  *run = NULL;
+  spe__outcome_failed(failed, spe__error_new("error", "calls by reference need thread isolation"));
+  return SPE_EINVAL;
+}
+
 void spe__func_signal(struct func_exec *fx, struct func_run *run, int sig, const char *kind) {
   if (fx->thr) spe__thread_exec_signal(fx->thr, run, sig, kind);
   else spe__proc_signal(fx->proc, run, sig, kind);

@@ -26,6 +26,8 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
                          struct loop *lp, const struct logger *lg, cmd_done_fn done, void *ctx);
 int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *launch,
                            void *task_ctx, struct func_run **run, struct task_outcome *failed);
+int spe__thread_exec_call(struct thread_exec *tx, const struct call_req *req, void *task_ctx,
+                          struct func_run **out, struct task_outcome *failed);
 void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int sig,
                              const char *kind);
 uint32_t spe__thread_exec_running(const struct thread_exec *tx);

@@ -53,9 +53,12 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   tx->reg = cfg->reg;
   tx->done = done;
   tx->started = cfg->started;
+  tx->describe_fn = cfg->describe_fn;
+  tx->input_fn = cfg->input_fn;
+  tx->release_fn = cfg->release_fn;
   tx->ctx = ctx;
   tx->wake_w.fd = -1;
-  int rc = spe__tpool_init(&tx->pool, threads, cfg->slots, cfg->reg);
+  int rc = spe__tpool_init(&tx->pool, threads, cfg->slots, cfg->reg, cfg->describe_fn);
   if (rc == 0) {
     rc = spe__io_start(lp, &tx->wake_w, tx->pool.efd, EPOLLIN | EPOLLET, on_wake, tx);
     if (rc != 0) spe__tpool_destroy(&tx->pool);
@@ -192,29 +195,9 @@ static int fail_start(struct task_outcome *failed, int rc, json_t *error) {
   return rc;
 }
 
-int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *launch,
-                           void *task_ctx, struct func_run **out, struct task_outcome *failed) {
-  *out = NULL;
-  const char *name = launch->function ? launch->function : "";
-  if (launch->release_fn == NULL) /* required: the run borrows (exec/exec.h) */
-    return fail_start(failed, SPE_EINVAL,
-                      spe__error_new("error", "a call started without a release function"));
-  /* Tasks of one job mostly call one function: a string compare on a warm
-   * entry instead of a hash lookup (measured: 3-5 % of the engine thread). */
-  const struct func_entry *fn = NULL;
-  if (launch->describe_fn == NULL) {
-    fn = tx->last_fn;
-    if (fn == NULL || strcmp(fn->name, name) != 0)
-      fn = tx->last_fn = spe__registry_find(tx->reg, name);
-  }
-  if (fn == NULL && launch->describe_fn == NULL)
-    return fail_start(failed, SPE_EINVAL,
-                      spe__error_new("error", "no function \"%s\" is registered", name));
-  struct func_run *run = spe__trun_get(tx);
-  if (run == NULL)
-    return fail_start(failed, SPE_ENOMEM, spe__error_new("error", "out of memory starting a call"));
-  run->task_ctx = task_ctx;
-  spe__trun_fill(run, launch, fn);
+/* Hand a filled run to the pool (or stage it, when queued ahead). */
+static int hand_over(struct thread_exec *tx, struct func_run *run, struct func_run **out,
+                     struct task_outcome *failed) {
   int rc = 0;
   if (run->timeout_ms > 0)
     rc = spe__timer_start(tx->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run);
@@ -252,6 +235,51 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   tx->nrunning++;
   *out = run;
   return 0;
+}
+
+int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *launch,
+                           void *task_ctx, struct func_run **out, struct task_outcome *failed) {
+  *out = NULL;
+  const char *name = launch->function ? launch->function : "";
+  if (launch->release_fn == NULL) /* required: the run borrows (exec/exec.h) */
+    return fail_start(failed, SPE_EINVAL,
+                      spe__error_new("error", "a call started without a release function"));
+  /* Tasks of one job mostly call one function: a string compare on a warm
+   * entry instead of a hash lookup (measured: 3-5 % of the engine thread). */
+  const struct func_entry *fn = tx->last_fn;
+  if (fn == NULL || strcmp(fn->name, name) != 0) fn = tx->last_fn = spe__registry_find(tx->reg, name);
+  if (fn == NULL)
+    return fail_start(failed, SPE_EINVAL,
+                      spe__error_new("error", "no function \"%s\" is registered", name));
+  struct func_run *run = spe__trun_get(tx);
+  if (run == NULL)
+    return fail_start(failed, SPE_ENOMEM, spe__error_new("error", "out of memory starting a call"));
+  run->task_ctx = task_ctx;
+  spe__trun_fill(run, launch, fn);
+  return hand_over(tx, run, out, failed);
+}
+
+int spe__thread_exec_call(struct thread_exec *tx, const struct call_req *req, void *task_ctx,
+                          struct func_run **out, struct task_outcome *failed) {
+  *out = NULL;
+  if (tx->describe_fn == NULL || tx->release_fn == NULL)
+    return fail_start(failed, SPE_EINVAL,
+                      spe__error_new("error", "calls by reference need the executor's callbacks"));
+  struct func_run *run = spe__trun_get(tx);
+  if (run == NULL)
+    return fail_start(failed, SPE_ENOMEM, spe__error_new("error", "out of memory starting a call"));
+  run->task_ctx = task_ctx;
+  run->fn = NULL; /* found by the calling thread (describe_fn) */
+  run->by_ref = 1;
+  run->input = req->input;
+  run->input_fn = req->input != NULL ? NULL : tx->input_fn;
+  run->release_fn = tx->release_fn;
+  run->release_ctx = req->ctx;
+  run->input_task = req->task;
+  run->attempt = req->attempt;
+  run->timeout_ms = req->timeout_ms;
+  run->ahead = req->ahead != 0;
+  return hand_over(tx, run, out, failed);
 }
 
 void spe__thread_exec_signal(struct thread_exec *tx, struct func_run *run, int sig,

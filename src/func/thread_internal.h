@@ -49,26 +49,28 @@ enum run_state { RUN_QUEUED, RUN_CALLING, RUN_WITHDRAWN };
  * only the loop's thread touches. */
 struct func_run {
   /* What the call needs: set on the loop's thread before the run is queued,
-   * read-only until it comes back (but `state`). */
+   * read-only until it comes back (but `cancelled`). One line. */
   _Alignas(64) struct func_run *next; /* the queue, the free list, or the list
                                spe__tpool_stop() returns */
-  const struct func_entry *fn;
+  const struct func_entry *fn; /* NULL for a call by reference (by_ref) */
   json_t *input;            /* borrowed (release_fn); NULL when built
                                lazily by input_fn */
-  json_t *arg;              /* borrowed; json_null() when the task has none */
   void *release_ctx;
   json_t *(*input_fn)(void *ctx, uint32_t task);
-  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d); /* or NULL:
-                               then fn, arg and the names are set */
+  uint64_t timeout_ms;      /* 0: none */
   uint32_t input_task;
   uint32_t attempt;
+  atomic_int cancelled;     /* spe_call_cancelled(); set on the loop's thread
+                               (relaxed: a fact on its own) */
   uint8_t ahead;            /* queued ahead: a pool thread takes a slot for the
                                call, and its start is reported (started_fn);
                                otherwise the caller took the slot already */
-  _Alignas(64) const char *job_id, *job_name, *task; /* borrowed */
-  uint64_t timeout_ms;      /* 0: none */
-  atomic_int cancelled;     /* spe_call_cancelled(); set on the loop's thread
-                               (relaxed: a fact on its own) */
+  uint8_t by_ref;           /* spe__thread_exec_call: the calling thread finds
+                               the function, arg and names (the pool's
+                               describe_fn); else they are the fields below */
+  /* A call started with a launch (not by_ref): */
+  _Alignas(64) json_t *arg; /* borrowed; json_null() when the task has none */
+  const char *job_id, *job_name, *task; /* borrowed */
 
   /* Written on the pool thread (one line), read on the loop's thread. The
    * answer is read after the run was handed over through the list of runs
@@ -152,8 +154,10 @@ struct thread_pool {
   /* Written by the loop (a few times a round), read by the threads: */
   _Atomic long *slots;       /* free slots shared with the engine (borrowed),
                                 or NULL: calls are bounded by the threads only */
-  const struct spe_registry *reg; /* where runs with describe_fn find their
+  const struct spe_registry *reg; /* where calls by reference find their
                                 function (read-only) */
+  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d); /* theirs
+                                (func_exec_config; read-only) */
   atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
                                 (put_note) */
   atomic_int committing;     /* a commit runs on another thread: a thread
@@ -174,7 +178,8 @@ struct thread_pool {
 };
 
 int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots,
-                    const struct spe_registry *reg);
+                    const struct spe_registry *reg,
+                    void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d));
 /* Queue a run (one that holds its slot before every run that does not);
  * hand it to the spinning thread, or wake a sleeping one, or start one more
  * if none sleeps and fewer than max_threads run - unless it needs a slot and
@@ -234,6 +239,10 @@ struct thread_exec {
                                 executor's copy: its entries never move) */
   cmd_done_fn done;
   func_started_fn started;  /* may be NULL */
+  /* spe__func_call's callbacks (func_exec_config), or NULL: */
+  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d);
+  json_t *(*input_fn)(void *ctx, uint32_t task);
+  void (*release_fn)(void *ctx);
   void *ctx;
   struct io_watch wake_w;   /* on pool.efd */
   uint32_t nrunning;        /* started and not reported (nor withdrawn) */
@@ -257,9 +266,9 @@ void spe__trun_free(struct func_run *run);
 /* On a pool thread: call the function, unless the run was cancelled before
  * (returns 0); records the wall-clock start unless already set (the caller
  * records the end: its clock reading also dates the next call it begins). A
- * run with describe_fn finds its function in `reg` (*last_fn: the thread's
- * last find, tried first). */
-int spe__trun_call(struct func_run *run, const struct spe_registry *reg,
+ * call by reference finds its function in the pool's registry (*last_fn: the
+ * thread's last find, tried first). */
+int spe__trun_call(struct func_run *run, const struct thread_pool *p,
                    const struct func_entry **last_fn);
 /* The outcome of a run whose call is over, or that is forced (finished at now_ms,
  * wall clock). Hands the result over. */

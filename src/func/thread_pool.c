@@ -77,11 +77,13 @@
 #include <unistd.h>
 
 int spe__tpool_init(struct thread_pool *p, uint32_t max_threads, _Atomic long *slots,
-                    const struct spe_registry *reg) {
+                    const struct spe_registry *reg,
+                    void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d)) {
   memset(p, 0, sizeof *p);
   p->max_threads = max_threads > 0 ? max_threads : 1;
   p->slots = slots;
   p->reg = reg;
+  p->describe_fn = describe_fn;
   /* Until the loop says it is awake (spe__tpool_sleep_end), every first
    * note wakes it: a loop that never brackets its sleeps is always told. */
   atomic_init(&p->loop_sleeping, LOOP_SLEEPS);
@@ -396,7 +398,7 @@ static void *worker_main(void *arg) {
     if (tell_loop) spe__tpool_notify(p);
     tell_loop = 0;
     now_ms = 0;
-    if (call && spe__trun_call(run, p->reg, &w->last_fn)) {
+    if (call && spe__trun_call(run, p, &w->last_fn)) {
       now_ms = spe__now_ms();
       atomic_store_explicit(&run->ended_ms, now_ms, memory_order_relaxed);
     }

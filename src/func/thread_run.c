@@ -51,11 +51,11 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
 void spe__trun_fill(struct func_run *run, const struct task_launch *l,
                     const struct func_entry *fn) {
   run->fn = fn;
+  run->by_ref = 0;
   run->attempt = l->attempt;
   run->timeout_ms = l->timeout_ms;
   run->ahead = l->ahead != 0;
   run->input_fn = l->input_fn;
-  run->describe_fn = l->describe_fn;
   run->input_task = l->input_task;
   /* The caller keeps all of it alive until release_fn. */
   run->job_id = l->job_id;
@@ -104,7 +104,7 @@ static int64_t mono_mark(void) {
   return t > 0 ? t : 1;
 }
 
-int spe__trun_call(struct func_run *run, const struct spe_registry *reg,
+int spe__trun_call(struct func_run *run, const struct thread_pool *p,
                    const struct func_entry **last_fn) {
   /* Cancelled while it waited in the queue: already reported, nobody waits. */
   if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return 0;
@@ -120,16 +120,16 @@ int spe__trun_call(struct func_run *run, const struct spe_registry *reg,
       .cancelled = &run->cancelled,
   };
   const struct func_entry *fn = run->fn;
-  if (run->describe_fn != NULL) {
+  if (run->by_ref) {
     struct call_desc d;
-    run->describe_fn(run->release_ctx, run->input_task, &d);
+    p->describe_fn(run->release_ctx, run->input_task, &d);
     call.arg = d.arg ? d.arg : json_null();
     call.job_id = d.job_id;
     call.job_name = d.job_name;
     call.task = d.task_name;
     const char *name = d.function ? d.function : "";
     fn = *last_fn;
-    if (fn == NULL || strcmp(fn->name, name) != 0) fn = *last_fn = spe__registry_find(reg, name);
+    if (fn == NULL || strcmp(fn->name, name) != 0) fn = *last_fn = spe__registry_find(p->reg, name);
     if (fn == NULL) {
       /* Its job was recovered after the program stopped registering it. */
       run->result = NULL;
