@@ -704,8 +704,9 @@ static int schedule_retry(struct engine *eng, struct job_run *job, uint32_t t, i
 /* task_terminated, dated when the attempt ended (its outcome's end). */
 static json_t *terminated_event(struct engine *eng, struct job_run *job, uint32_t t,
                                 const char *status, const struct task_outcome *out) {
-  json_t *ev = spe__event_new_at(eng, job, "task_terminated",
-                                 out->finished_ms > 0 ? out->finished_ms : spe__now_ms());
+  if (!spe__events_on(eng)) return NULL;
+  json_t *ev = spe__event_build(eng, job, "task_terminated",
+                                out->finished_ms > 0 ? out->finished_ms : spe__now_ms());
   if (ev == NULL) return NULL;
   json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
   json_object_set_new(ev, "attempt", json_integer(job->tasks[t].attempts));
@@ -766,9 +767,11 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     job->remaining--;
     eng->stats.tasks_succeeded++;
     spe__record_task(eng, job, t);
-    json_t *ev = terminated_event(eng, job, t, "succeeded", out);
-    if (ev) json_object_set(ev, "result", ts->result);
-    spe__record_event(eng, ev);
+    if (spe__events_on(eng)) {
+      json_t *ev = terminated_event(eng, job, t, "succeeded", out);
+      if (ev) json_object_set(ev, "result", ts->result);
+      spe__record_event(eng, ev);
+    }
     const struct job_def *def = job->def;
     uint32_t first = def->succ_off[t], end = def->succ_off[t + 1];
     /* A successor's count is a cache miss in a big job: ask for all of
@@ -790,7 +793,7 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     apply_failure(eng, a, out);
   }
   attempt_free(eng, a);
-  spe__engine_finish_if_done(eng, job);
+  if (job->remaining == 0) spe__engine_finish_if_done(eng, job);
 }
 
 void spe__engine_on_done(void *ctx, void *task_ctx, struct task_outcome *out) {

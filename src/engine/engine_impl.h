@@ -288,7 +288,10 @@ void spe__engine_free_pruned(struct round_set *set);
 int spe__engine_get_stored(struct engine *eng, const char *id, json_t **out, char **msg);
 
 /* input.c: a task's input (every ancestor's result). */
-int spe__input_none(const struct job_run *job, uint32_t t);
+/* Whether task t has no upstream task (its input is {}). */
+static inline int spe__input_none(const struct job_run *job, uint32_t t) {
+  return job->def->pred_off[t] == job->def->pred_off[t + 1];
+}
 /* As an object (a new reference) or as text (malloc'd), on the engine
  * thread; NULL when out of memory. */
 json_t *spe__input_build(struct job_run *job, uint32_t t);

@@ -77,10 +77,6 @@ static json_t *build(struct job_run *job, uint32_t t, uint8_t *seen) {
   return obj;
 }
 
-int spe__input_none(const struct job_run *job, uint32_t t) {
-  return job->def->pred_off[t] == job->def->pred_off[t + 1];
-}
-
 json_t *spe__input_build(struct job_run *job, uint32_t t) {
   if (++job->walk == 0) { /* the walk counter wrapped: forget old marks */
     for (uint32_t i = 0; i < job->def->ntasks; i++) job->tasks[i].mark = 0;
