@@ -1,6 +1,7 @@
-/* The engine's ready queue: pops in (rank, job order) order whatever the mix
- * of pushes, pops and jobs removed whole; far-apart ranks in a big job; the
- * task of a rank in a job with priorities. */
+/* The engine's ready queue: pops and takes in (rank, job order) order
+ * whatever the mix of pushes (one or a word's worth), pops, takes of many and
+ * jobs removed whole; far-apart ranks in a big job; the task of a rank in a
+ * job with priorities. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,21 @@
 static const uint32_t sizes[NSETS] = {1, 130, 4500};
 static const uint32_t orders[NSETS] = {7, 3, 5};
 
+/* The reference's first: the set and rank of the smallest (rank, order)
+ * queued, or -1. */
+static int ref_first(uint8_t *ready[NSETS], uint32_t *rank) {
+  uint64_t best = UINT64_MAX;
+  int bi = -1;
+  for (int s = 0; s < NSETS; s++)
+    for (uint32_t k = 0; k < sizes[s]; k++)
+      if (ready[s][k] && ((uint64_t)k << 32 | orders[s]) < best) {
+        best = (uint64_t)k << 32 | orders[s];
+        bi = s;
+      }
+  *rank = (uint32_t)(best >> 32);
+  return bi;
+}
+
 static void test_pops_the_smallest(void **state) {
   struct ready_queue q;
   struct ready_set sets[NSETS];
@@ -35,24 +51,43 @@ static void test_pops_the_smallest(void **state) {
   for (int step = 0; step < 6000; step++) {
     seed = seed * 1103515245u + 12345u;
     uint32_t r = seed >> 8, op = r % 16, i = (r / 16) % NSETS;
-    if (op < 9) { /* push, sometimes a task queued already */
+    if (op < 8) { /* push, sometimes a task queued already */
       uint32_t rank = (r / 64) % sizes[i];
       assert_int_equal(spe__ready_push(&q, &sets[i], rank), 0);
       count += !ready[i][rank];
       ready[i][rank] = 1;
+    } else if (op == 8) { /* a word's worth at once, some queued already */
+      uint32_t w = (r / 64) % ((sizes[i] + 63) / 64);
+      seed = seed * 1103515245u + 12345u;
+      uint64_t mask = ((uint64_t)seed << 32 | (seed * 2654435761u)) & ((uint64_t)r * 0x9E3779B97F4A7C15ull);
+      if (sizes[i] - w * 64 < 64) mask &= (1ull << (sizes[i] - w * 64)) - 1;
+      assert_int_equal(spe__ready_push_word(&q, &sets[i], w, mask), 0);
+      for (uint32_t b = 0; b < 64; b++)
+        if (mask >> b & 1) {
+          count += !ready[i][w * 64 + b];
+          ready[i][w * 64 + b] = 1;
+        }
+    } else if (op == 10 || op == 11) { /* take many: the first ones, of one set */
+      uint32_t max = 1 + (r / 64) % 100, got[100], rank;
+      uint32_t n = spe__ready_take(&q, got, max);
+      int first = ref_first(ready, &rank);
+      assert_int_equal(n == 0, first < 0);
+      for (uint32_t k = 0; k < n; k++) {
+        int bi = ref_first(ready, &rank);
+        assert_int_equal(bi, first); /* every one of the first set */
+        assert_int_equal(got[k], rank);
+        ready[bi][rank] = 0;
+        count--;
+      }
+      /* It stopped at max, at an empty set, or at another set's first. */
+      if (n > 0 && n < max) assert_true(ref_first(ready, &rank) != first);
     } else if (op == 9 && step % 7 == 0) { /* a job removed whole */
       for (uint32_t k = 0; k < sizes[i]; k++) count -= ready[i][k];
       memset(ready[i], 0, sizes[i]);
       spe__ready_remove(&q, &sets[i]);
     } else { /* the first is the smallest (rank, order) of the reference */
-      uint64_t best = UINT64_MAX;
-      int bi = -1;
-      for (int s = 0; s < NSETS; s++)
-        for (uint32_t k = 0; k < sizes[s]; k++)
-          if (ready[s][k] && ((uint64_t)k << 32 | orders[s]) < best) {
-            best = (uint64_t)k << 32 | orders[s];
-            bi = s;
-          }
+      uint32_t best;
+      int bi = ref_first(ready, &best);
       uint32_t task = UINT32_MAX;
       struct ready_set *top = spe__ready_peek(&q, &task);
       if (bi < 0) {
@@ -61,7 +96,7 @@ static void test_pops_the_smallest(void **state) {
       }
       assert_ptr_equal(top, &sets[bi]);
       assert_ptr_equal(top->job, (struct job_run *)&sets[bi]);
-      assert_int_equal(task, best >> 32);
+      assert_int_equal(task, best);
       spe__ready_pop(&q);
       ready[bi][task] = 0;
       count--;

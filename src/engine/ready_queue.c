@@ -175,25 +175,41 @@ uint32_t spe__ready_take(struct ready_queue *q, uint32_t *tasks, uint32_t max) {
   struct ready_set *s = top.set;
   /* The first task of every other set: the lowest key among the root's
    * children. While the top set's next key is below it, the top set stays
-   * first, and its tasks are taken without touching the heap. */
+   * first, and its tasks are taken without touching the heap: up to rank
+   * `last` (keys are unique: sets have different orders). */
   uint64_t bound = UINT64_MAX;
   for (uint32_t c = 1; c <= ARITY && c < q->len; c++)
     if (q->heap[c].key < bound) bound = q->heap[c].key;
+  uint32_t last = UINT32_MAX;
+  if (bound != UINT64_MAX) {
+    uint32_t brank = (uint32_t)(bound >> 32);
+    last = s->order < (uint32_t)bound ? brank : brank - 1; /* brank > 0 here */
+  }
   uint32_t rank = (uint32_t)(top.key >> 32), n = 0;
-  for (;;) {
+  /* A word at a time: its bits from `rank` up to `last`, at most max - n. */
+  while (n < max && rank != UINT32_MAX && rank <= last) {
     uint32_t w = rank / 64;
-    tasks[n++] = s->by_rank ? s->by_rank[rank] : rank;
-    s->bits[w] &= ~(1ull << (rank % 64));
+    uint64_t m = s->bits[w] & (~0ull << (rank % 64)), taken = 0;
+    if (last / 64 == w && last % 64 != 63) m &= (2ull << (last % 64)) - 1;
+    while (m != 0 && n < max) {
+      uint64_t low = m & -m;
+      uint32_t r = w * 64 + (uint32_t)__builtin_ctzll(m);
+      tasks[n++] = s->by_rank ? s->by_rank[r] : r;
+      taken |= low;
+      m ^= low;
+    }
+    s->bits[w] &= ~taken;
     if (s->bits[w] == 0) s->sum[w / 64] &= ~(1ull << (w % 64));
-    q->count--;
-    if (--s->count == 0) {
+    uint32_t k = (uint32_t)__builtin_popcountll(taken);
+    q->count -= k;
+    s->count -= k;
+    if (s->count == 0) {
       remove_at(q, 0);
       return n;
     }
-    rank = next_set(s, rank + 1);
-    top.key = key_of(s, rank);
-    if (n == max || top.key > bound) break;
+    rank = next_set(s, w * 64); /* the lowest left in this word or after */
   }
+  top.key = key_of(s, rank);
   sift_down(q, 0, top); /* higher: it goes down */
   return n;
 }

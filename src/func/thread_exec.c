@@ -87,7 +87,7 @@ static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms)
   report_start(tx, run); /* a start always comes before its end */
   struct task_outcome out;
   spe__trun_outcome(run, now_ms, &out);
-  spe__timer_stop(tx->lp, &run->timer);
+  if (spe__timer_active(&run->timer)) spe__timer_stop(tx->lp, &run->timer);
   run->reported = 1;
   tx->nrunning--;
   tx->done(tx->ctx, run->task_ctx, &out);
@@ -199,8 +199,11 @@ static int fail_start(struct task_outcome *failed, int rc, json_t *error) {
 static int hand_over(struct thread_exec *tx, struct func_run *run, struct func_run **out,
                      struct task_outcome *failed) {
   int rc = 0;
-  if (run->timeout_ms > 0)
+  if (run->timeout_ms > 0) {
+    atomic_store_explicit(&run->begun_mono, 0, memory_order_relaxed);
+    atomic_store_explicit(&run->ended_mono, 0, memory_order_relaxed);
     rc = spe__timer_start(tx->lp, &run->timer, (int64_t)run->timeout_ms, on_timeout, run);
+  }
   if (rc != 0) {
     run->release_fn = NULL; /* a start that fails leaves all to the caller */
     spe__trun_put(tx, run);

@@ -31,11 +31,11 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
     if (run == NULL) return NULL;
     memset(run, 0, sizeof *run);
     spe__timer_init(&run->timer);
+    run->tx = tx;
   }
+  /* Put away, a run holds no result, error or borrowed pointer (release);
+   * the times of a timed call are reset when its timer starts. */
   run->next = NULL;
-  run->tx = tx;
-  run->result = NULL;
-  run->error = NULL;
   run->reported = run->finished = run->forced_queued = run->start_reported = 0;
   run->forced.kind[0] = '\0';
   /* Relaxed is enough: the run reaches a pool thread through the pool's mutex. */
@@ -43,8 +43,6 @@ struct func_run *spe__trun_get(struct thread_exec *tx) {
   atomic_store_explicit(&run->state, RUN_QUEUED, memory_order_relaxed);
   atomic_store_explicit(&run->started_ms, 0, memory_order_relaxed);
   atomic_store_explicit(&run->ended_ms, 0, memory_order_relaxed);
-  atomic_store_explicit(&run->begun_mono, 0, memory_order_relaxed);
-  atomic_store_explicit(&run->ended_mono, 0, memory_order_relaxed);
   return run;
 }
 
@@ -75,10 +73,15 @@ static void release(struct func_run *run) {
     run->release_fn = NULL;
   }
   run->input_fn = NULL;
-  json_decref(run->result);
-  free(run->error);
-  run->input = run->arg = run->result = NULL;
-  run->error = NULL;
+  if (run->result != NULL) {
+    json_decref(run->result);
+    run->result = NULL;
+  }
+  if (run->error != NULL) {
+    free(run->error);
+    run->error = NULL;
+  }
+  run->input = run->arg = NULL;
 }
 
 void spe__trun_put(struct thread_exec *tx, struct func_run *run) {
