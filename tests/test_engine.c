@@ -316,26 +316,31 @@ static void priority_then_file_order(void **state) {
   h_close(&h);
 }
 
-/* Between jobs the lower rank goes first, then the job started first; a
- * `priority` task that becomes ready late goes before the others at once. One
- * worker; job B starts while A's first task sleeps (1 s: time enough under
- * valgrind). B's ranks: z 0, x 1, y 2. */
+/* Between jobs, by blocks of SPE_READY_BLOCK (64) ranks: the job whose first
+ * ready task is in the lower block first, then the job started first; within
+ * a job, rank order, and a `priority` task that becomes ready late goes
+ * before the others at once. One worker; job A (a0..a69, all roots) starts
+ * first; job B starts while a0 sleeps (1 s: time enough under valgrind). B's
+ * ranks: z 0, x 1, y 2. So A's block 0 (a1..a63) goes first, then B's block
+ * 0 (x, then z freed by x, then y), then A's block 1 (a64..a69). */
 static void ready_order_between_jobs(void **state) {
   struct harness h;
   h_open(&h, 1);
   char a[SPE_ID_SIZE], b[SPE_ID_SIZE];
-  char *text = h_unquote("{'name':'A','tasks':[{'name':'a0','cmd':'sleep 1'},"
-                         "{'name':'a1','cmd':'true'},{'name':'a2','cmd':'true'}]}");
+  char text[4096] = "{\"name\":\"A\",\"tasks\":[{\"name\":\"a0\",\"cmd\":\"sleep 1\"}";
+  for (int i = 1; i < 70; i++)
+    snprintf(text + strlen(text), sizeof text - strlen(text),
+             ",{\"name\":\"a%d\",\"cmd\":\"true\"}", i);
+  strcat(text, "]}");
   h_submit_start(&h, text, a);
-  free(text);
   assert_int_equal(h_recorder_await(&h.rec, a, "task_started", 1, 5000), 1);
-  text = h_unquote("{'name':'B','priority':['z'],'tasks':[{'name':'x','cmd':'true',"
-                   "'enables':['z']},{'name':'y','cmd':'true'},{'name':'z','cmd':'true'}]}");
-  h_submit_start(&h, text, b);
-  free(text);
-  assert_int_equal(h_await_events(&h, b, "job_finished", 1, 5000), 1);
-  assert_int_equal(h_await_events(&h, a, "job_finished", 1, 5000), 1);
-  char order[64] = "";
+  char *btext = h_unquote("{'name':'B','priority':['z'],'tasks':[{'name':'x','cmd':'true',"
+                          "'enables':['z']},{'name':'y','cmd':'true'},{'name':'z','cmd':'true'}]}");
+  h_submit_start(&h, btext, b);
+  free(btext);
+  assert_int_equal(h_await_events(&h, b, "job_finished", 1, 10000), 1);
+  assert_int_equal(h_await_events(&h, a, "job_finished", 1, 10000), 1);
+  char order[1024] = "", want[1024] = "";
   json_t *started = h_events(&h, NULL, "task_started", NULL);
   size_t i;
   json_t *ev;
@@ -346,7 +351,10 @@ static void ready_order_between_jobs(void **state) {
     assert_true(strcmp(job, a) == 0 || strcmp(job, b) == 0);
   }
   json_decref(started);
-  assert_string_equal(order, "a0 a1 x z a2 y");
+  for (int k = 0; k < 64; k++) snprintf(want + strlen(want), sizeof want - strlen(want), "a%d ", k);
+  strcat(want, "x z y");
+  for (int k = 64; k < 70; k++) snprintf(want + strlen(want), sizeof want - strlen(want), " a%d", k);
+  assert_string_equal(order, want);
   h_close(&h);
 }
 

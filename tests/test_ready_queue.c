@@ -1,4 +1,5 @@
-/* The engine's ready queue: pops and takes in (rank, job order) order
+/* The engine's ready queue: pops and takes in (block of ranks, job order,
+ * rank) order
  * whatever the mix of pushes (one or a word's worth), pops, takes of many and
  * jobs removed whole; far-apart ranks in a big job; the task of a rank in a
  * job with priorities. */
@@ -20,18 +21,23 @@
 static const uint32_t sizes[NSETS] = {1, 130, 4500};
 static const uint32_t orders[NSETS] = {7, 3, 5};
 
-/* The reference's first: the set and rank of the smallest (rank, order)
- * queued, or -1. */
+/* The order of the queue: (block of 64 ranks, job order, rank). */
+static uint64_t ref_key(int s, uint32_t k) {
+  return (uint64_t)(k / SPE_READY_BLOCK) << 40 | (uint64_t)orders[s] << 20 | k;
+}
+
+/* The reference's first: the set and rank of the smallest key queued, or
+ * -1. */
 static int ref_first(uint8_t *ready[NSETS], uint32_t *rank) {
   uint64_t best = UINT64_MAX;
   int bi = -1;
   for (int s = 0; s < NSETS; s++)
     for (uint32_t k = 0; k < sizes[s]; k++)
-      if (ready[s][k] && ((uint64_t)k << 32 | orders[s]) < best) {
-        best = (uint64_t)k << 32 | orders[s];
+      if (ready[s][k] && ref_key(s, k) < best) {
+        best = ref_key(s, k);
         bi = s;
+        *rank = k;
       }
-  *rank = (uint32_t)(best >> 32);
   return bi;
 }
 

@@ -39,8 +39,10 @@ void spe__ready_free(struct ready_queue *q) {
   spe__ready_init(q);
 }
 
+/* A set's place among the sets: the block of its first ready rank, then its
+ * order (unique among sets). */
 static uint64_t key_of(const struct ready_set *s, uint32_t rank) {
-  return (uint64_t)rank << 32 | s->order;
+  return (uint64_t)(rank / SPE_READY_BLOCK) << 32 | s->order;
 }
 
 /* ---- the heap of sets ---- */
@@ -118,9 +120,14 @@ int spe__ready_push(struct ready_queue *q, struct ready_set *s, uint32_t rank) {
   s->bits[w] |= bit;
   s->sum[w / 64] |= 1ull << (w % 64);
   q->count++;
-  struct ready_heap_entry e = {key_of(s, rank), s};
-  if (s->count++ == 0) sift_up(q, q->len++, e);
-  else if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
+  if (s->count++ == 0) {
+    s->first = rank;
+    sift_up(q, q->len++, (struct ready_heap_entry){key_of(s, rank), s});
+  } else if (rank < s->first) {
+    s->first = rank;
+    struct ready_heap_entry e = {key_of(s, rank), s};
+    if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
+  }
   return 0;
 }
 
@@ -136,28 +143,38 @@ int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w,
   }
   s->bits[w] |= mask;
   s->sum[w / 64] |= 1ull << (w % 64);
-  uint32_t n = (uint32_t)__builtin_popcountll(mask);
+  uint32_t n = 0;
+  for (uint64_t m = mask; m != 0; m &= m - 1) n++;
   q->count += n;
-  struct ready_heap_entry e = {key_of(s, w * 64 + (uint32_t)__builtin_ctzll(mask)), s};
-  uint32_t before = s->count;
+  uint32_t low = w * 64 + (uint32_t)__builtin_ctzll(mask), before = s->count;
   s->count += n;
-  if (before == 0) sift_up(q, q->len++, e);
-  else if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
+  if (before == 0) {
+    s->first = low;
+    sift_up(q, q->len++, (struct ready_heap_entry){key_of(s, low), s});
+  } else if (low < s->first) {
+    s->first = low;
+    struct ready_heap_entry e = {key_of(s, low), s};
+    if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
+  }
   return 0;
 }
 
 struct ready_set *spe__ready_peek(const struct ready_queue *q, uint32_t *task) {
   if (q->len == 0) return NULL;
   struct ready_set *s = q->heap[0].set;
-  uint32_t rank = (uint32_t)(q->heap[0].key >> 32);
-  *task = s->by_rank ? s->by_rank[rank] : rank;
+  *task = s->by_rank ? s->by_rank[s->first] : s->first;
   return s;
 }
 
+/* The top set's first rank moved up to s->first: its key may have grown. */
+static void top_moved(struct ready_queue *q, struct ready_set *s) {
+  struct ready_heap_entry top = {key_of(s, s->first), s};
+  if (top.key != q->heap[0].key) sift_down(q, 0, top); /* higher: it goes down */
+}
+
 void spe__ready_pop(struct ready_queue *q) {
-  struct ready_heap_entry top = q->heap[0];
-  struct ready_set *s = top.set;
-  uint32_t rank = (uint32_t)(top.key >> 32), w = rank / 64;
+  struct ready_set *s = q->heap[0].set;
+  uint32_t rank = s->first, w = rank / 64;
   s->bits[w] &= ~(1ull << (rank % 64));
   if (s->bits[w] == 0) s->sum[w / 64] &= ~(1ull << (w % 64));
   q->count--;
@@ -165,42 +182,44 @@ void spe__ready_pop(struct ready_queue *q) {
     remove_at(q, 0);
     return;
   }
-  top.key = key_of(s, next_set(s, rank + 1)); /* higher: it goes down */
-  sift_down(q, 0, top);
+  s->first = next_set(s, rank + 1);
+  top_moved(q, s);
 }
 
 uint32_t spe__ready_take(struct ready_queue *q, uint32_t *tasks, uint32_t max) {
   if (q->len == 0 || max == 0) return 0;
-  struct ready_heap_entry top = q->heap[0];
-  struct ready_set *s = top.set;
-  /* The first task of every other set: the lowest key among the root's
-   * children. While the top set's next key is below it, the top set stays
-   * first, and its tasks are taken without touching the heap: up to rank
-   * `last` (keys are unique: sets have different orders). */
+  struct ready_set *s = q->heap[0].set;
+  /* The first of every other set: the lowest key among the root's children.
+   * While the top set's next key is below it, the top set stays first, and
+   * its tasks are taken without touching the heap: up to rank `last`, the
+   * end of the block before that key's (or of its block, for an earlier
+   * set). */
   uint64_t bound = UINT64_MAX;
   for (uint32_t c = 1; c <= ARITY && c < q->len; c++)
     if (q->heap[c].key < bound) bound = q->heap[c].key;
   uint32_t last = UINT32_MAX;
   if (bound != UINT64_MAX) {
-    uint32_t brank = (uint32_t)(bound >> 32);
-    last = s->order < (uint32_t)bound ? brank : brank - 1; /* brank > 0 here */
+    uint32_t block = (uint32_t)(bound >> 32);
+    last = s->order < (uint32_t)bound ? block * SPE_READY_BLOCK + (SPE_READY_BLOCK - 1)
+                                       : block * SPE_READY_BLOCK - 1; /* block > 0 here */
   }
-  uint32_t rank = (uint32_t)(top.key >> 32), n = 0;
+  uint32_t rank = s->first, n = 0;
   /* A word at a time: its bits from `rank` up to `last`, at most max - n. */
   while (n < max && rank != UINT32_MAX && rank <= last) {
     uint32_t w = rank / 64;
     uint64_t m = s->bits[w] & (~0ull << (rank % 64)), taken = 0;
     if (last / 64 == w && last % 64 != 63) m &= (2ull << (last % 64)) - 1;
+    uint32_t k = 0; /* counted here: a popcount is a library call on plain x86-64 */
     while (m != 0 && n < max) {
       uint64_t low = m & -m;
       uint32_t r = w * 64 + (uint32_t)__builtin_ctzll(m);
       tasks[n++] = s->by_rank ? s->by_rank[r] : r;
       taken |= low;
       m ^= low;
+      k++;
     }
     s->bits[w] &= ~taken;
     if (s->bits[w] == 0) s->sum[w / 64] &= ~(1ull << (w % 64));
-    uint32_t k = (uint32_t)__builtin_popcountll(taken);
     q->count -= k;
     s->count -= k;
     if (s->count == 0) {
@@ -209,8 +228,8 @@ uint32_t spe__ready_take(struct ready_queue *q, uint32_t *tasks, uint32_t max) {
     }
     rank = next_set(s, w * 64); /* the lowest left in this word or after */
   }
-  top.key = key_of(s, rank);
-  sift_down(q, 0, top); /* higher: it goes down */
+  s->first = rank;
+  top_moved(q, s);
   return n;
 }
 
