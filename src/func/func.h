@@ -37,7 +37,11 @@ struct fork_server;
 
 /* Thread isolation, runs queued ahead: the call of the attempt `task_ctx`
  * began at started_ms (wall clock). Called on the loop's thread, before the
- * attempt's outcome, in the order the calls began and ended. */
+ * attempt's outcome, for a call found under way (a call that takes a while);
+ * a call that began and ended between two looks at the pool gets no started
+ * call: the done callback is the first news of it, and its outcome's
+ * started_ms says when it began (the caller notes both at once). Starts and
+ * ends come in an order that never shows one thread in two calls at once. */
 typedef void (*func_started_fn)(void *ctx, void *task_ctx, int64_t started_ms);
 
 /* What a thread-isolated call started with spe__func_call() needs to know of

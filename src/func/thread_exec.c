@@ -6,8 +6,9 @@
  * once, through one of three paths:
  *   - its call returned: the loop takes the pool's notes at once (in every
  *     round, spe__thread_exec_poll, or when the eventfd wakes it, on_wake)
- *     and reports each, in order (a run queued ahead has its start reported
- *     first, through the `started` callback);
+ *     and reports each, in order (a run queued ahead found under way by an
+ *     earlier take had its start reported then, through the `started`
+ *     callback; otherwise its outcome's started_ms tells it: func.h);
  *   - its timeout passed (on_timeout, a loop timer): reported "timeout" there
  *     and then, with `cancelled` set for the function to notice;
  *   - it was signalled: `cancelled` is set and the run joins the list of early
@@ -82,9 +83,10 @@ static void report_start(struct thread_exec *tx, struct func_run *run) {
                 atomic_load_explicit(&run->started_ms, memory_order_relaxed));
 }
 
-/* Report a run (not reported yet) to the done callback. */
+/* Report a run (not reported yet) to the done callback. A start not reported
+ * yet is not reported apart: the outcome's started_ms says it (func.h). */
 static void report(struct thread_exec *tx, struct func_run *run, int64_t now_ms) {
-  report_start(tx, run); /* a start always comes before its end */
+  run->start_reported = 1;
   struct task_outcome out;
   spe__trun_outcome(run, now_ms, &out);
   if (spe__timer_active(&run->timer)) spe__timer_stop(tx->lp, &run->timer);
