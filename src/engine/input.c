@@ -117,6 +117,8 @@ void spe__input_describe(void *ctx, uint32_t t, struct call_desc *d) {
   d->job_id = job->id;
   d->job_name = job->def->name;
   d->task_name = td->name;
+  d->owner = job;
+  d->owner_id = job->order;
 }
 
 /* The call is over: it borrows nothing from the job any more. */

@@ -50,6 +50,12 @@ struct call_desc {
   const char *function;   /* the function's name */
   const json_t *arg;      /* the task's `arg`, or NULL */
   const char *job_id, *job_name, *task_name;
+  /* Where `function` lives: as long as it is the same pointer from the same
+   * (owner, owner_id), it is the same name, and the pool need not compare
+   * the text again. owner_id must never repeat for an owner at the same
+   * address while calls run (the engine: the job and its submission order). */
+  const void *owner;
+  uint64_t owner_id;
 };
 
 struct func_exec_config {

@@ -115,8 +115,12 @@ struct pool_worker {
   int counted;              /* claimed or woken, counted in nlooking */
   struct pool_worker *next_idle;
   struct func_run *current; /* the run being called, or NULL */
-  const struct func_entry *last_fn; /* this thread only: the function it
-                               found last (spe__trun_call) */
+  struct fn_cache {        /* this thread only (spe__trun_call): */
+    const struct func_entry *fn; /* the function it found last, */
+    const char *name;       /* for a call by reference, by this pointer */
+    const void *owner;      /* of this owner (struct call_desc) */
+    uint64_t owner_id;
+  } last;
   atomic_int claimed;       /* spinning: a submit counts on it to take a run */
   /* The loop's thread only: */
   struct pool_worker *next; /* every thread started */
@@ -266,10 +270,10 @@ void spe__trun_free(struct func_run *run);
 /* On a pool thread: call the function, unless the run was cancelled before
  * (returns 0); records the wall-clock start unless already set (the caller
  * records the end: its clock reading also dates the next call it begins). A
- * call by reference finds its function in the pool's registry (*last_fn: the
+ * call by reference finds its function in the pool's registry (*last: the
  * thread's last find, tried first). */
-int spe__trun_call(struct func_run *run, const struct thread_pool *p,
-                   const struct func_entry **last_fn);
+struct fn_cache;
+int spe__trun_call(struct func_run *run, const struct thread_pool *p, struct fn_cache *last);
 /* The outcome of a run whose call is over, or that is forced (finished at now_ms,
  * wall clock). Hands the result over. */
 void spe__trun_outcome(struct func_run *run, int64_t now_ms, struct task_outcome *out);

@@ -411,7 +411,7 @@ static void *worker_main(void *arg) {
     if (tell_loop) spe__tpool_notify(p);
     tell_loop = 0;
     now_ms = 0;
-    if (call && spe__trun_call(run, p, &w->last_fn)) {
+    if (call && spe__trun_call(run, p, &w->last)) {
       now_ms = spe__now_ms();
       atomic_store_explicit(&run->ended_ms, now_ms, memory_order_relaxed);
     }

@@ -107,8 +107,7 @@ static int64_t mono_mark(void) {
   return t > 0 ? t : 1;
 }
 
-int spe__trun_call(struct func_run *run, const struct thread_pool *p,
-                   const struct func_entry **last_fn) {
+int spe__trun_call(struct func_run *run, const struct thread_pool *p, struct fn_cache *last) {
   /* Cancelled while it waited in the queue: already reported, nobody waits. */
   if (atomic_load_explicit(&run->cancelled, memory_order_relaxed)) return 0;
   if (!run->ahead) atomic_store_explicit(&run->started_ms, spe__now_ms(), memory_order_relaxed);
@@ -131,8 +130,15 @@ int spe__trun_call(struct func_run *run, const struct thread_pool *p,
     call.job_name = d.job_name;
     call.task = d.task_name;
     const char *name = d.function ? d.function : "";
-    fn = *last_fn;
-    if (fn == NULL || strcmp(fn->name, name) != 0) fn = *last_fn = spe__registry_find(p->reg, name);
+    fn = last->fn;
+    /* The same name as last time: the same pointer of the same owner (no
+     * compare at all: neighbouring tasks share one copy of the name), or the
+     * same text. */
+    if (fn == NULL || name != last->name || d.owner != last->owner ||
+        d.owner_id != last->owner_id) {
+      if (fn == NULL || strcmp(fn->name, name) != 0) fn = spe__registry_find(p->reg, name);
+      *last = (struct fn_cache){fn, name, d.owner, d.owner_id};
+    }
     if (fn == NULL) {
       /* Its job was recovered after the program stopped registering it. */
       run->result = NULL;
