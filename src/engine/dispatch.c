@@ -22,13 +22,16 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
   job->waiting = malloc((def->ntasks ? def->ntasks : 1) * sizeof *job->waiting);
   job->tstatus = malloc(def->ntasks ? def->ntasks : 1);
+  job->ready_round = calloc(def->ntasks ? def->ntasks : 1, sizeof *job->ready_round);
   if (def->npriority > 0 && (job->by_rank = malloc(def->ntasks * sizeof *job->by_rank)) != NULL)
     for (uint32_t t = 0; t < def->ntasks; t++) job->by_rank[def->rank[t]] = t;
-  if (job->tasks == NULL || job->waiting == NULL || job->tstatus == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
+  if (job->tasks == NULL || job->waiting == NULL || job->tstatus == NULL ||
+      job->ready_round == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
       spe__ready_set_init(&job->ready, job, def->ntasks, order, job->by_rank) != 0) {
     free(job->tasks);
     free(job->waiting);
     free(job->tstatus);
+    free(job->ready_round);
     free(job->by_rank);
     free(job);
     return NULL;
@@ -57,6 +60,7 @@ void spe__job_run_free(struct job_run *job) {
   free(job->tasks);
   free(job->waiting);
   free(job->tstatus);
+  free(job->ready_round);
   spe__ready_set_free(&job->ready); /* out of the queue (a prune, or the end) */
   free(job->by_rank);
   spe__job_free(job->def);
@@ -67,7 +71,7 @@ void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t round) {
   /* 0 for every task not queued (take_top puts it back): a job's million
    * roots are queued without touching their records. */
-  if (round != 0) job->tasks[t].ready_round = round;
+  if (round != 0) job->ready_round[t] = round;
   /* Without priorities, a task's rank is its index (job_graph.c). */
   uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
   if (spe__ready_push(&eng->ready, &job->ready, rank) != 0)
@@ -139,8 +143,8 @@ struct ready_pick {
 static void take_top(struct engine *eng, struct ready_pick *e) {
   struct ready_set *set = spe__ready_peek(&eng->ready, &e->task);
   e->job = set->job;
-  e->round = e->job->tasks[e->task].ready_round;
-  e->job->tasks[e->task].ready_round = 0;
+  e->round = e->job->ready_round[e->task];
+  e->job->ready_round[e->task] = 0;
   spe__ready_pop(&eng->ready);
 }
 
@@ -156,7 +160,7 @@ static void drop_top(struct engine *eng) {
     spe__ready_remove(&eng->ready, set);
     return;
   }
-  job->tasks[t].ready_round = 0;
+  job->ready_round[t] = 0;
   spe__ready_pop(&eng->ready);
 }
 
@@ -468,9 +472,10 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
   uint32_t n = spe__ready_take(&eng->ready, tasks, room < 64 ? room : 64);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t t = tasks[i];
-    struct task_state *ts = &job->tasks[t];
-    uint32_t round = ts->ready_round;
-    if (round != 0) ts->ready_round = 0;
+    uint32_t round = job->ready_round[t];
+    if (round != 0) job->ready_round[t] = 0;
+    /* The spawn after this round's picks reads its record. */
+    __builtin_prefetch(&job->tasks[t], 1);
     if (job->tstatus[t] != TASK_PENDING) continue; /* a stale entry: dropped */
     if (add_attempt(eng, job, t, round, 1) != 0) {
       /* Put back what was taken and not picked. */

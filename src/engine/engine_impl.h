@@ -57,9 +57,7 @@ struct task_state {
   uint32_t row_gen;        /* the round set whose batch holds this task's row, */
   uint32_t row;            /* at this index (a later change replaces it) */
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
-  uint32_t ready_round;    /* while ready: the round whose commit makes its
-                              inputs durable, 0 when they are
-                              (spe__engine_push_ready); 0 when not ready */
+                           /* while ready: job_run.ready_round[t] */
 };
 
 /* One attempt in flight: from the pick to its outcome.
@@ -110,6 +108,11 @@ struct job_run {
                               from `tasks`, densely: a success decrements its
                               successors', scattered over the job, and 4 bytes
                               a task miss the cache far less than 64 */
+  uint32_t *ready_round;   /* per task, while ready: the round whose commit
+                              makes its inputs durable, 0 when they are
+                              (spe__engine_push_ready); 0 when not ready.
+                              Dense: a success writes it for each task it
+                              frees, anywhere in the job */
   uint8_t *tstatus;        /* per task: enum task_status. Dense, like
                               `waiting`: a pick checks it, and so does the
                               last upstream success of a successor */
