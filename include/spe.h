@@ -337,7 +337,9 @@ typedef struct spe_stats {
 } spe_stats;
 
 /* Fill *out with the executor's counters (a consistent snapshot of the engine's,
- * plus the store's job counts). */
+ * plus the store's job counts). The engine's are as of its last commit, or its
+ * last pause: while it works without a pause they lag by at most a
+ * millisecond. A job that spe_wait() saw finish is counted in them. */
 SPE_EXPORT int spe_stats_get(spe_executor *ex, spe_stats *out);
 
 /* A pollable queue of events, for programs with an event loop of their own:
