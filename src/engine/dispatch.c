@@ -20,18 +20,13 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   struct job_run *job = calloc(1, sizeof *job);
   if (job == NULL) return NULL;
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
-  job->waiting = malloc((def->ntasks ? def->ntasks : 1) * sizeof *job->waiting);
-  job->tstatus = malloc(def->ntasks ? def->ntasks : 1);
-  job->ready_round = calloc(def->ntasks ? def->ntasks : 1, sizeof *job->ready_round);
+  job->hot = calloc(def->ntasks ? def->ntasks : 1, sizeof *job->hot);
   if (def->npriority > 0 && (job->by_rank = malloc(def->ntasks * sizeof *job->by_rank)) != NULL)
     for (uint32_t t = 0; t < def->ntasks; t++) job->by_rank[def->rank[t]] = t;
-  if (job->tasks == NULL || job->waiting == NULL || job->tstatus == NULL ||
-      job->ready_round == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
+  if (job->tasks == NULL || job->hot == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
       spe__ready_set_init(&job->ready, job, def->ntasks, order, job->by_rank) != 0) {
     free(job->tasks);
-    free(job->waiting);
-    free(job->tstatus);
-    free(job->ready_round);
+    free(job->hot);
     free(job->by_rank);
     free(job);
     return NULL;
@@ -44,9 +39,9 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   for (uint32_t t = 0; t < def->ntasks; t++) {
     if (def->tasks[t].body != TASK_EXEC) job->all_exec = 0;
     if (def->tasks[t].timeout_ms > 0) job->any_timeout = 1;
-    job->tstatus[t] = TASK_PENDING;
+    job->hot[t].status = TASK_PENDING;
     job->tasks[t].blocked_by = -1;
-    job->waiting[t] = def->pred_off[t + 1] - def->pred_off[t];
+    job->hot[t].waiting = def->pred_off[t + 1] - def->pred_off[t];
   }
   return job;
 }
@@ -58,9 +53,7 @@ void spe__job_run_free(struct job_run *job) {
     json_decref(job->tasks[t].error);
   }
   free(job->tasks);
-  free(job->waiting);
-  free(job->tstatus);
-  free(job->ready_round);
+  free(job->hot);
   spe__ready_set_free(&job->ready); /* out of the queue (a prune, or the end) */
   free(job->by_rank);
   spe__job_free(job->def);
@@ -71,7 +64,7 @@ void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t round) {
   /* 0 for every task not queued (take_top puts it back): a job's million
    * roots are queued without touching their records. */
-  if (round != 0) job->ready_round[t] = round;
+  if (round != 0) job->hot[t].round = round;
   /* Without priorities, a task's rank is its index (job_graph.c). */
   uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
   if (spe__ready_push(&eng->ready, &job->ready, rank) != 0)
@@ -112,13 +105,13 @@ static void queue_roots(struct engine *eng, struct job_run *job) {
   uint32_t n = job->def->ntasks;
   if (job->def->npriority > 0) {
     for (uint32_t t = 0; t < n; t++)
-      if (job->waiting[t] == 0) spe__engine_push_ready(eng, job, t, 0);
+      if (job->hot[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
     return;
   }
   for (uint32_t base = 0; base < n; base += 64) {
     uint32_t end = n - base < 64 ? n - base : 64;
     uint64_t mask = 0;
-    for (uint32_t i = 0; i < end; i++) mask |= (uint64_t)(job->waiting[base + i] == 0) << i;
+    for (uint32_t i = 0; i < end; i++) mask |= (uint64_t)(job->hot[base + i].waiting == 0) << i;
     if (mask != 0 && spe__ready_push_word(&eng->ready, &job->ready, base / 64, mask) != 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing the tasks of job %s",
                job->id);
@@ -130,7 +123,7 @@ static void queue_roots(struct engine *eng, struct job_run *job) {
 /* A ready entry left over from a job that will not start it (cancelled, or
  * the task is no longer pending): dropped when it comes to the top. */
 static int entry_stale(const struct job_run *job, uint32_t t) {
-  return job->status != JOB_RUNNING || job->cancelling || job->tstatus[t] != TASK_PENDING;
+  return job->status != JOB_RUNNING || job->cancelling || job->hot[t].status != TASK_PENDING;
 }
 
 /* A task taken off the ready queue. */
@@ -143,8 +136,8 @@ struct ready_pick {
 static void take_top(struct engine *eng, struct ready_pick *e) {
   struct ready_set *set = spe__ready_peek(&eng->ready, &e->task);
   e->job = set->job;
-  e->round = e->job->ready_round[e->task];
-  e->job->ready_round[e->task] = 0;
+  e->round = e->job->hot[e->task].round;
+  e->job->hot[e->task].round = 0;
   spe__ready_pop(&eng->ready);
 }
 
@@ -160,7 +153,7 @@ static void drop_top(struct engine *eng) {
     spe__ready_remove(&eng->ready, set);
     return;
   }
-  job->ready_round[t] = 0;
+  job->hot[t].round = 0;
   spe__ready_pop(&eng->ready);
 }
 
@@ -174,7 +167,7 @@ void spe__engine_job_start(struct engine *eng, struct job_run *job) {
 
 static void mark_not_run(struct engine *eng, struct job_run *job, uint32_t t, int32_t by) {
   struct task_state *ts = &job->tasks[t];
-  job->tstatus[t] = TASK_NOT_RUN;
+  job->hot[t].status = TASK_NOT_RUN;
   ts->blocked_by = by;
   job->remaining--;
   eng->stats.tasks_not_run++;
@@ -199,7 +192,7 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
     uint32_t u = stack[--len];
     for (uint32_t e = def->succ_off[u]; e < def->succ_off[u + 1]; e++) {
       uint32_t s = def->succ[e];
-      if (job->tstatus[s] != TASK_PENDING) continue;
+      if (job->hot[s].status != TASK_PENDING) continue;
       mark_not_run(eng, job, s, (int32_t)f);
       if (len == cap) {
         uint32_t *bigger = realloc(stack, (cap *= 2) * sizeof *stack);
@@ -273,7 +266,7 @@ static void attempt_end(struct engine *eng, struct attempt *a) {
 /* Task t starts its next attempt at `at_ms`. */
 static void mark_started(struct engine *eng, struct job_run *job, uint32_t t, int64_t at_ms) {
   struct task_state *ts = &job->tasks[t];
-  job->tstatus[t] = TASK_RUNNING;
+  job->hot[t].status = TASK_RUNNING;
   ts->attempts++;
   ts->started_ms = at_ms;
   json_decref(ts->error);
@@ -364,7 +357,7 @@ void spe__engine_job_cancel(struct engine *eng, struct job_run *job) {
   /* Tasks not started (including those waiting out a retry) will never run. */
   retries_stop(eng, job);
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tstatus[t] == TASK_PENDING) mark_not_run(eng, job, t, -1);
+    if (job->hot[t].status == TASK_PENDING) mark_not_run(eng, job, t, -1);
   int signalled = 0;
   for (struct attempt *a = eng->attempts; a; a = a->next) {
     if (a->job != job || a->cancelled) continue;
@@ -472,15 +465,15 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
   uint32_t n = spe__ready_take(&eng->ready, tasks, room < 64 ? room : 64);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t t = tasks[i];
-    uint32_t round = job->ready_round[t];
-    if (round != 0) job->ready_round[t] = 0;
+    uint32_t round = job->hot[t].round;
+    if (round != 0) job->hot[t].round = 0;
     /* The spawn after this round's picks reads its record. */
     __builtin_prefetch(&job->tasks[t], 1);
-    if (job->tstatus[t] != TASK_PENDING) continue; /* a stale entry: dropped */
+    if (job->hot[t].status != TASK_PENDING) continue; /* a stale entry: dropped */
     if (add_attempt(eng, job, t, round, 1) != 0) {
       /* Put back what was taken and not picked. */
       for (uint32_t k = i; k < n; k++)
-        if (job->tstatus[tasks[k]] == TASK_PENDING)
+        if (job->hot[tasks[k]].status == TASK_PENDING)
           spe__engine_push_ready(eng, job, tasks[k], k == i ? round : 0);
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
       return 0;
@@ -663,7 +656,7 @@ void spe__engine_drop_list(struct engine *eng, struct attempt_list *l) {
       continue;
     }
     if (!a->queued) {
-      a->job->tstatus[a->task] = TASK_PENDING;
+      a->job->hot[a->task].status = TASK_PENDING;
       a->job->tasks[a->task].attempts--;
     }
     attempt_end(eng, a);
@@ -679,7 +672,7 @@ static void retry_fire(struct loop *lp, struct timer *t) {
   struct engine *eng = r->eng;
   (void)lp;
   retry_unlink(eng, r);
-  if (r->job->tstatus[r->task] == TASK_PENDING && !r->job->cancelling)
+  if (r->job->hot[r->task].status == TASK_PENDING && !r->job->cancelling)
     spe__engine_push_ready(eng, r->job, r->task, 0);
   free(r);
 }
@@ -731,13 +724,13 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
       schedule_retry(eng, job, t, &delay) == 0) {
     /* Not failed yet: the task waits for its next attempt as pending. */
     json_object_set_new(ev, "retry_in_ms", json_integer(delay));
-    job->tstatus[t] = TASK_PENDING;
+    job->hot[t].status = TASK_PENDING;
     json_decref(out->error);
     spe__record_task(eng, job, t);
     spe__record_event(eng, ev);
     return;
   }
-  job->tstatus[t] = TASK_FAILED;
+  job->hot[t].status = TASK_FAILED;
   ts->error = out->error;
   ts->finished_ms = out->finished_ms;
   job->failed++;
@@ -760,13 +753,13 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     /* Stopped by a shutdown: the attempt does not count; a later run starts
      * the task again. */
     spe__record_event(eng, terminated_event(eng, job, t, "interrupted", out));
-    job->tstatus[t] = TASK_PENDING;
+    job->hot[t].status = TASK_PENDING;
     ts->attempts--;
     json_decref(out->result);
     json_decref(out->error);
     spe__record_task(eng, job, t);
   } else if (out->succeeded && !a->cancelled) {
-    job->tstatus[t] = TASK_SUCCEEDED;
+    job->hot[t].status = TASK_SUCCEEDED;
     ts->result = out->result ? out->result : json_null();
     ts->finished_ms = out->finished_ms;
     job->remaining--;
@@ -782,10 +775,10 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     /* A successor's count is a cache miss in a big job: ask for all of
      * them first, so that they are fetched together rather than one after
      * the other. Its state (and rank) matter only to the last upstream. */
-    for (uint32_t e = first; e < end; e++) __builtin_prefetch(&job->waiting[def->succ[e]], 1);
+    for (uint32_t e = first; e < end; e++) __builtin_prefetch(&job->hot[def->succ[e]].waiting, 1);
     for (uint32_t e = first; e < end; e++) {
       uint32_t s = def->succ[e];
-      if (--job->waiting[s] == 0 && job->tstatus[s] == TASK_PENDING)
+      if (--job->hot[s].waiting == 0 && job->hot[s].status == TASK_PENDING)
         spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {

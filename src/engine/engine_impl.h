@@ -52,12 +52,25 @@ struct task_state {
   uint32_t attempts;       /* attempts started */
   uint32_t lost;           /* attempts cut short by a crash of the executor */
   int32_t blocked_by;      /* not_run: the failed task, else -1 */
-                           /* its status: job_run.tstatus[t] */
+                           /* its status: job_run.hot[t] */
 
   uint32_t row_gen;        /* the round set whose batch holds this task's row, */
   uint32_t row;            /* at this index (a later change replaces it) */
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
-                           /* while ready: job_run.ready_round[t] */
+                           /* while ready, its round: job_run.hot[t] */
+};
+
+/* What the engine touches of a task on its hot path, together, apart from
+ * the 56-byte task_state: a success decrements each successor's count,
+ * scattered over the job, and the one it frees has its status read and its
+ * round written - one cache line, where three arrays made three misses, and
+ * 64-byte records one a task. */
+struct task_hot {
+  uint32_t waiting;        /* upstream tasks not yet succeeded */
+  uint32_t round;          /* while ready: the round whose commit makes its
+                              inputs durable, 0 when they are
+                              (spe__engine_push_ready); 0 when not ready */
+  uint8_t status;          /* enum task_status */
 };
 
 /* One attempt in flight: from the pick to its outcome.
@@ -104,18 +117,7 @@ struct job_run {
   int held;                /* recovered running, waiting for a start
                               (cfg.hold_recovered): none of its tasks is queued */
   struct task_state *tasks;/* def->ntasks of them */
-  uint32_t *waiting;       /* per task: upstream tasks not yet succeeded. Apart
-                              from `tasks`, densely: a success decrements its
-                              successors', scattered over the job, and 4 bytes
-                              a task miss the cache far less than 64 */
-  uint32_t *ready_round;   /* per task, while ready: the round whose commit
-                              makes its inputs durable, 0 when they are
-                              (spe__engine_push_ready); 0 when not ready.
-                              Dense: a success writes it for each task it
-                              frees, anywhere in the job */
-  uint8_t *tstatus;        /* per task: enum task_status. Dense, like
-                              `waiting`: a pick checks it, and so does the
-                              last upstream success of a successor */
+  struct task_hot *hot;    /* def->ntasks of them (below) */
   int all_exec;            /* every task is an `exec` task */
   int any_timeout;         /* some task has a timeout */
   struct ready_set ready;  /* its ready tasks (ready_queue.h) */

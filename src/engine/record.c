@@ -25,7 +25,7 @@ void spe__record_task_row(struct engine *eng, struct job_run *job, uint32_t t) {
   struct task_rec r = {
       .job_id = job->id,
       .index = t,
-      .status = job->tstatus[t],
+      .status = job->hot[t].status,
       .attempts = ts->attempts,
       .result = ts->result,
       .error = ts->error,

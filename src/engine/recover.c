@@ -26,7 +26,7 @@ struct recovery {
  * spe_job_get). Returns 1 if it was cut short by a crash. */
 int spe__job_run_restore_task(struct job_run *job, const struct task_rec *r) {
   struct task_state *ts = &job->tasks[r->index];
-  job->tstatus[r->index] = (uint8_t)r->status;
+  job->hot[r->index].status = (uint8_t)r->status;
   ts->attempts = r->attempts;
   ts->lost = r->lost;
   ts->started_ms = r->started_ms;
@@ -51,7 +51,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
   /* Saturate: a stored count at the top must not wrap to 0 and run again. */
   if (ts->lost < UINT32_MAX) ts->lost++;
   if (ts->lost < eng->cfg.lost_limit) {
-    job->tstatus[t] = TASK_PENDING;
+    job->hot[t].status = TASK_PENDING;
     (*restarted)++;
     spe__log(&eng->cfg.log, SPE_LOG_INFO,
              "recovery: job %s task \"%s\" was running at the crash; it runs again "
@@ -69,7 +69,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
     spe__record_event(eng, ev);
     return;
   }
-  job->tstatus[t] = TASK_FAILED;
+  job->hot[t].status = TASK_FAILED;
   ts->error = spe__error_new("lost", "interrupted by a crash of the executor %u time(s)", ts->lost);
   ts->finished_ms = spe__now_ms();
   job->failed++;
@@ -92,7 +92,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
 /* Queue every pending task of a resumed job whose upstream has succeeded. */
 static void queue_ready(struct engine *eng, struct job_run *job) {
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->tstatus[t] == TASK_PENDING && job->waiting[t] == 0)
+    if (job->hot[t].status == TASK_PENDING && job->hot[t].waiting == 0)
       spe__engine_push_ready(eng, job, t, 0);
 }
 
@@ -158,8 +158,8 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   for (uint32_t t = 0; t < def->ntasks; t++) {
     uint32_t waiting = 0;
     for (uint32_t e = def->pred_off[t]; e < def->pred_off[t + 1]; e++)
-      waiting += job->tstatus[def->pred[e]] != TASK_SUCCEEDED;
-    job->waiting[t] = waiting;
+      waiting += job->hot[def->pred[e]].status != TASK_SUCCEEDED;
+    job->hot[t].waiting = waiting;
   }
   if (spe__strmap_put(&eng->jobs, job->id, job) != 0) {
     spe__job_run_free(job);
@@ -170,7 +170,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
   uint32_t done = def->ntasks - job->remaining, restarted = 0, lost = 0;
   if (cut_short > 0)
     for (uint32_t t = 0; t < def->ntasks; t++)
-      if (job->tstatus[t] == TASK_RUNNING) restart_or_lose(eng, job, t, &restarted, &lost);
+      if (job->hot[t].status == TASK_RUNNING) restart_or_lose(eng, job, t, &restarted, &lost);
 
   json_t *ev = spe__event_new(eng, job, "job_recovered");
   json_object_set_new(ev, "status", json_string(spe__job_status_name(job->status)));

@@ -8,7 +8,7 @@ static void set_time(json_t *obj, const char *key, int64_t ms) {
 
 json_t *spe__task_json(const struct job_run *job, uint32_t t) {
   const struct task_state *ts = &job->tasks[t];
-  uint8_t status = job->tstatus[t];
+  uint8_t status = job->hot[t].status;
   json_t *o = json_object();
   if (o == NULL) return NULL;
   json_object_set_new(o, "status", json_string(spe__task_status_name(status)));
