@@ -195,6 +195,10 @@ static void bring_all(struct thread_pool *p) {
 }
 
 int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry) {
+  /* News waits already (a busy pipeline, most rounds): the loop will not
+   * sleep, and says so without a word to the threads - one that saw it
+   * "sleeping" for that moment would wake a helper it does not need. */
+  if (!until_dry && atomic_load_explicit(&p->has_notes, memory_order_acquire)) return 1;
   atomic_store_explicit(&p->loop_sleeping, until_dry ? LOOP_SLEEPS_UNTIL_DRY : LOOP_SLEEPS,
                         memory_order_seq_cst);
   int awake = 0;
@@ -207,7 +211,8 @@ int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry) {
       pthread_mutex_unlock(&p->mu);
     }
   }
-  if (!awake) bring_all(p);
+  if (awake) atomic_store_explicit(&p->loop_sleeping, LOOP_AWAKE, memory_order_relaxed);
+  else bring_all(p);
   return awake;
 }
 
