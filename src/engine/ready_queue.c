@@ -106,34 +106,10 @@ static uint32_t next_set(const struct ready_set *s, uint32_t from) {
 
 /* ---- the queue ---- */
 
-int spe__ready_push(struct ready_queue *q, struct ready_set *s, uint32_t rank) {
-  uint32_t w = rank / 64;
-  uint64_t bit = 1ull << (rank % 64);
-  if (s->bits[w] & bit) return 0;
-  if (s->count == 0 && q->len == q->cap) {
-    uint32_t cap = q->cap ? q->cap * 2 : 64;
-    struct ready_heap_entry *h = realloc(q->heap, cap * sizeof *h);
-    if (h == NULL) return SPE_ENOMEM;
-    q->heap = h;
-    q->cap = cap;
-  }
-  s->bits[w] |= bit;
-  s->sum[w / 64] |= 1ull << (w % 64);
-  q->count++;
-  if (s->count++ == 0) {
-    s->first = rank;
-    sift_up(q, q->len++, (struct ready_heap_entry){key_of(s, rank), s});
-  } else if (rank < s->first) {
-    s->first = rank;
-    struct ready_heap_entry e = {key_of(s, rank), s};
-    if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
-  }
-  return 0;
-}
-
-int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w, uint64_t mask) {
-  mask &= ~s->bits[w];
-  if (mask == 0) return 0;
+/* Queue the new ranks of `mask` (none queued yet) in word w of set s: n of
+ * them, the lowest `low`. */
+static inline int add_bits(struct ready_queue *q, struct ready_set *s, uint32_t w, uint64_t mask,
+                           uint32_t n, uint32_t low) {
   if (s->count == 0 && q->len == q->cap) {
     uint32_t cap = q->cap ? q->cap * 2 : 64;
     struct ready_heap_entry *h = realloc(q->heap, cap * sizeof *h);
@@ -143,10 +119,8 @@ int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w,
   }
   s->bits[w] |= mask;
   s->sum[w / 64] |= 1ull << (w % 64);
-  uint32_t n = 0;
-  for (uint64_t m = mask; m != 0; m &= m - 1) n++;
   q->count += n;
-  uint32_t low = w * 64 + (uint32_t)__builtin_ctzll(mask), before = s->count;
+  uint32_t before = s->count;
   s->count += n;
   if (before == 0) {
     s->first = low;
@@ -157,6 +131,20 @@ int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w,
     if (e.key < q->heap[s->pos].key) sift_up(q, s->pos, e);
   }
   return 0;
+}
+
+int spe__ready_push_word(struct ready_queue *q, struct ready_set *s, uint32_t w, uint64_t mask) {
+  mask &= ~s->bits[w];
+  if (mask == 0) return 0;
+  uint32_t n = 0; /* counted here: a popcount is a library call on plain x86-64 */
+  for (uint64_t m = mask; m != 0; m &= m - 1) n++;
+  return add_bits(q, s, w, mask, n, w * 64 + (uint32_t)__builtin_ctzll(mask));
+}
+
+int spe__ready_push(struct ready_queue *q, struct ready_set *s, uint32_t rank) {
+  uint64_t bit = 1ull << (rank % 64);
+  if (s->bits[rank / 64] & bit) return 0;
+  return add_bits(q, s, rank / 64, bit, 1, rank);
 }
 
 struct ready_set *spe__ready_peek(const struct ready_queue *q, uint32_t *task) {
