@@ -467,8 +467,13 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
     uint32_t t = tasks[i];
     uint32_t round = job->hot[t].round;
     if (round != 0) job->hot[t].round = 0;
-    /* The spawn after this round's picks reads its record. */
+    /* The spawn after this round's picks reads its record; its outcome, a
+     * round trip later, decrements its successors' counts, scattered over
+     * the job: asked for now, they are in cache by then. */
     __builtin_prefetch(&job->tasks[t], 1);
+    const struct job_def *def = job->def;
+    for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++)
+      __builtin_prefetch(&job->hot[def->succ[e]], 1);
     if (job->hot[t].status != TASK_PENDING) continue; /* a stale entry: dropped */
     if (add_attempt(eng, job, t, round, 1) != 0) {
       /* Put back what was taken and not picked. */
