@@ -380,9 +380,12 @@ static int begin(struct thread_pool *p, struct func_run *run, int *tell_loop, in
 /* The run this thread most likely takes next (while the loop is awake, one
  * thread takes them all: `lazy`): the loop wrote it on another CPU, and
  * reading it is a cache miss per line. Asked for now, its lines come while
- * this thread calls the run it took. */
+ * this thread calls the run it took - only the two a pool thread touches
+ * (struct func_run): the call's, and the one it writes back. The others are
+ * the loop's own, and asking for them would take them from its cache. */
 static void prefetch_run(const struct func_run *run) {
-  for (size_t off = 0; off < sizeof *run; off += 64) __builtin_prefetch((const char *)run + off, 1);
+  __builtin_prefetch(run);
+  __builtin_prefetch(&run->done_next, 1);
 }
 
 static void *worker_main(void *arg) {
@@ -469,8 +472,7 @@ static void unqueue(struct thread_pool *p, struct func_run *run) {
   if (*link == run) {
     *link = run->next;
     if (p->tail == run) p->tail = prev;
-    atomic_store_explicit(&p->queued, atomic_load_explicit(&p->queued, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
+    queue_taken(p);
   }
   pthread_mutex_unlock(&p->mu);
 }
