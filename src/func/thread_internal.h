@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 enum run_state { RUN_QUEUED, RUN_CALLING, RUN_WITHDRAWN };
 
@@ -257,6 +258,15 @@ struct thread_exec {
   struct func_run *free_runs; /* ready for reuse */
   uint32_t nfree;
 };
+
+/* The function named `name`: `last` if it is that one (the calls of a job
+ * mostly go to one function: a compare on a warm entry instead of a hash
+ * lookup), else the registry's entry, or NULL. */
+static inline const struct func_entry *spe__fn_find(const struct spe_registry *reg,
+                                                    const struct func_entry *last,
+                                                    const char *name) {
+  return last != NULL && strcmp(last->name, name) == 0 ? last : spe__registry_find(reg, name);
+}
 
 /* thread_run.c */
 struct func_run *spe__trun_get(struct thread_exec *tx);

@@ -136,7 +136,7 @@ int spe__trun_call(struct func_run *run, const struct thread_pool *p, struct fn_
      * same text. */
     if (fn == NULL || name != last->name || d.owner != last->owner ||
         d.owner_id != last->owner_id) {
-      if (fn == NULL || strcmp(fn->name, name) != 0) fn = spe__registry_find(p->reg, name);
+      fn = spe__fn_find(p->reg, fn, name);
       *last = (struct fn_cache){fn, name, d.owner, d.owner_id};
     }
     if (fn == NULL) {
