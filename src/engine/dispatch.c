@@ -126,6 +126,14 @@ static int entry_stale(const struct job_run *job, uint32_t t) {
   return job->status != JOB_RUNNING || job->cancelling || job->hot[t].status != TASK_PENDING;
 }
 
+/* A ready task's round (spe__engine_push_ready), reset as it leaves the
+ * queue. */
+static uint32_t take_round(struct job_run *job, uint32_t t) {
+  uint32_t round = job->hot[t].round;
+  if (round != 0) job->hot[t].round = 0;
+  return round;
+}
+
 /* A task taken off the ready queue. */
 struct ready_pick {
   struct job_run *job;
@@ -136,8 +144,7 @@ struct ready_pick {
 static void take_top(struct engine *eng, struct ready_pick *e) {
   struct ready_set *set = spe__ready_peek(&eng->ready, &e->task);
   e->job = set->job;
-  e->round = e->job->hot[e->task].round;
-  e->job->hot[e->task].round = 0;
+  e->round = take_round(e->job, e->task);
   spe__ready_pop(&eng->ready);
 }
 
@@ -153,7 +160,7 @@ static void drop_top(struct engine *eng) {
     spe__ready_remove(&eng->ready, set);
     return;
   }
-  job->hot[t].round = 0;
+  take_round(job, t);
   spe__ready_pop(&eng->ready);
 }
 
@@ -207,9 +214,14 @@ void spe__engine_block_downstream(struct engine *eng, struct job_run *job, uint3
 
 /* ---- slots and attempts queued ahead (struct attempt) ---- */
 
+/* Whether task t is a thread-isolated call (all_exec spares reading its
+ * definition). */
+static int thread_call(const struct engine *eng, const struct job_run *job, uint32_t t) {
+  return eng->thread_iso && (job->all_exec || job->def->tasks[t].body == TASK_EXEC);
+}
+
 static int goes_ahead(const struct engine *eng, const struct job_run *job, uint32_t t) {
-  return eng->thread_iso && !job->careful &&
-         (job->all_exec || job->def->tasks[t].body == TASK_EXEC);
+  return !job->careful && thread_call(eng, job, t);
 }
 
 static void slot_give(struct engine *eng) {
@@ -416,9 +428,10 @@ static int list_add(struct attempt_list *l, struct attempt *a) {
 }
 
 /* A picked task becomes an attempt. `round`: its ready_round. 0, or
- * SPE_ENOMEM (the task is not picked). */
-static int add_attempt(struct engine *eng, struct job_run *job, uint32_t t, uint32_t round,
-                       int ahead) {
+ * SPE_ENOMEM (the task is not picked). Inline: a call of its own in
+ * pick_ahead's loop cost a tenth of the engine's instructions a task. */
+static inline int add_attempt(struct engine *eng, struct job_run *job, uint32_t t,
+                              uint32_t round, int ahead) {
   struct attempt *a = attempt_new(eng);
   if (a == NULL) return SPE_ENOMEM;
   /* A task whose inputs a committed set recorded may start at once: nothing
@@ -465,8 +478,7 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
   uint32_t n = spe__ready_take(&eng->ready, tasks, room < 64 ? room : 64);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t t = tasks[i];
-    uint32_t round = job->hot[t].round;
-    if (round != 0) job->hot[t].round = 0;
+    uint32_t round = take_round(job, t);
     /* The spawn after this round's picks reads its record; its outcome, a
      * round trip later, decrements its successors' counts, scattered over
      * the job: asked for now, they are in cache by then. */
@@ -567,10 +579,9 @@ static int spawn_call(struct engine *eng, struct attempt *a, uint32_t attempt,
   return 0;
 }
 
-/* Start an exec task on the function executor. */
+/* Start an exec task in a worker process. */
 static int spawn_function(struct engine *eng, struct attempt *a, struct task_launch *launch,
                           struct task_outcome *failed) {
-  if (eng->thread_iso) return spawn_call(eng, a, launch->attempt, launch->timeout_ms, failed);
   launch->ahead = a->queued;
   const struct task_def *td = &a->job->def->tasks[a->task];
   launch->function = td->cmd;
@@ -600,7 +611,7 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
     failed.error = spe__error_new("cancelled", "the job was cancelled");
     goto fail;
   }
-  if (eng->thread_iso && job->all_exec) {
+  if (thread_call(eng, job, a->task)) {
     /* The call reads its task's definition itself (spawn_call): here only
      * the timeout, if the job has any. An attempt queued ahead is counted
      * when it starts. */
