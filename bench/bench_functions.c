@@ -356,12 +356,16 @@ static spe_executor *open_executor(const struct opts *o, int isolation, const ch
 
 /* ---- per thread: where the run's CPU went ---- */
 
-/* CPU ticks and voluntary context switches (sleeps) of every thread of this
- * process named spe-* (the library's threads name themselves), summed by name. */
+/* CPU time, time runnable but waiting for a CPU (/proc/.../schedstat, in
+ * ns), and voluntary context switches (sleeps) of every thread of this
+ * process named spe-* (the library's threads name themselves), summed by
+ * name. The wait shows a thread that the others crowd out of the CPUs: with
+ * more busy threads than CPUs, the engine's wait is time it could not work. */
 #define THREAD_KINDS 8
 struct thread_use {
   char name[16];
-  long ticks, sleeps;
+  long long run_ns, wait_ns;
+  long sleeps;
   int n;
 };
 
@@ -373,7 +377,8 @@ static int read_threads(struct thread_use *out) {
   while ((de = readdir(d)) != NULL) {
     if (de->d_name[0] == '.') continue;
     char path[300], buf[1024], name[16] = "";
-    long ticks = 0, sleeps = 0;
+    long sleeps = 0;
+    long long run_ns = 0, wait_ns = 0;
     snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
     FILE *f = fopen(path, "r");
     if (f == NULL) continue;
@@ -385,9 +390,10 @@ static int read_threads(struct thread_use *out) {
     memcpy(name, open + 1, (size_t)(close - open - 1));
     name[close - open - 1] = '\0';
     if (strncmp(name, "spe-", 4) != 0) continue;
-    unsigned long ut = 0, st = 0; /* fields 14 and 15, counted after the name */
-    if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-      ticks = (long)(ut + st);
+    snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", de->d_name);
+    f = fopen(path, "r");
+    if (f != NULL && fscanf(f, "%lld %lld", &run_ns, &wait_ns) != 2) run_ns = wait_ns = 0;
+    if (f != NULL) fclose(f);
     snprintf(path, sizeof path, "/proc/self/task/%s/status", de->d_name);
     f = fopen(path, "r");
     while (f != NULL && fgets(buf, sizeof buf, f) != NULL)
@@ -401,7 +407,8 @@ static int read_threads(struct thread_use *out) {
       snprintf(out[k].name, sizeof out[k].name, "%s", name);
       kinds++;
     }
-    out[k].ticks += ticks;
+    out[k].run_ns += run_ns;
+    out[k].wait_ns += wait_ns;
     out[k].sleeps += sleeps;
     out[k].n++;
   }
@@ -419,17 +426,19 @@ static struct {
 static void print_threads(long tasks) {
   const struct thread_use *a = run_threads.before, *b = run_threads.after;
   int na = run_threads.nbefore, nb = run_threads.nafter;
-  double tick = (double)sysconf(_SC_CLK_TCK);
   for (int i = 0; i < nb; i++) {
-    long ticks = b[i].ticks, sleeps = b[i].sleeps;
+    long long run_ns = b[i].run_ns, wait_ns = b[i].wait_ns;
+    long sleeps = b[i].sleeps;
     for (int j = 0; j < na; j++)
       if (strcmp(a[j].name, b[i].name) == 0) {
-        ticks -= a[j].ticks;
+        run_ns -= a[j].run_ns;
+        wait_ns -= a[j].wait_ns;
         sleeps -= a[j].sleeps;
       }
-    printf("    thread %-11s x%d  cpu %6.0f ns/task  sleeps %8ld (%.3f per task)\n", b[i].name,
-           b[i].n, (double)ticks / tick * 1e9 / (double)tasks, sleeps,
-           (double)sleeps / (double)tasks);
+    printf("    thread %-11s x%d  cpu %6.0f ns/task  waited for a CPU %6.0f ns/task  "
+           "sleeps %8ld (%.3f per task)\n",
+           b[i].name, b[i].n, (double)run_ns / (double)tasks, (double)wait_ns / (double)tasks,
+           sleeps, (double)sleeps / (double)tasks);
   }
 }
 
