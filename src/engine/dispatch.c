@@ -277,21 +277,35 @@ static void attempt_end(struct engine *eng, struct attempt *a) {
   if (a->slot) slot_give(eng);
 }
 
+/* The record of a start: its row, if the store keeps them, and task_started,
+ * if anyone can see it. Out of line, like every record on a hot path: with
+ * the memory store and nobody subscribed, the path that calls it then needs
+ * no stack frame (a tenth of the engine's instructions went to frames kept
+ * for calls never made). */
+static __attribute__((noinline)) void record_start(struct engine *eng, struct job_run *job,
+                                                   uint32_t t, int64_t at_ms) {
+  spe__record_task(eng, job, t);
+  json_t *ev = spe__event_new_at(eng, job, "task_started", at_ms);
+  if (ev) {
+    json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
+    json_object_set_new(ev, "attempt", json_integer(job->tasks[t].attempts));
+    spe__record_event(eng, ev);
+  }
+}
+
+static __attribute__((noinline)) void drop_error(struct task_state *ts) {
+  json_decref(ts->error);
+  ts->error = NULL;
+}
+
 /* Task t starts its next attempt at `at_ms`. */
 static void mark_started(struct engine *eng, struct job_run *job, uint32_t t, int64_t at_ms) {
   struct task_state *ts = &job->tasks[t];
   job->hot[t].status = TASK_RUNNING;
   ts->attempts++;
   ts->started_ms = at_ms;
-  json_decref(ts->error);
-  ts->error = NULL;
-  spe__record_task(eng, job, t);
-  json_t *ev = spe__event_new_at(eng, job, "task_started", at_ms);
-  if (ev) {
-    json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
-    json_object_set_new(ev, "attempt", json_integer(ts->attempts));
-    spe__record_event(eng, ev);
-  }
+  if (ts->error != NULL) drop_error(ts); /* the last attempt's */
+  if (eng->keeps_state || spe__events_on(eng)) record_start(eng, job, t, at_ms);
 }
 
 /* An attempt queued ahead has started (once; later notes are no-ops). */
@@ -601,27 +615,21 @@ static int spawn_function(struct engine *eng, struct attempt *a, struct task_lau
 
 static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out);
 
-static void spawn_one(struct engine *eng, struct attempt *a) {
+/* An attempt that could not start: it failed at once, with failed->error
+ * (a generic one if that is NULL). */
+static __attribute__((noinline)) void spawn_failed(struct engine *eng, struct attempt *a,
+                                                   struct task_outcome *failed) {
+  if (failed->error == NULL) failed->error = spe__error_new("error", "cannot start the task");
+  failed->started_ms = failed->finished_ms = spe__now_ms();
+  apply_outcome(eng, a, failed);
+}
+
+/* Start an attempt that is not a thread-isolated call: a command, or a
+ * function in a worker process. Out of line: the thread-isolated calls of
+ * spawn_one are the ones that come by the million. */
+static __attribute__((noinline)) void spawn_other(struct engine *eng, struct attempt *a) {
   struct job_run *job = a->job;
   struct task_outcome failed = {0};
-  if (a->withdrawn) { /* taken back before its turn came: already forgotten */
-    attempt_free(eng, a);
-    return;
-  }
-  if (a->cancelled || a->interrupted) {
-    /* Cancelled or stopped while it waited for its inputs' commit. */
-    failed.error = spe__error_new("cancelled", "the job was cancelled");
-    goto fail;
-  }
-  if (thread_call(eng, job, a->task)) {
-    /* The call reads its task's definition itself (spawn_call): here only
-     * the timeout, if the job has any. An attempt queued ahead is counted
-     * when it starts. */
-    if (spawn_call(eng, a, job->tasks[a->task].attempts + a->queued,
-                   job->any_timeout ? job->def->tasks[a->task].timeout_ms : 0, &failed) == 0)
-      return;
-    goto fail;
-  }
   const struct task_def *td = &job->def->tasks[a->task];
   struct task_launch launch = {
       .job_id = job->id,
@@ -634,14 +642,16 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
   };
   if (td->body == TASK_EXEC) {
     if (spawn_function(eng, a, &launch, &failed) == 0) return;
-    goto fail;
+    spawn_failed(eng, a, &failed);
+    return;
   }
   size_t input_len = sizeof empty_input - 1;
   char *input = spe__input_none(job, a->task) ? (char *)empty_input
                                               : spe__input_text(job, a->task, &input_len);
   if (input == NULL) {
     failed.error = spe__error_new("error", "out of memory building the task's input");
-    goto fail;
+    spawn_failed(eng, a, &failed);
+    return;
   }
   launch.cmd = td->body == TASK_CMD ? td->cmd : NULL;
   launch.argv = td->body == TASK_ARGV ? td->argv : NULL;
@@ -652,11 +662,33 @@ static void spawn_one(struct engine *eng, struct attempt *a) {
   launch.input_len = input_len;
   int rc = spe__cmd_start(eng->cmd, &launch, a, &a->run, &failed);
   if (input != empty_input) free(input);
-  if (rc == 0) return;
-fail:
-  if (failed.error == NULL) failed.error = spe__error_new("error", "cannot start the task");
-  failed.started_ms = failed.finished_ms = spe__now_ms();
-  apply_outcome(eng, a, &failed);
+  if (rc != 0) spawn_failed(eng, a, &failed);
+}
+
+static void spawn_one(struct engine *eng, struct attempt *a) {
+  struct job_run *job = a->job;
+  if (a->withdrawn) { /* taken back before its turn came: already forgotten */
+    attempt_free(eng, a);
+    return;
+  }
+  if (a->cancelled || a->interrupted) {
+    /* Cancelled or stopped while it waited for its inputs' commit. */
+    struct task_outcome failed = {0};
+    failed.error = spe__error_new("cancelled", "the job was cancelled");
+    spawn_failed(eng, a, &failed);
+    return;
+  }
+  if (!thread_call(eng, job, a->task)) {
+    spawn_other(eng, a);
+    return;
+  }
+  /* The call reads its task's definition itself (spawn_call): here only the
+   * timeout, if the job has any. An attempt queued ahead is counted when it
+   * starts. */
+  struct task_outcome failed;
+  if (spawn_call(eng, a, job->tasks[a->task].attempts + a->queued,
+                 job->any_timeout ? job->def->tasks[a->task].timeout_ms : 0, &failed) != 0)
+    spawn_failed(eng, a, &failed);
 }
 
 void spe__engine_spawn_list(struct engine *eng, struct attempt_list *l) {
@@ -759,54 +791,70 @@ static void apply_failure(struct engine *eng, struct attempt *a, struct task_out
   spe__engine_block_downstream(eng, job, t);
 }
 
+/* Stopped by a shutdown: the attempt does not count; a later run starts the
+ * task again. */
+static __attribute__((noinline)) void apply_interrupted(struct engine *eng, struct attempt *a,
+                                                        struct task_outcome *out) {
+  struct job_run *job = a->job;
+  uint32_t t = a->task;
+  spe__record_event(eng, terminated_event(eng, job, t, "interrupted", out));
+  job->hot[t].status = TASK_PENDING;
+  job->tasks[t].attempts--;
+  json_decref(out->result);
+  json_decref(out->error);
+  spe__record_task(eng, job, t);
+}
+
+/* A failure, or an attempt of a cancelled job (which fails as cancelled,
+ * however it ended). */
+static __attribute__((noinline)) void apply_failed(struct engine *eng, struct attempt *a,
+                                                   struct task_outcome *out) {
+  if (out->succeeded || a->cancelled) {
+    json_decref(out->result);
+    json_decref(out->error);
+    out->error = spe__error_new("cancelled", "the job was cancelled");
+  }
+  apply_failure(eng, a, out);
+}
+
+/* The record of a success: its row and task_terminated (as record_start). */
+static __attribute__((noinline)) void record_success(struct engine *eng, struct job_run *job,
+                                                     uint32_t t, const struct task_outcome *out) {
+  spe__record_task(eng, job, t);
+  if (spe__events_on(eng)) {
+    json_t *ev = terminated_event(eng, job, t, "succeeded", out);
+    if (ev) json_object_set(ev, "result", job->tasks[t].result);
+    spe__record_event(eng, ev);
+  }
+}
+
 static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out) {
   struct job_run *job = a->job;
   uint32_t t = a->task;
-  struct task_state *ts = &job->tasks[t];
   /* One that failed to start, queued ahead: it started, and ended at once. */
   note_started(eng, a, out->started_ms);
   attempt_end(eng, a);
 
   if (a->interrupted && !a->cancelled) {
-    /* Stopped by a shutdown: the attempt does not count; a later run starts
-     * the task again. */
-    spe__record_event(eng, terminated_event(eng, job, t, "interrupted", out));
-    job->hot[t].status = TASK_PENDING;
-    ts->attempts--;
-    json_decref(out->result);
-    json_decref(out->error);
-    spe__record_task(eng, job, t);
+    apply_interrupted(eng, a, out);
   } else if (out->succeeded && !a->cancelled) {
+    struct task_state *ts = &job->tasks[t];
     job->hot[t].status = TASK_SUCCEEDED;
     ts->result = out->result ? out->result : json_null();
     ts->finished_ms = out->finished_ms;
     job->remaining--;
     eng->stats.tasks_succeeded++;
-    spe__record_task(eng, job, t);
-    if (spe__events_on(eng)) {
-      json_t *ev = terminated_event(eng, job, t, "succeeded", out);
-      if (ev) json_object_set(ev, "result", ts->result);
-      spe__record_event(eng, ev);
-    }
+    if (eng->keeps_state || spe__events_on(eng)) record_success(eng, job, t, out);
     const struct job_def *def = job->def;
     uint32_t first = def->succ_off[t], end = def->succ_off[t + 1];
-    /* A successor's count is a cache miss in a big job: ask for all of
-     * them first, so that they are fetched together rather than one after
-     * the other. Its state (and rank) matter only to the last upstream. */
-    for (uint32_t e = first; e < end; e++) __builtin_prefetch(&job->hot[def->succ[e]].waiting, 1);
+    /* The successors' counts were asked for at the pick (pick_ahead). */
     for (uint32_t e = first; e < end; e++) {
       uint32_t s = def->succ[e];
       if (--job->hot[s].waiting == 0 && job->hot[s].status == TASK_PENDING)
         spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {
-    if (out->succeeded || a->cancelled) {
-      /* A cancelled attempt fails as cancelled, however it ended. */
-      json_decref(out->result);
-      json_decref(out->error);
-      out->error = spe__error_new("cancelled", "the job was cancelled");
-    }
-    apply_failure(eng, a, out);
+    apply_failed(eng, a, out);
   }
   attempt_free(eng, a);
   if (job->remaining == 0) spe__engine_finish_if_done(eng, job);
