@@ -492,14 +492,23 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
   uint32_t room = eng->ahead_cap - eng->queued;
   if (room == 0) return 0;
   uint32_t n = spe__ready_take(&eng->ready, tasks, room < 64 ? room : 64);
+  /* What the picks read, and what the spawn and the outcome a round trip
+   * later read, is scattered over the job (and each job in turn is another
+   * few hundred KiB): cache misses, and each one a task waited for, one
+   * after the other, was most of a pick. Asked for a whole batch at a time,
+   * stage by stage (each stage's addresses are read from the last one's
+   * lines), they are fetched together. */
+  const struct job_def *def = job->def;
+  for (uint32_t i = 0; i < n; i++) {
+    __builtin_prefetch(&job->hot[tasks[i]], 1);
+    __builtin_prefetch(&def->succ_off[tasks[i]]);
+    __builtin_prefetch(&job->tasks[tasks[i]], 1); /* the spawn's */
+  }
+  for (uint32_t i = 0; i < n; i++) __builtin_prefetch(&def->succ[def->succ_off[tasks[i]]]);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t t = tasks[i];
     uint32_t round = take_round(job, t);
-    /* The spawn after this round's picks reads its record; its outcome, a
-     * round trip later, decrements its successors' counts, scattered over
-     * the job: asked for now, they are in cache by then. */
-    __builtin_prefetch(&job->tasks[t], 1);
-    const struct job_def *def = job->def;
+    /* The outcome's: the successors' counts. */
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++)
       __builtin_prefetch(&job->hot[def->succ[e]], 1);
     if (job->hot[t].status != TASK_PENDING) continue; /* a stale entry: dropped */
