@@ -225,8 +225,10 @@ int spe__tpool_has_notes(struct thread_pool *p);
  * being called now whose start was not reported (`start_reported`), chained
  * through `start_next`. */
 struct func_run *spe__tpool_take_notes(struct thread_pool *p, struct func_run **calling);
-/* Spin (yielding the CPU) until news comes (has_notes) or max_ns passed. */
-void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns);
+/* Spin (yielding the CPU) until news comes (has_notes) or max_ns passed; once
+ * news came, go on for gather_ns more, gathering more news for the same
+ * round. */
+void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns, int64_t gather_ns);
 /* Make the eventfd readable (the loop's own early reports use it too). */
 void spe__tpool_notify(struct thread_pool *p);
 /* Drop the queue, set `cancelled` on the runs being called, wait for every
@@ -257,6 +259,7 @@ struct thread_exec {
   unsigned nstaged;         /* this many */
   struct func_run *free_runs; /* ready for reuse */
   uint32_t nfree;
+  uint32_t last_taken;      /* runs done that the last take of notes found */
 };
 
 /* The function named `name`: `last` if it is that one (the calls of a job

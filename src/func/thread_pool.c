@@ -120,13 +120,7 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Once news came, how long the spin goes on gathering more: with tiny calls
- * one comes every few hundred nanoseconds, and a round taken for each one or
- * two spent more on the round than on the calls (and took the pool's mutex
- * from the calling thread as often). */
-#define GATHER_NS 1000
-
-void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns) {
+void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns, int64_t gather_ns) {
   uint64_t now = spe__mono_ns(), until = now + (uint64_t)max_ns, news = 0;
   for (;;) {
     for (int i = 0; i < 64; i++) {
@@ -136,7 +130,7 @@ void spe__tpool_spin_for_notes(struct thread_pool *p, int64_t max_ns) {
     now = spe__mono_ns();
     if (atomic_load_explicit(&p->has_notes, memory_order_relaxed)) {
       if (news == 0) news = now;
-      if (now - news >= GATHER_NS || now > until) return;
+      if (now - news >= (uint64_t)gather_ns || now > until) return;
       cpu_relax();
       continue;
     }
