@@ -149,8 +149,8 @@ static void take_notes(struct thread_exec *tx) {
       /* The list is a chain of lines a pool thread wrote last: each one
        * read only when its turn comes is a miss to another CPU's cache, one
        * after the other. Asked for now, the next one's comes while this run
-       * is reported. */
-      if (next != NULL) __builtin_prefetch(&next->done_next);
+       * is reported - to be written: its report and its reuse write it. */
+      if (next != NULL) spe__prefetch_write(&next->done_next);
       finish(tx, run, now);
     }
   }

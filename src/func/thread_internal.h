@@ -262,6 +262,19 @@ struct thread_exec {
   uint32_t last_taken;      /* runs done that the last take of notes found */
 };
 
+/* Ask for the cache line at p, to be written: in the exclusive state, so that
+ * the writes that follow need not go back to the CPU that wrote it last.
+ * GCC emits PREFETCHW for __builtin_prefetch(p, 1) only when told the CPU has
+ * it (-mprfchw); every x86-64 CPU runs the instruction (those before it
+ * as a no-op). */
+static inline void spe__prefetch_write(const void *p) {
+#if defined(__x86_64__)
+  __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
+
 /* The function named `name`: `last` if it is that one (the calls of a job
  * mostly go to one function: a compare on a warm entry instead of a hash
  * lookup), else the registry's entry, or NULL. */

@@ -379,7 +379,7 @@ static int begin(struct thread_pool *p, struct func_run *run, int *tell_loop, in
  * the loop's own, and asking for them would take them from its cache. */
 static void prefetch_run(const struct func_run *run) {
   __builtin_prefetch(run);
-  __builtin_prefetch(&run->done_next, 1);
+  spe__prefetch_write(&run->done_next);
 }
 
 static void *worker_main(void *arg) {
