@@ -500,9 +500,15 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
    * lines), they are fetched together. */
   const struct job_def *def = job->def;
   for (uint32_t i = 0; i < n; i++) {
-    __builtin_prefetch(&job->hot[tasks[i]], 1);
-    __builtin_prefetch(&def->succ_off[tasks[i]]);
-    __builtin_prefetch(&job->tasks[tasks[i]], 1); /* the spawn's */
+    uint32_t t = tasks[i];
+    __builtin_prefetch(&job->hot[t], 1);
+    __builtin_prefetch(&def->succ_off[t]);
+    /* The spawn's: whether the task has an input, and its attempts (a
+     * 56-byte record: half of them begin on one line and go on on the
+     * next, where `attempts` is). */
+    __builtin_prefetch(&def->pred_off[t]);
+    __builtin_prefetch(&job->tasks[t], 1);
+    __builtin_prefetch(&job->tasks[t].attempts, 1);
   }
   for (uint32_t i = 0; i < n; i++) __builtin_prefetch(&def->succ[def->succ_off[tasks[i]]]);
   for (uint32_t i = 0; i < n; i++) {
