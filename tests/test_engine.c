@@ -234,6 +234,51 @@ static void many_tasks_and_jobs(void **state) {
   h_close(&h);
 }
 
+/* A task with more upstream tasks than its count's byte holds (255 and
+ * more: engine_impl.h, SPE_WAIT_BIG) waits for every one of them, like one
+ * with 254. */
+static void wide_fan_in(void **state) {
+  struct harness h;
+  h_open(&h, 4);
+  size_t cap = 300 * 128 + 3 * 3000, len = 0;
+  char *text = malloc(cap);
+  len += (size_t)snprintf(text + len, cap - len, "{\"name\":\"fan\",\"tasks\":[");
+  /* r253 and r254 start last (file order) and end last, 300 and 600 ms
+   * after the others: a collector started when its count came to 1 rather
+   * than 0 would find one of them missing. */
+  for (int i = 0; i < 300; i++)
+    len += (size_t)snprintf(text + len, cap - len,
+                            "{\"name\":\"r%d\",\"argv\":[\"sh\",\"-c\",\"%secho %d\"],"
+                            "\"enables\":[\"c300\"%s%s]},",
+                            i, i == 253 ? "sleep 0.3; " : i == 254 ? "sleep 0.6; " : "", i,
+                            i < 254 ? ",\"c254\"" : "", i < 255 ? ",\"c255\"" : "");
+  len += (size_t)snprintf(text + len, cap - len,
+                          "{\"name\":\"c254\",\"cmd\":\"cat\"},{\"name\":\"c255\",\"cmd\":\"cat\"},"
+                          "{\"name\":\"c300\",\"cmd\":\"cat\"}]}");
+  assert_true(len < cap);
+  json_t *job = h_run(&h, text);
+  free(text);
+  assert_string_equal(h_job_status(job), "succeeded");
+  const char *names[] = {"c254", "c255", "c300"};
+  size_t want[] = {254, 255, 300};
+  for (int k = 0; k < 3; k++) {
+    /* `cat`: its input, every upstream task's result - each one there,
+     * which it is only if the task started after all of them ended (a
+     * result not there yet is null). */
+    json_t *in = h_task_result(job, names[k]);
+    assert_true(json_is_object(in));
+    assert_int_equal(json_object_size(in), want[k]);
+    const char *key;
+    json_t *v;
+    json_object_foreach(in, key, v) {
+      if (!json_is_integer(v)) fail_msg("%s started before %s ended", names[k], key);
+      assert_int_equal(json_integer_value(v), atoi(key + 1));
+    }
+  }
+  json_decref(job);
+  h_close(&h);
+}
+
 static void two_jobs_on_ten_workers(void **state) {
   struct harness h;
   h_open(&h, 10);
@@ -642,6 +687,7 @@ int main(void) {
       cmocka_unit_test(failure_blocks_downstream_only),
       cmocka_unit_test(timeouts_kill_and_block),
       cmocka_unit_test(many_tasks_and_jobs),
+      cmocka_unit_test(wide_fan_in),
       cmocka_unit_test(two_jobs_on_ten_workers),
       cmocka_unit_test(worker_limit_from_events),
       cmocka_unit_test(priority_then_file_order),

@@ -23,12 +23,21 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   memset(job, 0, sizeof *job);
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
   job->hot = calloc(def->ntasks ? def->ntasks : 1, sizeof *job->hot);
+  job->wait = calloc(def->ntasks ? def->ntasks : 1, 1);
+  /* Counts that do not fit a byte, if some task has that many upstream. */
+  int big = 0;
+  for (uint32_t t = 0; t < def->ntasks && !big; t++)
+    big = def->pred_off[t + 1] - def->pred_off[t] >= SPE_WAIT_BIG;
+  if (big) job->wait_big = calloc(def->ntasks, sizeof *job->wait_big);
   if (def->npriority > 0 && (job->by_rank = malloc(def->ntasks * sizeof *job->by_rank)) != NULL)
     for (uint32_t t = 0; t < def->ntasks; t++) job->by_rank[def->rank[t]] = t;
-  if (job->tasks == NULL || job->hot == NULL || (def->npriority > 0 && job->by_rank == NULL) ||
+  if (job->tasks == NULL || job->hot == NULL || job->wait == NULL ||
+      (big && job->wait_big == NULL) || (def->npriority > 0 && job->by_rank == NULL) ||
       spe__ready_set_init(&job->ready, job, def->ntasks, order, job->by_rank) != 0) {
     free(job->tasks);
     free(job->hot);
+    free(job->wait);
+    free(job->wait_big);
     free(job->by_rank);
     free(job);
     return NULL;
@@ -43,7 +52,7 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
     if (def->tasks[t].timeout_ms > 0) job->any_timeout = 1;
     job->hot[t].status = TASK_PENDING;
     job->tasks[t].blocked_by = -1;
-    job->hot[t].waiting = def->pred_off[t + 1] - def->pred_off[t];
+    spe__wait_set(job, t, def->pred_off[t + 1] - def->pred_off[t]);
   }
   return job;
 }
@@ -56,6 +65,8 @@ void spe__job_run_free(struct job_run *job) {
   }
   free(job->tasks);
   free(job->hot);
+  free(job->wait);
+  free(job->wait_big);
   spe__ready_set_free(&job->ready); /* out of the queue (a prune, or the end) */
   free(job->by_rank);
   spe__job_free(job->def);
@@ -107,13 +118,13 @@ static void queue_roots(struct engine *eng, struct job_run *job) {
   uint32_t n = job->def->ntasks;
   if (job->def->npriority > 0) {
     for (uint32_t t = 0; t < n; t++)
-      if (job->hot[t].waiting == 0) spe__engine_push_ready(eng, job, t, 0);
+      if (job->wait[t] == 0) spe__engine_push_ready(eng, job, t, 0);
     return;
   }
   for (uint32_t base = 0; base < n; base += 64) {
     uint32_t end = n - base < 64 ? n - base : 64;
     uint64_t mask = 0;
-    for (uint32_t i = 0; i < end; i++) mask |= (uint64_t)(job->hot[base + i].waiting == 0) << i;
+    for (uint32_t i = 0; i < end; i++) mask |= (uint64_t)(job->wait[base + i] == 0) << i;
     if (mask != 0 && spe__ready_push_word(&eng->ready, &job->ready, base / 64, mask) != 0) {
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing the tasks of job %s",
                job->id);
@@ -516,7 +527,7 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
     uint32_t round = take_round(job, t);
     /* The outcome's: the successors' counts. */
     for (uint32_t e = def->succ_off[t]; e < def->succ_off[t + 1]; e++)
-      __builtin_prefetch(&job->hot[def->succ[e]], 1);
+      __builtin_prefetch(&job->wait[def->succ[e]], 1);
     if (job->hot[t].status != TASK_PENDING) continue; /* a stale entry: dropped */
     if (add_attempt(eng, job, t, round, 1) != 0) {
       /* Put back what was taken and not picked. */
@@ -865,8 +876,12 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     /* The successors' counts were asked for at the pick (pick_ahead). */
     for (uint32_t e = first; e < end; e++) {
       uint32_t s = def->succ[e];
-      if (--job->hot[s].waiting == 0 && job->hot[s].status == TASK_PENDING)
-        spe__engine_push_ready(eng, job, s, eng->fill->gen);
+      /* Its status is not read here: a task whose count reaches 0 is
+       * pending but in a cancelled job (or a recovered job's odd record),
+       * and the pick drops what is not pending (entry_stale) - while the
+       * read was a miss for every task freed (the counts are in cache, the
+       * hot records of a hundred jobs are not). */
+      if (spe__wait_drop(job, s)) spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {
     apply_failed(eng, a, out);

@@ -92,7 +92,7 @@ static void restart_or_lose(struct engine *eng, struct job_run *job, uint32_t t,
 /* Queue every pending task of a resumed job whose upstream has succeeded. */
 static void queue_ready(struct engine *eng, struct job_run *job) {
   for (uint32_t t = 0; t < job->def->ntasks; t++)
-    if (job->hot[t].status == TASK_PENDING && job->hot[t].waiting == 0)
+    if (job->hot[t].status == TASK_PENDING && job->wait[t] == 0)
       spe__engine_push_ready(eng, job, t, 0);
 }
 
@@ -159,7 +159,7 @@ static int recover_job(void *ctx, const struct stored_job *sj) {
     uint32_t waiting = 0;
     for (uint32_t e = def->pred_off[t]; e < def->pred_off[t + 1]; e++)
       waiting += job->hot[def->pred[e]].status != TASK_SUCCEEDED;
-    job->hot[t].waiting = waiting;
+    spe__wait_set(job, t, waiting);
   }
   if (spe__strmap_put(&eng->jobs, job->id, job) != 0) {
     spe__job_run_free(job);
