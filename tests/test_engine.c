@@ -5,6 +5,7 @@
 #include "support/cli_util.h"
 
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -676,6 +677,77 @@ static void durable_store_round_trip(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* A function that notes that it was called (ctx: an atomic_int). */
+static json_t *note_call(void *ctx, spe_call *call) {
+  (void)call;
+  atomic_store((atomic_int *)ctx, 1);
+  return json_integer(1);
+}
+
+/* SPEC §5: a task whose input holds an upstream task's result starts only
+ * once that result is durable (the engine keeps the round that freed it,
+ * engine_impl.h). Here the commit that would record a's success fails
+ * (SPE_STORE_FAULT): b, which a enables, must never be called. b is a
+ * thread-isolated function, called within microseconds of being handed over,
+ * where a commit takes milliseconds: started early, it would be seen. */
+static void dependent_waits_for_its_inputs_commit(void **state) {
+  char dir[] = "/tmp/spe-engine-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  atomic_int called = 0;
+  spe_registry *reg = NULL;
+  assert_int_equal(spe_registry_new(&reg), 0);
+  assert_int_equal(spe_register(reg, "note", note_call, &called, NULL), 0);
+  char url[128];
+  const char *text = "{\"name\":\"j\",\"tasks\":[{\"name\":\"a\",\"cmd\":\"sleep 0.3; echo 1\","
+                     "\"enables\":[\"b\"]},{\"name\":\"b\",\"exec\":\"note\"}]}";
+  spe_options o;
+  spe_options_init(&o);
+  o.workers = 2;
+  o.store_url = url;
+  o.functions = reg;
+  o.isolation = SPE_ISOLATION_THREAD;
+  struct harness h;
+  char id[SPE_ID_SIZE];
+
+  /* Without a fault: how many commits there are once a has started (its
+   * task_started is published after the commit that records it), and b is
+   * called. */
+  snprintf(url, sizeof url, "sqlite:%s/first.db", dir);
+  h_open_opts(&h, &o);
+  h_submit_start(&h, text, id);
+  assert_int_equal(h_await_events(&h, id, "task_started", 1, 10000), 1);
+  spe_stats st;
+  assert_int_equal(spe_stats_get(h.ex, &st), 0);
+  json_t *job = h_wait_job(h.ex, id, 10000);
+  assert_string_equal(h_job_status(job), "succeeded");
+  json_decref(job);
+  h_close(&h);
+  assert_int_equal(atomic_load(&called), 1);
+  atomic_store(&called, 0);
+
+  /* The same run on a new store, with every commit after those failing:
+   * the first to fail is the one with a's success. */
+  char fault[64];
+  snprintf(fault, sizeof fault, "commit:%llu+", (unsigned long long)st.commits + 1);
+  assert_int_equal(setenv("SPE_STORE_FAULT", fault, 1), 0);
+  snprintf(url, sizeof url, "sqlite:%s/second.db", dir);
+  h_open_opts(&h, &o);
+  h_submit_start(&h, text, id);
+  assert_int_equal(h_await_events(&h, id, "task_started", 1, 10000), 1);
+  assert_int_equal(spe_wait(h.ex, id, 10000), SPE_ESTORE); /* the failed commit stops it */
+  assert_int_equal(spe_failure(h.ex), SPE_ESTORE);
+  spe_close(h.ex); /* every call is over, every event published is delivered */
+  assert_int_equal(h_count_events(&h, id, "task_started", "b"), 0);
+  h_recorder_free(&h.rec);
+  assert_int_equal(unsetenv("SPE_STORE_FAULT"), 0);
+  if (atomic_load(&called)) fail_msg("b was called before a's success was durable");
+
+  spe_registry_free(reg);
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(bad_jobs_are_refused),
@@ -699,6 +771,7 @@ int main(void) {
       cmocka_unit_test(cancel_stops_running_tasks),
       cmocka_unit_test(shutdown_interrupts_running_tasks),
       cmocka_unit_test(durable_store_round_trip),
+      cmocka_unit_test(dependent_waits_for_its_inputs_commit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

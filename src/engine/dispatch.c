@@ -24,6 +24,7 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   job->tasks = calloc(def->ntasks, sizeof *job->tasks);
   job->hot = calloc(def->ntasks ? def->ntasks : 1, sizeof *job->hot);
   job->wait = calloc(def->ntasks ? def->ntasks : 1, 1);
+  job->block_round = calloc(def->ntasks / 64 + 1, sizeof *job->block_round);
   /* Counts that do not fit a byte, if some task has that many upstream. */
   int big = 0;
   for (uint32_t t = 0; t < def->ntasks && !big; t++)
@@ -31,13 +32,14 @@ struct job_run *spe__job_run_new(struct job_def *def, uint32_t order) {
   if (big) job->wait_big = calloc(def->ntasks, sizeof *job->wait_big);
   if (def->npriority > 0 && (job->by_rank = malloc(def->ntasks * sizeof *job->by_rank)) != NULL)
     for (uint32_t t = 0; t < def->ntasks; t++) job->by_rank[def->rank[t]] = t;
-  if (job->tasks == NULL || job->hot == NULL || job->wait == NULL ||
+  if (job->tasks == NULL || job->hot == NULL || job->wait == NULL || job->block_round == NULL ||
       (big && job->wait_big == NULL) || (def->npriority > 0 && job->by_rank == NULL) ||
       spe__ready_set_init(&job->ready, job, def->ntasks, order, job->by_rank) != 0) {
     free(job->tasks);
     free(job->hot);
     free(job->wait);
     free(job->wait_big);
+    free(job->block_round);
     free(job->by_rank);
     free(job);
     return NULL;
@@ -67,6 +69,7 @@ void spe__job_run_free(struct job_run *job) {
   free(job->hot);
   free(job->wait);
   free(job->wait_big);
+  free(job->block_round);
   spe__ready_set_free(&job->ready); /* out of the queue (a prune, or the end) */
   free(job->by_rank);
   spe__job_free(job->def);
@@ -75,11 +78,11 @@ void spe__job_run_free(struct job_run *job) {
 
 void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t round) {
-  /* 0 for every task not queued (take_top puts it back): a job's million
-   * roots are queued without touching their records. */
-  if (round != 0) job->hot[t].round = round;
   /* Without priorities, a task's rank is its index (job_graph.c). */
   uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
+  /* 0 for every task whose inputs are durable: a job's million roots are
+   * queued without writing a round. */
+  if (round > job->block_round[rank / 64]) job->block_round[rank / 64] = round;
   if (spe__ready_push(&eng->ready, &job->ready, rank) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
@@ -139,12 +142,10 @@ static int entry_stale(const struct job_run *job, uint32_t t) {
   return job->status != JOB_RUNNING || job->cancelling || job->hot[t].status != TASK_PENDING;
 }
 
-/* A ready task's round (spe__engine_push_ready), reset as it leaves the
- * queue. */
-static uint32_t take_round(struct job_run *job, uint32_t t) {
-  uint32_t round = job->hot[t].round;
-  if (round != 0) job->hot[t].round = 0;
-  return round;
+/* The round a ready task waits for (spe__engine_push_ready): its block's. */
+static uint32_t take_round(const struct job_run *job, uint32_t t) {
+  uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
+  return job->block_round[rank / 64];
 }
 
 /* A task taken off the ready queue. */
@@ -168,12 +169,11 @@ static void drop_top(struct engine *eng) {
   struct ready_set *set = spe__ready_peek(&eng->ready, &t);
   struct job_run *job = set->job;
   if (job->status != JOB_RUNNING || job->cancelling) {
-    /* Its tasks' ready_round may stay: rounds only grow, so an old one reads
-     * as durable if the task is ever queued again. */
+    /* Its blocks' rounds stay: rounds only grow, so an old one reads as
+     * durable if a task is ever queued there again. */
     spe__ready_remove(&eng->ready, set);
     return;
   }
-  take_round(job, t);
   spe__ready_pop(&eng->ready);
 }
 

@@ -60,15 +60,12 @@ struct task_state {
                            /* while ready, its round: job_run.hot[t] */
 };
 
-/* What the engine touches of a task on its hot path, together, apart from
- * the 56-byte task_state: the task freed by a success has its status read
- * and its round written - one cache line, where two arrays made two misses,
- * and 64-byte records one a task. Its count of upstream tasks is apart
- * (job_run.wait, below). */
+/* A task's status, apart from the 56-byte task_state, in a dense array
+ * (job_run.hot): the picks read it for every task, in rank order, and with a
+ * byte a task the statuses of a hundred 10,000-task jobs stay in the CPU's
+ * cache. So do the counts (job_run.wait, below) and the rounds of the
+ * ready tasks (job_run.block_round). */
 struct task_hot {
-  uint32_t round;          /* while ready: the round whose commit makes its
-                              inputs durable, 0 when they are
-                              (spe__engine_push_ready); 0 when not ready */
   uint8_t status;          /* enum task_status */
 };
 
@@ -135,6 +132,13 @@ struct job_run {
   uint32_t *wait_big;      /* def->ntasks counts, for those that do not fit
                               a byte; NULL when none has that many upstream
                               tasks */
+  uint32_t *block_round;   /* for each 64 ranks (a word of the ready
+                              bitmap): the newest round whose commit makes the
+                              inputs of a task queued there durable
+                              (spe__engine_push_ready) - a task taken from the
+                              block waits for it, which is never too early
+                              (rounds only grow) and at worst one commit
+                              late; 0 when none had to wait */
   int all_exec;            /* every task is an `exec` task */
   int any_timeout;         /* some task has a timeout */
   struct ready_set ready;  /* its ready tasks (ready_queue.h) */
