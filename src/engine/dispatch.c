@@ -877,10 +877,10 @@ static void apply_outcome(struct engine *eng, struct attempt *a, struct task_out
     for (uint32_t e = first; e < end; e++) {
       uint32_t s = def->succ[e];
       /* Its status is not read here: a task whose count reaches 0 is
-       * pending but in a cancelled job (or a recovered job's odd record),
-       * and the pick drops what is not pending (entry_stale) - while the
-       * read was a miss for every task freed (the counts are in cache, the
-       * hot records of a hundred jobs are not). */
+       * pending, unless its job was cancelled (or a recovered job's records
+       * disagree), and the pick drops what is not pending (entry_stale).
+       * The read was a miss for every task freed, when the statuses were in
+       * 12-byte records. */
       if (spe__wait_drop(job, s)) spe__engine_push_ready(eng, job, s, eng->fill->gen);
     }
   } else {

@@ -57,7 +57,8 @@ struct task_state {
   uint32_t row_gen;        /* the round set whose batch holds this task's row, */
   uint32_t row;            /* at this index (a later change replaces it) */
   uint32_t mark;           /* ancestor walks: visited in walk number `mark` */
-                           /* while ready, its round: job_run.hot[t] */
+                           /* while ready, the round it waits for:
+                              job_run.block_round */
 };
 
 /* A task's status, apart from the 56-byte task_state, in a dense array
