@@ -153,13 +153,9 @@ struct job_run {
   struct job_run *next_pruned;   /* round_set.pruned */
 };
 
-/* Task t's count of upstream tasks not yet succeeded. */
-static inline uint32_t spe__wait_get(const struct job_run *job, uint32_t t) {
-  return job->wait[t] != SPE_WAIT_BIG ? job->wait[t] : job->wait_big[t];
-}
-
-/* Set it (n is at most its number of upstream tasks: wait_big exists when
- * that many do not fit a byte). */
+/* Set task t's count of upstream tasks not yet succeeded (n is at most its
+ * number of upstream tasks: wait_big exists when that many do not fit a
+ * byte). Whether the count is 0 is job->wait[t] == 0. */
 static inline void spe__wait_set(struct job_run *job, uint32_t t, uint32_t n) {
   if (job->wait[t] == SPE_WAIT_BIG || n >= SPE_WAIT_BIG) {
     job->wait[t] = SPE_WAIT_BIG;
