@@ -95,7 +95,7 @@ char *spe__input_text(struct job_run *job, uint32_t t, size_t *len) {
 
 /* The callbacks of thread-isolated calls (func_exec_config), called with
  * the job as ctx: the call borrows from the job, counted in job->calls from
- * spe__input_lend() until release, and the job's definition does not change
+ * its start (spawn_call, dispatch.c) until release, and the job's definition does not change
  * while it has calls. */
 
 /* The input built by the call, on its own thread, if it asks. */

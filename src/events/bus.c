@@ -294,10 +294,6 @@ int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn f
 
 const atomic_uint *spe__bus_nsubs(const struct event_bus *bus) { return &bus->nsubs; }
 
-int spe__bus_has_subscribers(struct event_bus *bus) {
-  return atomic_load_explicit(&bus->nsubs, memory_order_acquire) != 0;
-}
-
 void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *s) {
   if (s == NULL) return;
   pthread_mutex_lock(&bus->lock);

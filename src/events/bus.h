@@ -14,10 +14,10 @@
 #ifndef SPE_EVENTS_BUS_H
 #define SPE_EVENTS_BUS_H
 
-#include <stdatomic.h>
 #include "spe.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 struct event_bus;
 struct bus_sub;
@@ -42,11 +42,10 @@ int spe__bus_subscribe(struct event_bus *bus, const char *job_id, spe_event_fn f
  * callback (its own or another's) it returns at once. NULL is a no-op. */
 void spe__bus_unsubscribe(struct event_bus *bus, struct bus_sub *sub);
 
-/* Whether any subscription is live. The engine builds no events while none
- * is and the store keeps no event log: nobody could ever see them. Any thread. */
-int spe__bus_has_subscribers(struct event_bus *bus);
-/* The count of live subscriptions itself, for a thread that checks it for
- * every event it might build (an inline atomic load, not a call). */
+/* The count of live subscriptions (any thread may read it). The engine
+ * builds no events while it is 0 and the store keeps no event log: nobody
+ * could ever see them. It checks for every event it might build: an inline
+ * atomic load, not a call. */
 const atomic_uint *spe__bus_nsubs(const struct event_bus *bus);
 
 /* Wait until every event published before the call has been delivered (every

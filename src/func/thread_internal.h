@@ -127,7 +127,7 @@ struct pool_worker {
   struct pool_worker *next; /* every thread started */
 };
 
-/* What the loop is doing, for put_note: awake (it reads the notes itself),
+/* What the loop is doing, for put_news: awake (it reads the notes itself),
  * asleep (the first note wakes it), or asleep until the queue runs dry (a
  * note wakes it only when no run waits: it has nothing to hand over, and
  * something else - a commit's end - wakes it for the rest). */
@@ -164,7 +164,7 @@ struct thread_pool {
   void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d); /* theirs
                                 (func_exec_config; read-only) */
   atomic_int loop_sleeping;  /* LOOP_*: whether notes must wake the loop
-                                (put_note) */
+                                (put_news) */
   atomic_int committing;     /* a commit runs on another thread: a thread
                                 without a run spins briefly (spin_wait) */
   char pad_loop[64];

@@ -51,7 +51,7 @@
  *     and whoever frees one comes back, or the loop is awake and a thread in
  *     a call will come back (and the loop brings more as above).
  *   - Towards the loop: the loop reads the notes in every round, and the
- *     eventfd is written only when it sleeps (`loop_sleeping`, see put_note),
+ *     eventfd is written only when it sleeps (`loop_sleeping`, see put_news),
  *     by the first note after it last took them (`notified`); it takes the
  *     whole list at once, so a note added after the take comes with a new
  *     write if it sleeps. The loop watches the eventfd edge-triggered, where
@@ -199,7 +199,7 @@ int spe__tpool_sleep_begin(struct thread_pool *p, int until_dry) {
   if (atomic_load_explicit(&p->has_notes, memory_order_seq_cst)) {
     awake = 1;
     if (until_dry) {
-      /* Notes wait: they wake it only if no run waits (put_note's rule). */
+      /* Notes wait: they wake it only if no run waits (put_news's rule). */
       pthread_mutex_lock(&p->mu);
       awake = p->head == NULL;
       pthread_mutex_unlock(&p->mu);
