@@ -50,10 +50,8 @@ int spe__thread_exec_new(struct thread_exec **out, const struct func_exec_config
   }
   tx->lp = lp;
   tx->lg = lg;
-  tx->reg = cfg->reg;
   tx->done = done;
   tx->started = cfg->started;
-  tx->describe_fn = cfg->describe_fn;
   tx->input_fn = cfg->input_fn;
   tx->release_fn = cfg->release_fn;
   tx->ctx = ctx;
@@ -255,7 +253,7 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
   if (launch->release_fn == NULL) /* required: the run borrows (exec/exec.h) */
     return fail_start(failed, SPE_EINVAL,
                       spe__error_new("error", "a call started without a release function"));
-  const struct func_entry *fn = tx->last_fn = spe__fn_find(tx->reg, tx->last_fn, name);
+  const struct func_entry *fn = tx->last_fn = spe__fn_find(tx->pool.reg, tx->last_fn, name);
   if (fn == NULL)
     return fail_start(failed, SPE_EINVAL,
                       spe__error_new("error", "no function \"%s\" is registered", name));
@@ -270,7 +268,7 @@ int spe__thread_exec_start(struct thread_exec *tx, const struct task_launch *lau
 int spe__thread_exec_call(struct thread_exec *tx, const struct call_req *req, void *task_ctx,
                           struct func_run **out, struct task_outcome *failed) {
   *out = NULL;
-  if (tx->describe_fn == NULL || tx->release_fn == NULL)
+  if (tx->pool.describe_fn == NULL || tx->release_fn == NULL)
     return fail_start(failed, SPE_EINVAL,
                       spe__error_new("error", "calls by reference need the executor's callbacks"));
   struct func_run *run = spe__trun_get(tx);

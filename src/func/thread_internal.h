@@ -241,13 +241,12 @@ struct thread_exec {
   struct thread_pool pool;
   struct loop *lp;
   const struct logger *lg;
-  const struct spe_registry *reg;
-  const struct func_entry *last_fn; /* the last found (the registry is the
+  const struct func_entry *last_fn; /* the last found in pool.reg (the
                                 executor's copy: its entries never move) */
   cmd_done_fn done;
   func_started_fn started;  /* may be NULL */
-  /* spe__func_call's callbacks (func_exec_config), or NULL: */
-  void (*describe_fn)(void *ctx, uint32_t task, struct call_desc *d);
+  /* spe__func_call's callbacks (func_exec_config), or NULL (describe_fn:
+   * pool.describe_fn): */
   json_t *(*input_fn)(void *ctx, uint32_t task);
   void (*release_fn)(void *ctx);
   void *ctx;
