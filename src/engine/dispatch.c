@@ -76,13 +76,24 @@ void spe__job_run_free(struct job_run *job) {
   free(job);
 }
 
+/* Task t's rank: without priorities, its index (job_graph.c). */
+static inline uint32_t task_rank(const struct job_run *job, uint32_t t) {
+  return job->def->npriority > 0 ? job->def->rank[t] : t;
+}
+
+/* The round a ready task of rank `rank` waits for: its block's
+ * (job_run.block_round). */
+static inline uint32_t *block_round(const struct job_run *job, uint32_t rank) {
+  return &job->block_round[rank / 64];
+}
+
 void spe__engine_push_ready(struct engine *eng, struct job_run *job, uint32_t t,
                             uint32_t round) {
-  /* Without priorities, a task's rank is its index (job_graph.c). */
-  uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
+  uint32_t rank = task_rank(job, t);
   /* 0 for every task whose inputs are durable: a job's million roots are
    * queued without writing a round. */
-  if (round > job->block_round[rank / 64]) job->block_round[rank / 64] = round;
+  uint32_t *r = block_round(job, rank);
+  if (round > *r) *r = round;
   if (spe__ready_push(&eng->ready, &job->ready, rank) != 0)
     spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory queueing task \"%s\"",
              job->def->tasks[t].name);
@@ -142,10 +153,9 @@ static int entry_stale(const struct job_run *job, uint32_t t) {
   return job->status != JOB_RUNNING || job->cancelling || job->hot[t].status != TASK_PENDING;
 }
 
-/* The round a ready task waits for (spe__engine_push_ready): its block's. */
+/* The round a ready task waits for (spe__engine_push_ready). */
 static uint32_t take_round(const struct job_run *job, uint32_t t) {
-  uint32_t rank = job->def->npriority > 0 ? job->def->rank[t] : t;
-  return job->block_round[rank / 64];
+  return *block_round(job, task_rank(job, t));
 }
 
 /* A task taken off the ready queue. */
@@ -454,7 +464,8 @@ static int list_add(struct attempt_list *l, struct attempt *a) {
   return 0;
 }
 
-/* A picked task becomes an attempt. `round`: its ready_round. 0, or
+/* A picked task becomes an attempt. `round`: the round it waits for
+ * (take_round). 0, or
  * SPE_ENOMEM (the task is not picked). Inline: a call of its own in
  * pick_ahead's loop cost a tenth of the engine's instructions a task. */
 static inline int add_attempt(struct engine *eng, struct job_run *job, uint32_t t,
@@ -530,10 +541,11 @@ static int pick_ahead(struct engine *eng, struct job_run *job) {
       __builtin_prefetch(&job->wait[def->succ[e]], 1);
     if (job->hot[t].status != TASK_PENDING) continue; /* a stale entry: dropped */
     if (add_attempt(eng, job, t, round, 1) != 0) {
-      /* Put back what was taken and not picked. */
+      /* Put back what was taken and not picked (their blocks keep their
+       * rounds). */
       for (uint32_t k = i; k < n; k++)
         if (job->hot[tasks[k]].status == TASK_PENDING)
-          spe__engine_push_ready(eng, job, tasks[k], k == i ? round : 0);
+          spe__engine_push_ready(eng, job, tasks[k], 0);
       spe__log(&eng->cfg.log, SPE_LOG_ERROR, "out of memory picking tasks");
       return 0;
     }
@@ -778,9 +790,8 @@ static int schedule_retry(struct engine *eng, struct job_run *job, uint32_t t, i
 /* task_terminated, dated when the attempt ended (its outcome's end). */
 static json_t *terminated_event(struct engine *eng, struct job_run *job, uint32_t t,
                                 const char *status, const struct task_outcome *out) {
-  if (!spe__events_on(eng)) return NULL;
-  json_t *ev = spe__event_build(eng, job, "task_terminated",
-                                out->finished_ms > 0 ? out->finished_ms : spe__now_ms());
+  json_t *ev = spe__event_new_at(eng, job, "task_terminated",
+                                 out->finished_ms > 0 ? out->finished_ms : spe__now_ms());
   if (ev == NULL) return NULL;
   json_object_set_new(ev, "task", json_string(job->def->tasks[t].name));
   json_object_set_new(ev, "attempt", json_integer(job->tasks[t].attempts));
@@ -847,11 +858,9 @@ static __attribute__((noinline)) void apply_failed(struct engine *eng, struct at
 static __attribute__((noinline)) void record_success(struct engine *eng, struct job_run *job,
                                                      uint32_t t, const struct task_outcome *out) {
   spe__record_task(eng, job, t);
-  if (spe__events_on(eng)) {
-    json_t *ev = terminated_event(eng, job, t, "succeeded", out);
-    if (ev) json_object_set(ev, "result", job->tasks[t].result);
-    spe__record_event(eng, ev);
-  }
+  json_t *ev = terminated_event(eng, job, t, "succeeded", out);
+  if (ev) json_object_set(ev, "result", job->tasks[t].result);
+  spe__record_event(eng, ev);
 }
 
 static void apply_outcome(struct engine *eng, struct attempt *a, struct task_outcome *out) {
